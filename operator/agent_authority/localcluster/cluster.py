@@ -1,0 +1,415 @@
+"""Run etcd, kube-apiserver and kube-controller-manager on 127.0.0.1, and stop them cleanly.
+
+Children are started in their own process group. Attached clusters (tests, ``dev``) also ask the
+kernel to kill the children when the starting thread dies (``PR_SET_PDEATHSIG``), so an
+interrupted or killed test run leaves no stray processes; run folders of dead owners are removed
+on the next start. Detached clusters (``up``) record their pids in ``state.json`` for ``down``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import errno
+import importlib.resources
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from agent_authority.localcluster import assets, kubeconfig, pki
+
+PR_SET_PDEATHSIG = 1
+READY_TIMEOUT = 90.0
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not start or stop; the message says why and what to do."""
+
+
+@dataclasses.dataclass
+class Options:
+    apiserver_port: int = 0
+    """0 picks a free port."""
+    etcd_port: int = 0
+    operator_url: str = "https://127.0.0.1:9443"
+    """Where the operator serves admission webhooks and ``/audit`` (the audit webhook target)."""
+    controller_manager: bool = True
+    detach: bool = False
+    name: str | None = None
+    """A stable name (``dev``) makes the run folder ``<cache>/run/<name>``; else a temp folder."""
+    max_token_expiration: str | None = None
+    """``--service-account-max-token-expiration``, e.g. ``1h``; unset keeps the default."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _claim(port: int, what: str) -> int:
+    if port == 0:
+        return _free_port()
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ClusterError(
+                    f"port {port} on 127.0.0.1 for {what} is taken by another process; "
+                    "stop it or choose another port"
+                ) from e
+            raise
+    return port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_root() -> pathlib.Path:
+    return assets.cache_dir() / "run"
+
+
+def reap_stale_runs() -> None:
+    """Remove run folders whose owner process is gone (left by a killed test run)."""
+    root = run_root()
+    if not root.exists():
+        return
+    for folder in root.iterdir():
+        state = folder / "state.json"
+        try:
+            data = json.loads(state.read_text())
+        except (OSError, ValueError):
+            data = {}
+        owner = int(data.get("owner", 0))
+        pids = [int(p) for p in data.get("pids", [])]
+        if (owner and _alive(owner)) or (not owner and data and any(_alive(p) for p in pids)):
+            continue  # in use: an attached run whose owner lives, or a detached run (`up`)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class LocalCluster:
+    """One local control plane. ``start()``, use ``kubeconfig``, ``stop()``."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.binaries: assets.Binaries | None = None
+        self.folder: pathlib.Path | None = None
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.apiserver_port = 0
+        self.etcd_port = 0
+        self.startup_seconds = 0.0
+
+    # -- paths -------------------------------------------------------------------------------
+    def _path(self, *parts: str) -> pathlib.Path:
+        if self.folder is None:
+            raise ClusterError("the control plane is not started")
+        return self.folder.joinpath(*parts)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def kubeconfig(self) -> pathlib.Path:
+        return self._path("admin.kubeconfig")
+
+    @property
+    def pki_dir(self) -> pathlib.Path:
+        return self._path("pki")
+
+    @property
+    def ca_file(self) -> pathlib.Path:
+        return self._path("pki", "cluster-ca.crt")
+
+    def operator_serving(self) -> pki.KeyPair:
+        """The certificate the operator serves webhooks and ``/audit`` with (signed by the CA)."""
+        return pki.KeyPair(self._path("pki", "operator.crt"), self._path("pki", "operator.key"))
+
+    def user_kubeconfig(self, username: str, groups: list[str] | None = None) -> pathlib.Path:
+        """A kubeconfig authenticating as ``username`` in ``groups`` (a CA-signed client cert)."""
+        safe = "".join(c if c.isalnum() or c in "-." else "_" for c in username)
+        ca = pki.Authority.load(pki.KeyPair(self.ca_file, self._path("pki", "cluster-ca.key")))
+        pair = ca.issue(
+            self._path("pki"), f"user-{safe}", common_name=username, organizations=groups,
+            client=True,
+        )
+        return kubeconfig.write(
+            self._path(f"user-{safe}.kubeconfig"), server=self.url, ca=self.ca_file, user=username,
+            client_cert=pair.cert, client_key=pair.key,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> LocalCluster:
+        started = time.monotonic()
+        reap_stale_runs()
+        self.binaries = assets.find_or_build()
+        self.etcd_port = _claim(self.options.etcd_port, "etcd")
+        self.apiserver_port = _claim(self.options.apiserver_port, "kube-apiserver")
+        root = run_root()
+        root.mkdir(parents=True, exist_ok=True)
+        if self.options.name:
+            self.folder = root / self.options.name
+            if (self.folder / "state.json").exists():
+                raise ClusterError(
+                    f"a control plane named {self.options.name!r} is already running "
+                    f"(state in {self.folder}); run `down` first"
+                )
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir()
+        else:
+            self.folder = pathlib.Path(tempfile.mkdtemp(prefix="cp-", dir=root))
+        try:
+            self._write_state()
+            self._prepare()
+            self._spawn("etcd", self._etcd_args())
+            self._wait_etcd()
+            self._spawn("kube-apiserver", self._apiserver_args())
+            self._wait_apiserver()
+            if self.options.controller_manager:
+                self._spawn("kube-controller-manager", self._controller_manager_args())
+            self._write_state()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        """Stop every child (TERM, then KILL after 10 s) and remove the run folder."""
+        for name in reversed(list(self._procs)):
+            _terminate(self._procs[name])
+        self._procs.clear()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "owner": 0 if self.options.detach else os.getpid(),
+            "pids": [p.pid for p in self._procs.values()],
+            "url": self.url,
+            "kubeconfig": str(self.kubeconfig),
+            "folder": str(self.folder),
+            "operatorUrl": self.options.operator_url,
+        }
+
+    def _write_state(self) -> None:
+        self._path("state.json").write_text(json.dumps(self.state(), indent=2))
+
+    # -- internals ---------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        pki_dir = self._path("pki")
+        pki_dir.mkdir()
+        ca = pki.Authority.create(pki_dir, "cluster")
+        ca.issue(
+            pki_dir, "apiserver", common_name="kube-apiserver",
+            dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+            ip_addresses=["127.0.0.1"], server=True,
+        )
+        admin = ca.issue(
+            pki_dir, "admin", common_name="admin", organizations=["system:masters"], client=True
+        )
+        ca.issue(
+            pki_dir, "operator", common_name="agent-authority-webhook",
+            dns_names=["localhost"], ip_addresses=["127.0.0.1"], server=True,
+        )
+        audit_client = ca.issue(
+            pki_dir, "audit-client", common_name="system:kube-apiserver-audit", client=True
+        )
+        pki.service_account_keys(pki_dir)
+        kubeconfig.write(
+            self.kubeconfig, server=self.url, ca=ca.files.cert, user="admin",
+            client_cert=admin.cert, client_key=admin.key,
+        )
+        kubeconfig.write(
+            self._path("audit-webhook.kubeconfig"), server=self.options.operator_url + "/audit",
+            ca=ca.files.cert, user="kube-apiserver-audit",
+            client_cert=audit_client.cert, client_key=audit_client.key,
+        )
+        policy = importlib.resources.files("agent_authority.localcluster") / "audit-policy.yaml"
+        self._path("audit-policy.yaml").write_text(policy.read_text())
+
+    def _etcd_args(self) -> list[str]:
+        assert self.binaries is not None
+        peer = f"http://127.0.0.1:{_free_port()}"
+        client = f"http://127.0.0.1:{self.etcd_port}"
+        return [
+            str(self.binaries.etcd),
+            f"--data-dir={self._path('etcd')}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=default={peer}",
+            "--name=default",
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self) -> list[str]:
+        assert self.binaries is not None
+        p = self._path("pki")
+        args = [
+            str(self.binaries.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'cluster-ca.crt'}",
+            "--authorization-mode=RBAC",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            f"--audit-policy-file={self._path('audit-policy.yaml')}",
+            f"--audit-webhook-config-file={self._path('audit-webhook.kubeconfig')}",
+            "--audit-webhook-batch-max-wait=1s",
+            "--audit-webhook-initial-backoff=1s",
+            "--profiling=false",
+            f"--cert-dir={self._path('apiserver-certs')}",
+        ]
+        if self.options.max_token_expiration:
+            args.append(f"--service-account-max-token-expiration={self.options.max_token_expiration}")
+        return args
+
+    def _controller_manager_args(self) -> list[str]:
+        assert self.binaries is not None
+        p = self._path("pki")
+        return [
+            str(self.binaries.kube_controller_manager),
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--use-service-account-credentials=false",
+            f"--service-account-private-key-file={p / 'sa.key'}",
+            f"--root-ca-file={p / 'cluster-ca.crt'}",
+            "--controllers=*,-bootstrapsigner,-tokencleaner,-nodeipam,-nodelifecycle",
+        ]
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = self._path(f"{name}.log").open("wb")
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=None if self.options.detach else _die_with_parent,  # noqa: PLW1509
+            )
+        finally:
+            log.close()
+        self._procs[name] = proc
+
+    def _check_alive(self, name: str) -> None:
+        proc = self._procs[name]
+        if proc.poll() is not None:
+            tail = self._path(f"{name}.log").read_text(errors="replace").splitlines()[-25:]
+            raise ClusterError(
+                f"{name} exited with code {proc.returncode} during start-up; last log lines:\n"
+                + "\n".join(tail)
+            )
+
+    def _wait_etcd(self) -> None:
+        url = f"http://127.0.0.1:{self.etcd_port}/health"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            self._check_alive("etcd")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback http
+                    if b'"health":"true"' in resp.read():
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise ClusterError(f"etcd did not become healthy within {READY_TIMEOUT:.0f} s")
+
+    def _wait_apiserver(self) -> None:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        p = self._path("pki")
+        context.load_cert_chain(str(p / "admin.crt"), str(p / "admin.key"))
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = ""
+        while time.monotonic() < deadline:
+            self._check_alive("kube-apiserver")
+            try:
+                with urllib.request.urlopen(  # noqa: S310 - our own https URL
+                    f"{self.url}/readyz", timeout=2, context=context
+                ) as resp:
+                    if resp.status == 200:
+                        return
+            except urllib.error.HTTPError as e:
+                last = e.read().decode(errors="replace")[-500:]
+            except (urllib.error.URLError, OSError) as e:
+                last = str(e)
+            time.sleep(0.1)
+        raise ClusterError(f"kube-apiserver not ready within {READY_TIMEOUT:.0f} s: {last}")
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def stop_detached(name: str) -> bool:
+    """Stop a control plane started with ``detach=True``; False when none was running."""
+    folder = run_root() / name
+    state_file = folder / "state.json"
+    if not state_file.exists():
+        return False
+    state = json.loads(state_file.read_text())
+    pids = [int(p) for p in state.get("pids", [])]
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    shutil.rmtree(folder, ignore_errors=True)
+    return True

@@ -1,0 +1,113 @@
+"""Generate CustomResourceDefinitions from the models (pure: dicts in, dicts out).
+
+The pydantic JSON schema is turned into a *structural* OpenAPI v3 schema as the apiserver wants it:
+``$ref``s inlined, titles dropped, ``Optional[X]`` rendered as an optional ``X`` (no ``null``),
+``additionalProperties: false`` removed (structural schemas prune unknown fields; strict field
+validation refuses them), CEL rules kept as ``x-kubernetes-validations``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pydantic
+
+from agent_authority.models import GROUP, VERSION, base, grant, request, session
+
+RESOURCES: tuple[type[base.ResourceMeta], ...] = (
+    grant.AgentGrant,
+    session.IncidentSession,
+    request.RemediationRequest,
+)
+
+_DROP = frozenset({"title", "$defs"})
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        return _inline({**target, **siblings}, defs)
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b != {"type": "null"}]
+        if len(branches) == 1:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            if rest.get("default", 0) is None:
+                del rest["default"]
+            return _inline({**branches[0], **rest}, defs)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "additionalProperties" and value is False:
+            continue
+        if key == "properties":
+            out[key] = {name: _inline(sub, defs) for name, sub in value.items()}
+        else:
+            out[key] = _inline(value, defs)
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def openapi_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The structural schema of a model's ``spec`` and ``status``, as the CRD's root schema."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    props = _inline(raw["properties"], defs)
+    root: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": props["spec"],
+            "status": props["status"],
+        },
+        "required": ["spec"],
+    }
+    if raw.get("description"):
+        root["description"] = raw["description"]
+    return root
+
+
+def custom_resource_definition(model: type[base.ResourceMeta]) -> dict[str, Any]:
+    """The full CustomResourceDefinition object for one top-level model."""
+    assert issubclass(model, pydantic.BaseModel)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{model.plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": model.kind,
+                "listKind": f"{model.kind}List",
+                "plural": model.plural,
+                "singular": model.singular,
+                "shortNames": list(model.short_names),
+                "categories": list(model.categories),
+            },
+            "scope": "Namespaced" if model.namespaced else "Cluster",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [c.to_api() for c in model.printer_columns],
+                    "schema": {"openAPIV3Schema": openapi_schema(model)},
+                }
+            ],
+        },
+    }
+
+
+def file_name(model: type[base.ResourceMeta]) -> str:
+    """Where the CRD of ``model`` lives under ``crds/``."""
+    return f"{GROUP}_{model.plural}.yaml"
