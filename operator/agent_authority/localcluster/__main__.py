@@ -1,9 +1,9 @@
 """``python -m agent_authority.localcluster up|down|env|build`` (wrapped by ``hack/controlplane``).
 
-    up      start a detached control plane named "dev" and print its environment
-    down    stop it and remove its folder
-    env     print `export KUBECONFIG=...` for it
-    build   only obtain/build the binaries (warms the cache)
+up      start a detached control plane named "dev" and print its environment
+down    stop it and remove its folder
+env     print `export KUBECONFIG=...` for it
+build   only obtain/build the binaries (warms the cache)
 """
 
 from __future__ import annotations
@@ -18,34 +18,47 @@ NAME = "dev"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hack/controlplane", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hack/controlplane",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["up", "down", "env", "build"])
     parser.add_argument("--name", default=NAME, help="name of the control plane (default: dev)")
     parser.add_argument("--apiserver-port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--operator-url", default="https://127.0.0.1:9443",
-                        help="where the operator serves webhooks and /audit")
+    parser.add_argument(
+        "--operator-url",
+        default="https://127.0.0.1:9443",
+        help="where the operator serves webhooks and /audit",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
             print(json.dumps({k: str(v) for k, v in vars(assets.find_or_build()).items()}))
         elif args.command == "up":
             local = cluster.LocalCluster(
-                cluster.Options(apiserver_port=args.apiserver_port, name=args.name,
-                                operator_url=args.operator_url, detach=True)
+                cluster.Options(
+                    apiserver_port=args.apiserver_port,
+                    name=args.name,
+                    operator_url=args.operator_url,
+                    detach=True,
+                )
             ).start()
-            print(f"# control plane up in {local.startup_seconds:.1f} s at {local.url}",
-                  file=sys.stderr)
+            print(
+                f"# control plane up in {local.startup_seconds:.1f} s at {local.url}",
+                file=sys.stderr,
+            )
             print(f"export KUBECONFIG={local.kubeconfig}")
         elif args.command == "down":
             stopped = cluster.stop_detached(args.name)
-            print("stopped" if stopped else f"no control plane named {args.name!r} is running",
-                  file=sys.stderr)
+            print(
+                "stopped" if stopped else f"no control plane named {args.name!r} is running",
+                file=sys.stderr,
+            )
         else:
             state = cluster.run_root() / args.name / "state.json"
             if not state.exists():
-                print(f"no control plane named {args.name!r} is running; run `up`",
-                      file=sys.stderr)
+                print(f"no control plane named {args.name!r} is running; run `up`", file=sys.stderr)
                 return 1
             print(f"export KUBECONFIG={json.loads(state.read_text())['kubeconfig']}")
     except (assets.AssetError, cluster.ClusterError) as e:

@@ -93,11 +93,13 @@ def find_or_build() -> Binaries:
         )
     if found["etcd"] is None:
         found["etcd"] = etcd_binaries() / "etcd"
-    return Binaries(
-        kube_apiserver=found["kube-apiserver"],
-        kube_controller_manager=found["kube-controller-manager"],
-        etcd=found["etcd"],
+    apiserver, controller_manager, etcd = (
+        found["kube-apiserver"],
+        found["kube-controller-manager"],
+        found["etcd"],
     )
+    assert apiserver and controller_manager and etcd
+    return Binaries(apiserver, controller_manager, etcd)
 
 
 @contextlib.contextmanager

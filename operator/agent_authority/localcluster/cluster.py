@@ -157,21 +157,28 @@ class LocalCluster:
         safe = "".join(c if c.isalnum() or c in "-." else "_" for c in username)
         ca = pki.Authority.load(pki.KeyPair(self.ca_file, self._path("pki", "cluster-ca.key")))
         pair = ca.issue(
-            self._path("pki"), f"user-{safe}", common_name=username, organizations=groups,
+            self._path("pki"),
+            f"user-{safe}",
+            common_name=username,
+            organizations=groups,
             client=True,
         )
         return kubeconfig.write(
-            self._path(f"user-{safe}.kubeconfig"), server=self.url, ca=self.ca_file, user=username,
-            client_cert=pair.cert, client_key=pair.key,
+            self._path(f"user-{safe}.kubeconfig"),
+            server=self.url,
+            ca=self.ca_file,
+            user=username,
+            client_cert=pair.cert,
+            client_key=pair.key,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> LocalCluster:
         started = time.monotonic()
-        reap_stale_runs()
-        self.binaries = assets.find_or_build()
         self.etcd_port = _claim(self.options.etcd_port, "etcd")
         self.apiserver_port = _claim(self.options.apiserver_port, "kube-apiserver")
+        reap_stale_runs()
+        self.binaries = assets.find_or_build()
         root = run_root()
         root.mkdir(parents=True, exist_ok=True)
         if self.options.name:
@@ -235,29 +242,43 @@ class LocalCluster:
         pki_dir.mkdir()
         ca = pki.Authority.create(pki_dir, "cluster")
         ca.issue(
-            pki_dir, "apiserver", common_name="kube-apiserver",
+            pki_dir,
+            "apiserver",
+            common_name="kube-apiserver",
             dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-            ip_addresses=["127.0.0.1"], server=True,
+            ip_addresses=["127.0.0.1"],
+            server=True,
         )
         admin = ca.issue(
             pki_dir, "admin", common_name="admin", organizations=["system:masters"], client=True
         )
         ca.issue(
-            pki_dir, "operator", common_name="agent-authority-webhook",
-            dns_names=["localhost"], ip_addresses=["127.0.0.1"], server=True,
+            pki_dir,
+            "operator",
+            common_name="agent-authority-webhook",
+            dns_names=["localhost"],
+            ip_addresses=["127.0.0.1"],
+            server=True,
         )
         audit_client = ca.issue(
             pki_dir, "audit-client", common_name="system:kube-apiserver-audit", client=True
         )
         pki.service_account_keys(pki_dir)
         kubeconfig.write(
-            self.kubeconfig, server=self.url, ca=ca.files.cert, user="admin",
-            client_cert=admin.cert, client_key=admin.key,
+            self.kubeconfig,
+            server=self.url,
+            ca=ca.files.cert,
+            user="admin",
+            client_cert=admin.cert,
+            client_key=admin.key,
         )
         kubeconfig.write(
-            self._path("audit-webhook.kubeconfig"), server=self.options.operator_url + "/audit",
-            ca=ca.files.cert, user="kube-apiserver-audit",
-            client_cert=audit_client.cert, client_key=audit_client.key,
+            self._path("audit-webhook.kubeconfig"),
+            server=self.options.operator_url + "/audit",
+            ca=ca.files.cert,
+            user="kube-apiserver-audit",
+            client_cert=audit_client.cert,
+            client_key=audit_client.key,
         )
         policy = importlib.resources.files("agent_authority.localcluster") / "audit-policy.yaml"
         self._path("audit-policy.yaml").write_text(policy.read_text())
@@ -304,7 +325,9 @@ class LocalCluster:
             f"--cert-dir={self._path('apiserver-certs')}",
         ]
         if self.options.max_token_expiration:
-            args.append(f"--service-account-max-token-expiration={self.options.max_token_expiration}")
+            args.append(
+                f"--service-account-max-token-expiration={self.options.max_token_expiration}"
+            )
         return args
 
     def _controller_manager_args(self) -> list[str]:
@@ -330,7 +353,7 @@ class LocalCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=None if self.options.detach else _die_with_parent,  # noqa: PLW1509
+                preexec_fn=None if self.options.detach else _die_with_parent,
             )
         finally:
             log.close()
@@ -351,7 +374,7 @@ class LocalCluster:
         while time.monotonic() < deadline:
             self._check_alive("etcd")
             try:
-                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback http
+                with urllib.request.urlopen(url, timeout=2) as resp:
                     if b'"health":"true"' in resp.read():
                         return
             except (urllib.error.URLError, OSError):

@@ -29,7 +29,8 @@ class Subject(base.Model):
     model_config = pydantic.ConfigDict(
         json_schema_extra=cel.rules(
             cel.rule(
-                "self.kind == 'ServiceAccount' ? has(self.__namespace__) : !has(self.__namespace__)",
+                "self.kind == 'ServiceAccount'"
+                " ? has(self.__namespace__) : !has(self.__namespace__)",
                 "namespace is required for kind ServiceAccount and forbidden otherwise",
                 field_path=".namespace",
             )

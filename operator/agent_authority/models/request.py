@@ -164,11 +164,8 @@ class RemediationRequest(base.Model, base.ResourceMeta):
         base.PrinterColumn(name="Phase", type="string", json_path=".status.phase"),
         base.PrinterColumn(name="Session", type="string", json_path=".spec.sessionRef.name"),
         base.PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
-        base.PrinterColumn(
-            name="Reason", type="string", json_path=".status.reason", priority=1
-        ),
+        base.PrinterColumn(name="Reason", type="string", json_path=".status.reason", priority=1),
     ]
 
     spec: RemediationRequestSpec
     status: RemediationRequestStatus | None = None
-

@@ -1,0 +1,1 @@
+"""The ``agent-authority`` command (also ``kubectl agent``): one module per command group."""

@@ -1,0 +1,1 @@
+"""Admission webhooks served by the operator: identity stamping, approvals, grant escalation."""
