@@ -1,0 +1,754 @@
+"""Session admission, reconciliation with grant changes, and deviation."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+import pytest
+
+from agent_authority.models import base, grant, session
+from agent_authority.policy import rbac, sessions
+
+BOT = base.UserInfo(username="system:serviceaccount:agents:sre-bot")
+ALICE = base.UserInfo(username="alice", groups=["dev"])
+ONCALL = base.UserInfo(username="bob", groups=["system:authenticated", "sre-oncall"])
+MALLORY = base.UserInfo(username="mallory", groups=["dev"])
+
+PODS = {"name": "pods-read", "namespaces": ["web", "api"], "resources": ["pods", "pods/log"]}
+EVENTS = {
+    "name": "events",
+    "namespaceSelector": {"matchLabels": {"tier": "frontend"}},
+    "resources": ["events"],
+    "verbs": ["get", "list", "watch"],
+}
+DEPLOYS = {
+    "name": "deploys",
+    "namespaces": ["web"],
+    "apiGroups": ["apps"],
+    "resources": ["deployments"],
+    "verbs": ["get"],
+}
+RESOLVED = {"events": ["web", "api"]}
+SUBJECTS = [
+    {"kind": "ServiceAccount", "namespace": "agents", "name": "sre-bot"},
+    {"kind": "User", "name": "alice"},
+    {"kind": "Group", "name": "sre-oncall"},
+]
+
+
+def grant_spec(**fields: Any) -> grant.AgentGrantSpec:
+    """The grant 'checkout' as its YAML would read; keyword arguments replace top-level fields."""
+    body: dict[str, Any] = {
+        "subjects": SUBJECTS,
+        "incidents": {"severities": ["SEV1", "SEV2"], "classes": ["latency", "crashloop"]},
+        "read": [PODS, EVENTS, DEPLOYS],
+        "session": {"maxTtlSeconds": 3600, "maxConcurrentSessions": 3, "maxSubAgentDepth": 2},
+    }
+    body.update(fields)
+    return grant.AgentGrantSpec.model_validate(body)
+
+
+def with_(scope: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**scope, **changes}
+
+
+def session_spec(**fields: Any) -> session.IncidentSessionSpec:
+    body: dict[str, Any] = {
+        "grantRef": {"name": "checkout"},
+        "incident": {"id": "INC-7", "severity": "SEV2", "class": "latency"},
+        "purpose": "checkout p99 latency",
+        "ttlSeconds": 1800,
+    }
+    body.update(fields)
+    return session.IncidentSessionSpec.model_validate(body)
+
+
+def context(**changes: Any) -> sessions.SessionContext:
+    ctx = sessions.SessionContext(
+        grant=grant_spec(),
+        grant_name="checkout",
+        grant_valid=True,
+        active_sessions=0,
+        resolved=RESOLVED,
+    )
+    return dataclasses.replace(ctx, **changes)
+
+
+def rule(
+    namespace: str, resources: list[str], verbs: list[str], groups: list[str] | None = None
+) -> grant.PolicyRule:
+    return grant.PolicyRule(
+        namespace=namespace, api_groups=groups or [""], resources=resources, verbs=verbs
+    )
+
+
+def parent(**changes: Any) -> sessions.ParentInfo:
+    """An Active root session 'root' under 'checkout' holding pods and events in web only."""
+    info = sessions.ParentInfo(
+        name="root",
+        grant_name="checkout",
+        phase=session.SessionPhase.ACTIVE,
+        depth=0,
+        effective_rules=[
+            rule("web", ["events"], ["get", "list", "watch"]),
+            rule("web", ["pods", "pods/log"], ["get", "list"]),
+        ],
+    )
+    return dataclasses.replace(info, **changes)
+
+
+ALL_RULES = [
+    rule("api", ["events"], ["get", "list", "watch"]),
+    rule("api", ["pods", "pods/log"], ["get", "list"]),
+    rule("web", ["events"], ["get", "list", "watch"]),
+    rule("web", ["pods", "pods/log"], ["get", "list"]),
+    rule("web", ["deployments"], ["get"], groups=["apps"]),
+]
+
+
+# is_subject -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "subjects", "expected"),
+    [
+        (BOT, SUBJECTS, True),
+        (base.UserInfo(username="system:serviceaccount:other:sre-bot"), SUBJECTS, False),
+        (ALICE, SUBJECTS, True),
+        (base.UserInfo(username="sre-oncall"), SUBJECTS, False),
+        (ONCALL, SUBJECTS, True),
+        (base.UserInfo(username="alice-2", groups=["alice"]), SUBJECTS, False),
+        (MALLORY, SUBJECTS, False),
+        (
+            base.UserInfo(username="system:serviceaccount::sre-bot"),
+            [{"kind": "ServiceAccount", "name": "sre-bot"}],
+            False,
+        ),
+    ],
+    ids=[
+        "service-account-matches-its-full-username",
+        "service-account-of-another-namespace-does-not-match",
+        "user-matches-username",
+        "group-name-as-username-does-not-match",
+        "group-matches-membership",
+        "user-name-as-group-does-not-match",
+        "stranger-does-not-match",
+        "service-account-subject-without-namespace-matches-no-one",
+    ],
+)
+def test_is_subject(user: base.UserInfo, subjects: list[dict[str, Any]], expected: bool) -> None:
+    models = [grant.Subject.model_validate(s) for s in subjects]
+
+    assert sessions.is_subject(user, models) is expected
+
+
+# admit: allowed ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requester", "spec", "ctx", "rules", "depth"),
+    [
+        (BOT, session_spec(), context(), ALL_RULES, 0),
+        (
+            ALICE,
+            session_spec(scopes=[{"name": "pods-read", "namespaces": ["web"]}]),
+            context(),
+            [rule("web", ["pods", "pods/log"], ["get", "list"])],
+            0,
+        ),
+        (
+            ONCALL,
+            session_spec(scopes=[{"name": "events"}]),
+            context(resolved={"events": ["shop"]}),
+            [rule("shop", ["events"], ["get", "list", "watch"])],
+            0,
+        ),
+        (
+            BOT,
+            session_spec(scopes=[{"name": "deploys"}, {"name": "pods-read"}]),
+            context(resolved={}),
+            [ALL_RULES[1], ALL_RULES[3], ALL_RULES[4]],
+            0,
+        ),
+        (
+            BOT,
+            session_spec(incident={"id": "INC-7", "severity": "SEV1", "class": "capacity"}),
+            context(grant=grant_spec(incidents={"severities": ["SEV1"]})),
+            ALL_RULES,
+            0,
+        ),
+        (BOT, session_spec(ttlSeconds=3600), context(active_sessions=2), ALL_RULES, 0),
+        (
+            BOT,
+            session_spec(
+                parentSession="root", scopes=[{"name": "pods-read", "namespaces": ["web"]}]
+            ),
+            context(parent=parent()),
+            [rule("web", ["pods", "pods/log"], ["get", "list"])],
+            1,
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root", scopes=[{"name": "events", "namespaces": ["web"]}]),
+            context(parent=parent(depth=1)),
+            [rule("web", ["events"], ["get", "list", "watch"])],
+            2,
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root"),
+            context(parent=parent(effective_rules=ALL_RULES)),
+            ALL_RULES,
+            1,
+        ),
+    ],
+    ids=[
+        "service-account-subject-gets-every-scope-when-scopes-unset",
+        "user-subject-narrows-a-scope-to-some-namespaces",
+        "group-subject-gets-selector-resolved-namespaces",
+        "selector-scope-selecting-nothing-drops-out-when-not-asked-for",
+        "any-class-when-grant-lists-no-classes",
+        "ttl-at-grant-max-and-one-session-below-limit-allowed",
+        "sub-agent-narrowing-its-parent-gets-depth-one",
+        "sub-agent-at-max-depth-allowed",
+        "sub-agent-with-all-of-its-parents-rules-allowed",
+    ],
+)
+def test_admit_allows(
+    requester: base.UserInfo,
+    spec: session.IncidentSessionSpec,
+    ctx: sessions.SessionContext,
+    rules: list[grant.PolicyRule],
+    depth: int,
+) -> None:
+    admission = sessions.admit(requester, spec, ctx)
+
+    assert (admission.allowed, admission.reason) == (True, sessions.Reason.ADMITTED)
+    assert admission.rules == rules
+    assert admission.depth == depth
+
+
+# admit: refused ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requester", "spec", "ctx", "reason", "says"),
+    [
+        (
+            BOT,
+            session_spec(),
+            context(grant=None),
+            "GrantNotFound",
+            "spec.grantRef.name: grant 'checkout' does not exist",
+        ),
+        (
+            BOT,
+            session_spec(),
+            context(grant_valid=False),
+            "GrantInvalid",
+            "spec.grantRef.name: grant 'checkout' is not Valid",
+        ),
+        (
+            MALLORY,
+            session_spec(),
+            context(),
+            "NotASubject",
+            "spec.requester: user 'mallory' (groups: dev) is not a subject of grant 'checkout' "
+            "(allowed: ServiceAccount agents/sre-bot, User alice, Group sre-oncall)",
+        ),
+        (
+            base.UserInfo(username="system:serviceaccount:default:sre-bot"),
+            session_spec(),
+            context(),
+            "NotASubject",
+            "spec.requester: user 'system:serviceaccount:default:sre-bot' is not a subject",
+        ),
+        (
+            BOT,
+            session_spec(incident={"id": "INC-7", "severity": "SEV3", "class": "latency"}),
+            context(),
+            "SeverityNotAllowed",
+            "spec.incident.severity: SEV3 is not allowed by grant 'checkout' (allowed: SEV1, SEV2)",
+        ),
+        (
+            BOT,
+            session_spec(incident={"id": "INC-7", "severity": "SEV1", "class": "capacity"}),
+            context(),
+            "ClassNotAllowed",
+            "spec.incident.class: 'capacity' is not allowed by grant 'checkout' "
+            "(allowed: latency, crashloop)",
+        ),
+        (
+            BOT,
+            session_spec(ttlSeconds=3601),
+            context(),
+            "TTLTooLong",
+            "spec.ttlSeconds: 3601 exceeds spec.session.maxTtlSeconds of grant 'checkout' "
+            "(allowed: at most 3600)",
+        ),
+        (
+            BOT,
+            session_spec(scopes=[{"name": "pods-read"}, {"name": "nodes"}]),
+            context(),
+            "UnknownScope",
+            "spec.scopes[1].name: scope 'nodes' is not in grant 'checkout' "
+            "(allowed: deploys, events, pods-read)",
+        ),
+        (
+            BOT,
+            session_spec(
+                scopes=[{"name": "deploys"}, {"name": "pods-read", "namespaces": ["prod"]}]
+            ),
+            context(),
+            "ScopeWiderThanGrant",
+            "spec.scopes[1].namespaces: namespace 'prod' is not in grant scope 'pods-read' "
+            "(allowed: api, web)",
+        ),
+        (
+            BOT,
+            session_spec(scopes=[{"name": "events", "namespaces": ["web", "prod", "shop"]}]),
+            context(),
+            "ScopeWiderThanGrant",
+            "spec.scopes[0].namespaces: namespaces 'prod', 'shop' are not in grant scope 'events' "
+            "(allowed: api, web)",
+        ),
+        (
+            BOT,
+            session_spec(scopes=[{"name": "events"}]),
+            context(resolved={}),
+            "ScopeEmpty",
+            "spec.scopes[0].name: grant scope 'events' selects no namespace now",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root"),
+            context(),
+            "ParentNotFound",
+            "spec.parentSession: session 'root' does not exist in this namespace",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent(phase=session.SessionPhase.ENDED)),
+            "ParentNotActive",
+            "spec.parentSession: parent session 'root' is Ended, not Active",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent(phase=None)),
+            "ParentNotActive",
+            "spec.parentSession: parent session 'root' has no phase yet, not Active",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent(grant_name="payments")),
+            "ParentGrantMismatch",
+            "spec.grantRef.name: grant 'checkout' differs from grant 'payments' of parent "
+            "session 'root' (allowed: 'payments')",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent(depth=2)),
+            "DepthExceeded",
+            "spec.parentSession: a sub-agent of 'root' would be at depth 3, beyond "
+            "spec.session.maxSubAgentDepth 2 of grant 'checkout' "
+            "(allowed: a parent at depth 1 or less)",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(
+                parent=parent(),
+                grant=grant_spec(session={"maxSubAgentDepth": 0}),
+            ),
+            "DepthExceeded",
+            "(allowed: no parentSession)",
+        ),
+        (
+            BOT,
+            session_spec(
+                parentSession="root", scopes=[{"name": "pods-read", "namespaces": ["api"]}]
+            ),
+            context(parent=parent()),
+            "ScopeWiderThanParent",
+            "spec.scopes: a sub-agent can only narrow its parent, but 4 permission(s) are not held "
+            "by parent session 'root': get pods in api, list pods in api, get pods/log in api, "
+            "list pods/log in api (allowed: at most the parent's get/list/watch events in web, "
+            "get/list pods,pods/log in web)",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root"),
+            context(parent=parent()),
+            "ScopeWiderThanParent",
+            "spec.scopes (unset: every grant scope): a sub-agent can only narrow its parent, "
+            "but 8 permission(s)",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root", scopes=[{"name": "events", "namespaces": ["web"]}]),
+            context(parent=parent(effective_rules=[rule("web", ["events"], ["get", "list"])])),
+            "ScopeWiderThanParent",
+            "not held by parent session 'root': watch events in web",
+        ),
+        (
+            BOT,
+            session_spec(),
+            context(active_sessions=3),
+            "TooManySessions",
+            "spec.grantRef.name: grant 'checkout' already has 3 active session(s), its "
+            "spec.session.maxConcurrentSessions is 3 (allowed: a new session once another one "
+            "ends or expires)",
+        ),
+    ],
+    ids=[
+        "grant-must-exist",
+        "grant-must-be-valid",
+        "requester-must-be-a-subject",
+        "service-account-of-another-namespace-is-not-a-subject",
+        "severity-must-be-allowed-by-grant",
+        "class-must-be-allowed-when-grant-lists-classes",
+        "ttl-above-grant-max-refused",
+        "unknown-scope-refused",
+        "namespace-outside-explicit-grant-scope-refused",
+        "namespaces-outside-selector-resolution-refused",
+        "asked-for-selector-scope-selecting-nothing-refused",
+        "parent-must-exist",
+        "parent-must-be-active",
+        "parent-without-phase-is-not-active",
+        "parent-must-share-the-grant",
+        "depth-beyond-grant-max-refused",
+        "no-sub-agents-when-max-depth-is-zero",
+        "sub-agent-cannot-widen-to-another-namespace",
+        "sub-agent-with-unset-scopes-asks-for-everything",
+        "sub-agent-cannot-add-watch",
+        "active-sessions-at-limit-refused",
+    ],
+)
+def test_admit_refuses(
+    requester: base.UserInfo,
+    spec: session.IncidentSessionSpec,
+    ctx: sessions.SessionContext,
+    reason: str,
+    says: str,
+) -> None:
+    admission = sessions.admit(requester, spec, ctx)
+
+    assert (admission.allowed, admission.reason) == (False, reason)
+    assert says in admission.message
+    assert admission.message.startswith("spec.")
+    assert "(allowed: " in admission.message
+    assert admission.rules == []
+
+
+@pytest.mark.parametrize(
+    ("requester", "spec", "ctx", "reason"),
+    [
+        (MALLORY, session_spec(ttlSeconds=7200, scopes=[{"name": "x"}]), context(), "NotASubject"),
+        (
+            BOT,
+            session_spec(
+                incident={"id": "INC-7", "severity": "SEV4", "class": "latency"},
+                scopes=[{"name": "x"}],
+            ),
+            context(active_sessions=3),
+            "SeverityNotAllowed",
+        ),
+        (
+            BOT,
+            session_spec(scopes=[{"name": "x"}], parentSession="root"),
+            context(active_sessions=3),
+            "UnknownScope",
+        ),
+        (
+            BOT,
+            session_spec(parentSession="root"),
+            context(active_sessions=3, parent=parent(phase=session.SessionPhase.REVOKED)),
+            "ParentNotActive",
+        ),
+    ],
+    ids=[
+        "identity-before-what-is-asked",
+        "incident-before-capacity",
+        "scopes-before-parent-and-capacity",
+        "permanent-problems-before-the-transient-session-limit",
+    ],
+)
+def test_admit_reports_the_first_failure(
+    requester: base.UserInfo,
+    spec: session.IncidentSessionSpec,
+    ctx: sessions.SessionContext,
+    reason: str,
+) -> None:
+    assert sessions.admit(requester, spec, ctx).reason == reason
+
+
+def test_admit_rejects_a_context_about_another_parent() -> None:
+    with pytest.raises(ValueError, match=r"ctx\.parent describes session 'root'"):
+        sessions.admit(BOT, session_spec(parentSession="other"), context(parent=parent()))
+
+
+@pytest.mark.parametrize(
+    ("parent_expiry", "expected"),
+    [
+        (None, datetime.datetime(2025, 1, 1, 1, 0, tzinfo=datetime.UTC)),
+        (
+            datetime.datetime(2025, 1, 1, 0, 20, tzinfo=datetime.UTC),
+            datetime.datetime(2025, 1, 1, 0, 20, tzinfo=datetime.UTC),
+        ),
+        (
+            datetime.datetime(2025, 1, 1, 2, 0, tzinfo=datetime.UTC),
+            datetime.datetime(2025, 1, 1, 1, 0, tzinfo=datetime.UTC),
+        ),
+    ],
+    ids=[
+        "root-session-expires-after-its-ttl",
+        "sub-agent-never-outlives-its-parent",
+        "sub-agent-ttl-shorter-than-parent-applies",
+    ],
+)
+def test_session_expiry(
+    parent_expiry: datetime.datetime | None, expected: datetime.datetime
+) -> None:
+    now = datetime.datetime(2025, 1, 1, 0, 0, tzinfo=datetime.UTC)
+
+    assert sessions.session_expiry(now, 3600, parent(expires_at=parent_expiry)) == expected
+
+
+# reconcile --------------------------------------------------------------------------------------
+
+WEB_PODS_ONLY = [{"name": "pods-read", "namespaces": ["web"]}]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "new_grant", "resolved", "requester"),
+    [
+        (None, grant_spec(), RESOLVED, BOT),
+        (
+            None,
+            grant_spec(read=[with_(PODS, namespaces=["web", "api", "prod"]), EVENTS, DEPLOYS]),
+            RESOLVED,
+            BOT,
+        ),
+        (
+            None,
+            grant_spec(read=[with_(DEPLOYS, verbs=["get", "list", "watch"]), PODS, EVENTS]),
+            RESOLVED,
+            BOT,
+        ),
+        (
+            None,
+            grant_spec(
+                read=[PODS, EVENTS, DEPLOYS, with_(PODS, name="secrets", resources=["secrets"])]
+            ),
+            RESOLVED,
+            BOT,
+        ),
+        (None, grant_spec(), {"events": ["web", "api", "shop"]}, BOT),
+        (WEB_PODS_ONLY, grant_spec(read=[PODS]), {}, BOT),
+        (WEB_PODS_ONLY, grant_spec(read=[with_(PODS, verbs=["get", "list", "watch"])]), {}, BOT),
+    ],
+    ids=[
+        "unchanged-grant-keeps-session",
+        "grant-widened-to-new-namespace-never-widens-session",
+        "grant-adding-watch-never-widens-session",
+        "grant-adding-a-secrets-scope-never-widens-session",
+        "selector-selecting-more-namespaces-never-widens-session",
+        "grant-change-outside-a-narrowed-session-keeps-it",
+        "narrowed-session-stays-narrow-when-grant-widens-its-scope",
+    ],
+)
+def test_reconcile_keeps(
+    scopes: list[dict[str, Any]] | None,
+    new_grant: grant.AgentGrantSpec,
+    resolved: dict[str, list[str]],
+    requester: base.UserInfo,
+) -> None:
+    spec = session_spec(scopes=scopes)
+    current = sessions.admit(requester, spec, context()).rules
+
+    verdict = sessions.reconcile(spec, current, new_grant, True, resolved, requester)
+
+    assert verdict == sessions.Keep()
+
+
+def test_reconcile_keeps_a_session_that_holds_no_read_rules() -> None:
+    verdict = sessions.reconcile(session_spec(), [], grant_spec(read=[]), True, {}, BOT)
+
+    assert verdict == sessions.Keep()
+
+
+@pytest.mark.parametrize(
+    ("scopes", "new_grant", "resolved", "removed"),
+    [
+        (
+            None,
+            grant_spec(read=[with_(PODS, namespaces=["web"]), EVENTS, DEPLOYS]),
+            RESOLVED,
+            ["get pods in api", "list pods in api", "get pods/log in api", "list pods/log in api"],
+        ),
+        (
+            None,
+            grant_spec(read=[PODS, EVENTS]),
+            RESOLVED,
+            ["get deployments.apps in web"],
+        ),
+        (
+            None,
+            grant_spec(read=[PODS, with_(EVENTS, verbs=["get", "list"]), DEPLOYS]),
+            RESOLVED,
+            ["watch events in api", "watch events in web"],
+        ),
+        (
+            None,
+            grant_spec(),
+            {"events": ["web"]},
+            ["get events in api", "list events in api", "watch events in api"],
+        ),
+        (
+            None,
+            grant_spec(
+                read=[with_(PODS, namespaces=["web", "prod"], resources=["pods"]), EVENTS, DEPLOYS]
+            ),
+            RESOLVED,
+            [
+                "get pods in api",
+                "list pods in api",
+                "get pods/log in api",
+                "list pods/log in api",
+                "get pods/log in web",
+                "list pods/log in web",
+            ],
+        ),
+        (
+            [{"name": "pods-read"}, {"name": "deploys"}],
+            grant_spec(read=[with_(PODS, namespaces=["api"]), with_(DEPLOYS, name="deploys-2")]),
+            {},
+            [
+                "get pods in web",
+                "list pods in web",
+                "get pods/log in web",
+                "list pods/log in web",
+                "get deployments.apps in web",
+            ],
+        ),
+    ],
+    ids=[
+        "namespace-removed-from-scope-narrows",
+        "requested-scope-removed-from-grant-drops-out",
+        "watch-removed-from-scope-narrows",
+        "selector-selecting-fewer-namespaces-narrows",
+        "grant-widened-and-narrowed-at-once-only-narrows",
+        "renamed-scope-drops-out-and-the-rest-stays",
+    ],
+)
+def test_reconcile_narrows(
+    scopes: list[dict[str, Any]] | None,
+    new_grant: grant.AgentGrantSpec,
+    resolved: dict[str, list[str]],
+    removed: list[str],
+) -> None:
+    spec = session_spec(scopes=scopes)
+    current = sessions.admit(BOT, spec, context()).rules
+
+    verdict = sessions.reconcile(spec, current, new_grant, True, resolved, BOT)
+
+    assert isinstance(verdict, sessions.Narrow)
+    assert [str(p) for p in verdict.removed] == removed
+    assert rbac.expand(verdict.rules) == rbac.expand(current) - set(verdict.removed)
+    assert rbac.is_subset(verdict.rules, current) == []
+    assert verdict.message.startswith("grant 'checkout' changed: the session lost ")
+
+
+@pytest.mark.parametrize(
+    ("new_grant", "valid", "requester", "reason", "says"),
+    [
+        (None, True, BOT, "GrantDeleted", "spec.grantRef.name: grant 'checkout' was deleted"),
+        (grant_spec(), False, BOT, "GrantInvalid", "grant 'checkout' is no longer Valid"),
+        (
+            grant_spec(subjects=SUBJECTS[1:]),
+            True,
+            BOT,
+            "NotASubject",
+            "spec.requester: user 'system:serviceaccount:agents:sre-bot' is not a subject",
+        ),
+        (grant_spec(), True, None, "NotASubject", "spec.requester: no requester"),
+        (
+            grant_spec(incidents={"severities": ["SEV1"]}),
+            True,
+            BOT,
+            "SeverityNotAllowed",
+            "spec.incident.severity: SEV2 is not allowed by grant 'checkout' (allowed: SEV1)",
+        ),
+        (
+            grant_spec(incidents={"severities": ["SEV2"], "classes": ["crashloop"]}),
+            True,
+            BOT,
+            "ClassNotAllowed",
+            "spec.incident.class: 'latency' is not allowed",
+        ),
+        (
+            grant_spec(read=[with_(PODS, namespaces=["api"]), EVENTS]),
+            True,
+            BOT,
+            "NoScopeLeft",
+            "spec.scopes: grant 'checkout' no longer allows any of the session's 4 permission(s)",
+        ),
+        (
+            grant_spec(read=[]),
+            True,
+            BOT,
+            "NoScopeLeft",
+            "no longer allows any",
+        ),
+    ],
+    ids=[
+        "grant-deleted-revokes",
+        "grant-no-longer-valid-revokes",
+        "requester-removed-from-subjects-revokes",
+        "session-without-requester-revokes",
+        "severity-no-longer-allowed-revokes",
+        "class-no-longer-allowed-revokes",
+        "nothing-left-of-the-requested-scopes-revokes",
+        "grant-without-read-scopes-revokes",
+    ],
+)
+def test_reconcile_revokes(
+    new_grant: grant.AgentGrantSpec | None,
+    valid: bool,
+    requester: base.UserInfo | None,
+    reason: str,
+    says: str,
+) -> None:
+    spec = session_spec(scopes=WEB_PODS_ONLY)
+    current = sessions.admit(BOT, spec, context()).rules
+
+    verdict = sessions.reconcile(spec, current, new_grant, valid, RESOLVED, requester)
+
+    assert isinstance(verdict, sessions.Revoke)
+    assert verdict.reason == reason
+    assert says in verdict.message
+    assert "(allowed: " in verdict.message
+
+
+# deviation --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("denied", "max_denied", "exceeded"),
+    [(0, 0, False), (1, 0, True), (2, 3, False), (3, 3, False), (4, 3, True)],
+    ids=[
+        "no-denials-is-fine",
+        "default-policy-first-denial-revokes",
+        "below-the-allowance-is-fine",
+        "at-the-allowance-is-fine",
+        "one-beyond-the-allowance-revokes",
+    ],
+)
+def test_deviation_exceeded(denied: int, max_denied: int, exceeded: bool) -> None:
+    assert sessions.deviation_exceeded(denied, max_denied) is exceeded
