@@ -1,0 +1,271 @@
+"""The hash chain: canonical form, hashing, sealing, and the :class:`Chain` that appends records.
+
+Canonical form
+--------------
+The canonical form of a JSON value is the UTF-8 encoding of its JSON text where:
+
+- object members are sorted by key (Unicode code point order), at every depth;
+- there is no whitespace at all: ``,`` between items, ``:`` between key and value;
+- strings are written as they are, except ``"`` and ``\\`` (escaped with a backslash) and
+  U+0000..U+001F (``\\b \\t \\n \\f \\r``, else ``\\u00xx`` in lowercase hex); no other escapes,
+  so non-ASCII text appears as UTF-8; lone surrogates are refused;
+- numbers are integers within ±(2**53-1), in plain decimal; floats are refused;
+- ``true``, ``false``, ``null`` as such.
+
+For every value an audit record can hold (ASCII keys, no floats) this is byte for byte RFC 8785
+(JSON Canonicalization Scheme), so a verifier in another language can reproduce it.
+
+A record's ``hash`` is the lowercase hex SHA-256 of the canonical form of its wire object
+(camelCase members, nulls kept) without the ``hash`` and ``signature`` members; ``keyId``, ``seq``
+and ``prevHash`` are covered. Its ``signature`` is Ed25519 over the 64 ASCII bytes of ``hash``.
+A log line is the canonical form of the whole record followed by ``\\n``.
+
+The chain
+---------
+Record 0 has ``prevHash`` = 64 zeros; record n has ``seq`` = n and ``prevHash`` = the ``hash`` of
+record n-1. :class:`Chain` is the only writer: it holds a lock while it seals and writes, so
+records reach the sink in ``seq`` order from any thread. ``append`` is a short synchronous call;
+from asyncio call it directly, or through ``asyncio.to_thread`` if the sink fsyncs slow storage.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import pathlib
+import threading
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+
+import pydantic
+
+from agent_authority.audit import errors, signing
+from agent_authority.models import audit as audit_models
+
+if typing.TYPE_CHECKING:
+    from agent_authority.audit import sinks
+
+ZERO_HASH = audit_models.ZERO_HASH
+SEAL_MEMBERS = frozenset({"hash", "signature"})
+"""Wire members left out of the canonical form that ``hash`` covers."""
+
+Clock = Callable[[], datetime.datetime]
+
+
+def system_clock() -> datetime.datetime:
+    """The wall clock, in UTC: the clock a running operator passes to :class:`Chain`."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+def canonical_json(value: object) -> bytes:
+    """The canonical form of a JSON value (see the module docstring); ``RecordError`` if none."""
+    _check_canonical(value, "$")
+    text = json.dumps(
+        value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise errors.RecordError(f"text is not valid Unicode (lone surrogate): {e}") from e
+
+
+def record_hash(wire: Mapping[str, object]) -> str:
+    """Hex SHA-256 of a record's canonical form, leaving out ``hash`` and ``signature``."""
+    body = {key: value for key, value in wire.items() if key not in SEAL_MEMBERS}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def wire(record: audit_models.UnsignedRecord) -> dict[str, object]:
+    """A record as a JSON object: camelCase members, every member present (``null`` if unset)."""
+    return record.model_dump(mode="json", by_alias=True)
+
+
+def encode_line(record: audit_models.AuditRecord) -> str:
+    """One log line (without the newline): the canonical form of the whole record."""
+    return canonical_json(wire(record)).decode("utf-8")
+
+
+def seal(
+    entry: audit_models.AuditEntry,
+    *,
+    head: audit_models.Checkpoint | None,
+    now: datetime.datetime,
+    signer: signing.Signer,
+) -> audit_models.AuditRecord:
+    """Place ``entry`` after ``head`` (``None``: first record), hash and sign it. Pure."""
+    fields = entry.model_dump(include=set(audit_models.AuditEntry.model_fields))
+    try:
+        unsigned = audit_models.UnsignedRecord.model_validate(
+            {
+                **fields,
+                "seq": 0 if head is None else head.seq + 1,
+                "time": now,
+                "prev_hash": ZERO_HASH if head is None else head.hash,
+                "key_id": signer.key_id,
+            }
+        )
+    except pydantic.ValidationError as e:
+        raise errors.RecordError(f"cannot place a {entry.event} record in the chain: {e}") from e
+    body = wire(unsigned)
+    digest = record_hash(body)
+    return audit_models.AuditRecord.model_validate(
+        {**body, "hash": digest, "signature": signer.sign(digest)}
+    )
+
+
+class Chain:
+    """Appends sealed records to a sink, one after the other.
+
+    A failed write stops the chain for good: the sink may or may not hold the record, so the next
+    ``seq`` is unknown and guessing would fork or gap the log. Build a new chain with
+    :meth:`resume`, which re-reads and verifies the log. Wrap sinks whose failures must not stop
+    auditing (Kubernetes Events) in :class:`~agent_authority.audit.sinks.BestEffort`.
+    """
+
+    def __init__(
+        self,
+        signer: signing.Signer,
+        sink: sinks.Sink,
+        *,
+        clock: Clock,
+        head: audit_models.Checkpoint | None = None,
+    ) -> None:
+        """``head`` is the last record already in the sink's log; ``None`` starts a new log."""
+        self._signer = signer
+        self._sink = sink
+        self._clock = clock
+        self._head = head
+        self._lock = threading.Lock()
+        self._failure: Exception | None = None
+        self._log: sinks.JsonLinesFile | None = None
+
+    @classmethod
+    def resume(
+        cls,
+        path: pathlib.Path,
+        signer: signing.Signer,
+        *,
+        clock: Clock,
+        fsync: bool = True,
+        mirrors: Sequence[sinks.Sink] = (),
+    ) -> Chain:
+        """Continue the JSON-lines log at ``path`` (created, mode 0600, if missing).
+
+        Takes the file's lock, verifies every line with ``signer``'s public key and continues from
+        the last record. Fails closed: ``ResumeRefusedError`` if the log does not verify (tampered,
+        torn last line, signed by another key); ``LogLockedError`` if another process writes it.
+        Records go to the file first, then to each of ``mirrors``.
+        """
+        # sinks and verify build on this module (line encoding, hashing); resuming is the one place
+        # the chain needs them at run time, so they are imported here instead of at the top.
+        from agent_authority.audit import sinks
+
+        log = sinks.JsonLinesFile(path, fsync=fsync)  # locked first: nobody appends while we read
+        try:
+            head = _verified_head(path, signer)
+        except BaseException:
+            log.close()
+            raise
+        sink: sinks.Sink = sinks.FanOut(log, *mirrors) if mirrors else log
+        chain = cls(signer, sink, clock=clock, head=head)
+        chain._log = log
+        return chain
+
+    @property
+    def head(self) -> audit_models.Checkpoint | None:
+        """The last record appended (or resumed from): publish it as an anchor for verifiers."""
+        with self._lock:
+            return self._head
+
+    def append(self, entry: audit_models.AuditEntry) -> audit_models.AuditRecord:
+        """Seal ``entry`` as the next record, write it to the sink, and return it."""
+        with self._lock:
+            if self._failure is not None:
+                raise errors.ChainBrokenError(
+                    "the audit chain stopped after a failed write and accepts no more records; "
+                    f"close it and resume from the log (first failure: {self._failure})"
+                ) from self._failure
+            record = seal(entry, head=self._head, now=self._clock(), signer=self._signer)
+            try:
+                self._sink.write(record)
+            except Exception as e:
+                self._failure = e
+                raise errors.SinkError(
+                    f"audit record seq {record.seq} ({record.event}) could not be written, "
+                    f"so the chain stops: {e}"
+                ) from e
+            self._head = audit_models.Checkpoint(seq=record.seq, hash=record.hash)
+            return record
+
+    def close(self) -> None:
+        """Release the log file opened by :meth:`resume`, if any."""
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _verified_head(path: pathlib.Path, signer: signing.Signer) -> audit_models.Checkpoint | None:
+    from agent_authority.audit import verify  # see Chain.resume
+
+    try:
+        with path.open("rb") as f:
+            result = verify.verify(f, signer.public_key)
+            ends_with_newline = _ends_with_newline(f)
+    except OSError as e:
+        raise errors.LogReadError(f"cannot read the audit log {path}: {e}") from e
+    if not result.ok:
+        raise errors.ResumeRefusedError(
+            f"refusing to continue the audit log {path}: {result}. Keep the file as evidence, "
+            "move it aside and start a new log",
+            result,
+        )
+    if not ends_with_newline:
+        raise errors.ResumeRefusedError(
+            f"refusing to continue the audit log {path}: its last line has no newline "
+            "(a torn or hand-edited write); appending would corrupt it",
+            result,
+        )
+    return result.head
+
+
+def _ends_with_newline(f: typing.BinaryIO) -> bool:
+    size = f.seek(0, 2)
+    if size == 0:
+        return True
+    f.seek(size - 1)
+    return f.read(1) == b"\n"
+
+
+def _check_canonical(value: object, where: str) -> None:
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if abs(value) > audit_models.MAX_SAFE_INTEGER:
+            raise errors.RecordError(f"{where}: integer {value} is beyond ±(2**53-1)")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_canonical(item, f"{where}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise errors.RecordError(f"{where}: object key {key!r} is not a string")
+            _check_canonical(item, f"{where}.{key}")
+        return
+    raise errors.RecordError(
+        f"{where}: a {type(value).__name__} has no canonical JSON form "
+        "(only objects, arrays, strings, integers, booleans and null)"
+    )
