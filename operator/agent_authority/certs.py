@@ -1,4 +1,4 @@
-"""Certificates and keys for the local control plane, made with ``cryptography``.
+"""X.509 certificates and keys made with ``cryptography`` (webhook serving, local control plane).
 
 One CA signs the apiserver's serving certificate, client certificates (the admin is in
 ``system:masters``; tests mint others for arbitrary users and groups) and the operator's webhook

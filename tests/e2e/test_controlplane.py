@@ -47,7 +47,8 @@ def _wait_dead(pids: list[int], timeout: float) -> list[int]:
 def test_stop_leaves_no_process_and_no_folder() -> None:
     local = cluster.LocalCluster().start()
     pids, folder = local.state()["pids"], local.folder
-    assert folder is not None and folder.exists()
+    assert folder is not None
+    assert folder.exists()
     assert len(pids) == 3  # etcd, kube-apiserver, kube-controller-manager
     local.stop()
     assert _wait_dead(pids, 5) == []
@@ -105,7 +106,7 @@ def test_dev_runs_the_operator_with_metrics_and_json_logs() -> None:
         for line in dev.stdout:
             lines.append(line)
             if "Handler 'observe' succeeded" in line and not metrics:
-                with urllib.request.urlopen(  # noqa: S310 - loopback
+                with urllib.request.urlopen(
                     f"http://127.0.0.1:{metrics_port}/metrics", timeout=5
                 ) as resp:
                     metrics = resp.read().decode()

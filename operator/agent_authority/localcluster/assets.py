@@ -98,7 +98,9 @@ def find_or_build() -> Binaries:
         found["kube-controller-manager"],
         found["etcd"],
     )
-    assert apiserver and controller_manager and etcd
+    assert apiserver is not None
+    assert controller_manager is not None
+    assert etcd is not None
     return Binaries(apiserver, controller_manager, etcd)
 
 

@@ -27,7 +27,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from agent_authority.localcluster import assets, kubeconfig, pki
+from agent_authority import certs as pki
+from agent_authority.localcluster import assets, kubeconfig
 
 PR_SET_PDEATHSIG = 1
 READY_TIMEOUT = 90.0

@@ -1,0 +1,350 @@
+"""A session's credentials in the cluster: ServiceAccount, Secret, token, Roles and RoleBindings.
+
+Every object carries the label ``agentauthority.io/session-uid`` so that revocation and the
+start-up sweep find them in every namespace. Revocation order is the point of this module:
+RoleBindings first (authorization is gone within milliseconds: RBAC is served from informers),
+then the bound Secret and the ServiceAccount (the token stops authenticating once the apiserver's
+10 s token cache forgets it), then the Roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from agent_authority.kube import api
+from agent_authority.models import GROUP, base, grant
+
+SESSION_UID = "agentauthority.io/session-uid"
+SESSION_NAME = "agentauthority.io/session"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+COMPONENT = "agentauthority.io/component"
+OPERATOR = "agent-authority"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+MIN_TOKEN_SECONDS = 600
+"""The TokenRequest API refuses anything shorter (kube-apiserver validation)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionRef:
+    """Which session the objects belong to, and how they are named."""
+
+    namespace: str
+    name: str
+    uid: str
+    api_version: str = f"{GROUP}/v1alpha1"
+    kind: str = "IncidentSession"
+
+    @property
+    def base_name(self) -> str:
+        digest = hashlib.sha256(self.uid.encode()).hexdigest()[:8]
+        return f"aa-{self.name[:40].rstrip('-.')}-{digest}"
+
+    @property
+    def service_account(self) -> str:
+        return self.base_name
+
+    @property
+    def secret(self) -> str:
+        return f"{self.base_name}-token"
+
+    @property
+    def username(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.service_account}"
+
+    def labels(self, component: str) -> dict[str, str]:
+        return {
+            MANAGED_BY: OPERATOR,
+            SESSION_UID: self.uid,
+            SESSION_NAME: self.name[:63],
+            COMPONENT: component,
+        }
+
+    def owner(self) -> list[dict[str, Any]]:
+        """An ownerReference (same namespace only): the garbage collector's safety net."""
+        return [
+            {
+                "apiVersion": self.api_version,
+                "kind": self.kind,
+                "name": self.name,
+                "uid": self.uid,
+                "blockOwnerDeletion": False,
+            }
+        ]
+
+
+def _meta(ref: SessionRef, name: str, namespace: str, component: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": ref.labels(component),
+    }
+    if namespace == ref.namespace:
+        meta["ownerReferences"] = ref.owner()
+    return meta
+
+
+async def ensure_identity(kube: api.Kube, ref: SessionRef) -> str:
+    """Create the session's ServiceAccount and Secret if missing; returns the Secret's uid."""
+    sa = {
+        "metadata": _meta(ref, ref.service_account, ref.namespace, "identity"),
+        "automountServiceAccountToken": False,
+    }
+    await api.create_or_get(kube.core.create_namespaced_service_account, ref.namespace, sa)
+    secret = {
+        "metadata": _meta(ref, ref.secret, ref.namespace, "token"),
+        "type": "Opaque",
+    }
+    await api.create_or_get(kube.core.create_namespaced_secret, ref.namespace, secret)
+    existing = await api.call(kube.core.read_namespaced_secret, ref.secret, ref.namespace)
+    return str(existing["metadata"]["uid"])
+
+
+def _role(ref: SessionRef, namespace: str, rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"metadata": _meta(ref, ref.base_name, namespace, "access"), "rules": list(rules)}
+
+
+def _binding(
+    ref: SessionRef, name: str, namespace: str, role: str, subjects: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "metadata": _meta(ref, name, namespace, "access"),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": role},
+        "subjects": subjects,
+    }
+
+
+def rules_by_namespace(rules: Iterable[grant.PolicyRule]) -> dict[str, list[dict[str, Any]]]:
+    """Group compiled rules into RBAC ``rules`` lists per namespace."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rule in rules:
+        entry: dict[str, Any] = {
+            "apiGroups": list(rule.api_groups),
+            "resources": list(rule.resources),
+            "verbs": list(rule.verbs),
+        }
+        if rule.resource_names:
+            entry["resourceNames"] = list(rule.resource_names)
+        out.setdefault(rule.namespace, []).append(entry)
+    return out
+
+
+def agent_rules() -> list[dict[str, Any]]:
+    """What every session token may do in its own namespace: ask for remediations."""
+    return [
+        {
+            "apiGroups": [GROUP],
+            "resources": ["remediationrequests"],
+            "verbs": ["create", "get", "list", "watch"],
+        }
+    ]
+
+
+def requester_subject(user: base.UserInfo) -> dict[str, Any]:
+    prefix = "system:serviceaccount:"
+    if user.username.startswith(prefix):
+        namespace, _, name = user.username[len(prefix) :].partition(":")
+        return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+    return {"kind": "User", "apiGroup": RBAC_GROUP, "name": user.username}
+
+
+async def _apply_role(kube: api.Kube, namespace: str, body: dict[str, Any]) -> None:
+    name = body["metadata"]["name"]
+    created = await api.create_or_get(kube.rbac.create_namespaced_role, namespace, body)
+    if created is None:
+        await api.call(kube.rbac.replace_namespaced_role, name, namespace, body)
+
+
+async def _apply_binding(kube: api.Kube, namespace: str, body: dict[str, Any]) -> None:
+    await api.create_or_get(kube.rbac.create_namespaced_role_binding, namespace, body)
+
+
+async def ensure_access(
+    kube: api.Kube,
+    ref: SessionRef,
+    rules: Sequence[grant.PolicyRule],
+    requester: base.UserInfo,
+) -> None:
+    """Make the session's Roles/RoleBindings exactly ``rules`` (plus its own-namespace rights).
+
+    Narrowing replaces Roles in place and deletes the RoleBindings of namespaces that dropped out.
+    The requester gets ``get`` on the session's Secret only, by ``resourceNames``.
+    """
+    by_ns = rules_by_namespace(rules)
+    by_ns.setdefault(ref.namespace, [])
+    by_ns[ref.namespace] = by_ns[ref.namespace] + agent_rules()
+    sa_subject = [
+        {"kind": "ServiceAccount", "name": ref.service_account, "namespace": ref.namespace}
+    ]
+    tasks = []
+    for namespace, ns_rules in by_ns.items():
+        tasks.append(_apply_role(kube, namespace, _role(ref, namespace, ns_rules)))
+    await asyncio.gather(*tasks)
+    reader = f"{ref.base_name}-requester"
+    await _apply_role(
+        kube,
+        ref.namespace,
+        {
+            "metadata": _meta(ref, reader, ref.namespace, "requester"),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "verbs": ["get"],
+                    "resourceNames": [ref.secret],
+                }
+            ],
+        },
+    )
+    bindings = [
+        _apply_binding(
+            kube, namespace, _binding(ref, ref.base_name, namespace, ref.base_name, sa_subject)
+        )
+        for namespace in by_ns
+    ]
+    bindings.append(
+        _apply_binding(
+            kube,
+            ref.namespace,
+            _binding(ref, reader, ref.namespace, reader, [requester_subject(requester)]),
+        )
+    )
+    await asyncio.gather(*bindings)
+    await _prune(kube, ref, keep=set(by_ns))
+
+
+async def _prune(kube: api.Kube, ref: SessionRef, keep: set[str]) -> None:
+    """Delete access RoleBindings (then Roles) in namespaces no longer in the session's rules."""
+    selector = f"{SESSION_UID}={ref.uid},{COMPONENT}=access"
+    found = await api.call(kube.rbac.list_role_binding_for_all_namespaces, label_selector=selector)
+    namespaces = {b["metadata"]["namespace"] for b in found["items"]}
+    stale = sorted(namespaces - keep)
+    await asyncio.gather(
+        *[
+            api.ignore_missing(kube.rbac.delete_namespaced_role_binding, ref.base_name, ns)
+            for ns in stale
+        ]
+    )
+    await asyncio.gather(
+        *[api.ignore_missing(kube.rbac.delete_namespaced_role, ref.base_name, ns) for ns in stale]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    token: str
+    expires_at: datetime.datetime
+
+
+async def mint(kube: api.Kube, ref: SessionRef, secret_uid: str, seconds: int) -> Token:
+    """Mint a token for the session's ServiceAccount, bound to its Secret, and store it there.
+
+    The apiserver may shorten the lifetime (``--service-account-max-token-expiration``), so the
+    expiry is read from the response, never assumed.
+    """
+    review = await api.call(
+        kube.core.create_namespaced_service_account_token,
+        ref.service_account,
+        ref.namespace,
+        {
+            "spec": {
+                "expirationSeconds": max(seconds, MIN_TOKEN_SECONDS),
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "name": ref.secret,
+                    "uid": secret_uid,
+                },
+            }
+        },
+    )
+    token = Token(
+        str(review["status"]["token"]),
+        datetime.datetime.fromisoformat(review["status"]["expirationTimestamp"]),
+    )
+    data = {
+        "token": _b64(token.token),
+        "namespace": _b64(ref.namespace),
+        "expiresAt": _b64(token.expires_at.isoformat()),
+    }
+    await api.call(kube.core.patch_namespaced_secret, ref.secret, ref.namespace, {"data": data})
+    return token
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+async def revoke(kube: api.Kube, ref: SessionRef) -> None:
+    """Take every credential of the session away, in the order that makes it effective soonest."""
+    selector = f"{SESSION_UID}={ref.uid}"
+    bindings = await api.call(
+        kube.rbac.list_role_binding_for_all_namespaces, label_selector=selector
+    )
+    await asyncio.gather(
+        *[
+            api.ignore_missing(
+                kube.rbac.delete_namespaced_role_binding,
+                b["metadata"]["name"],
+                b["metadata"]["namespace"],
+            )
+            for b in bindings["items"]
+        ]
+    )
+    await api.ignore_missing(kube.core.delete_namespaced_secret, ref.secret, ref.namespace)
+    await api.ignore_missing(
+        kube.core.delete_namespaced_service_account, ref.service_account, ref.namespace
+    )
+    roles = await api.call(kube.rbac.list_role_for_all_namespaces, label_selector=selector)
+    await asyncio.gather(
+        *[
+            api.ignore_missing(
+                kube.rbac.delete_namespaced_role, r["metadata"]["name"], r["metadata"]["namespace"]
+            )
+            for r in roles["items"]
+        ]
+    )
+
+
+async def leftovers(kube: api.Kube) -> Mapping[str, list[tuple[str, str, str]]]:
+    """Every session-owned object in the cluster, by session uid: (kind, namespace, name)."""
+    selector = SESSION_UID
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    listings = await asyncio.gather(
+        api.call(kube.rbac.list_role_binding_for_all_namespaces, label_selector=selector),
+        api.call(kube.core.list_secret_for_all_namespaces, label_selector=selector),
+        api.call(kube.core.list_service_account_for_all_namespaces, label_selector=selector),
+        api.call(kube.rbac.list_role_for_all_namespaces, label_selector=selector),
+    )
+    for kind, listing in zip(
+        ("RoleBinding", "Secret", "ServiceAccount", "Role"), listings, strict=True
+    ):
+        for item in listing["items"]:
+            meta = item["metadata"]
+            found.setdefault(meta["labels"][SESSION_UID], []).append(
+                (kind, meta["namespace"], meta["name"])
+            )
+    return found
+
+
+async def delete_leftovers(kube: api.Kube, objects: Sequence[tuple[str, str, str]]) -> None:
+    """Delete objects in revocation order: RoleBindings, Secrets, ServiceAccounts, Roles."""
+    deleters = {
+        "RoleBinding": kube.rbac.delete_namespaced_role_binding,
+        "Secret": kube.core.delete_namespaced_secret,
+        "ServiceAccount": kube.core.delete_namespaced_service_account,
+        "Role": kube.rbac.delete_namespaced_role,
+    }
+    for kind in ("RoleBinding", "Secret", "ServiceAccount", "Role"):
+        await asyncio.gather(
+            *[
+                api.ignore_missing(deleters[kind], name, namespace)
+                for k, namespace, name in objects
+                if k == kind
+            ]
+        )
