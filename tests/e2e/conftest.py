@@ -23,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[cluster.LocalCluster]:
-    local = cluster.LocalCluster(cluster.Options(operator_url=f"https://127.0.0.1:{_port()}"))
+    local = cluster.LocalCluster(cluster.Options(audit_url=f"https://127.0.0.1:{_port()}/audit"))
     try:
         local.start()
     except (assets.AssetError, cluster.ClusterError) as e:

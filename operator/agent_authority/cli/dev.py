@@ -1,7 +1,8 @@
 """``agent-authority dev``: local control plane + CRDs + demo objects + the operator, in one go.
 
-Everything runs in this process's tree and stops on Ctrl-C (or after ``--exit-after`` seconds),
-leaving no processes or folders behind.
+The operator runs under its own identity (user ``agent-authority-operator``) bound to the
+ClusterRole in ``config/rbac/`` — its ceiling — never as cluster-admin. Everything runs in this
+process's tree and stops on Ctrl-C (or after ``--exit-after`` seconds), leaving nothing behind.
 """
 
 from __future__ import annotations
@@ -9,17 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import pathlib
 import signal
 import sys
 from typing import Any
 
-from agent_authority.controllers import runtime
+from agent_authority import runtime
 from agent_authority.kube import clients, manifests
 from agent_authority.localcluster import assets, cluster
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
+OPERATOR_USER = "agent-authority-operator"
 DEMO = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "agents"}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
@@ -44,6 +47,73 @@ DEMO = [
 ]
 
 
+@dataclasses.dataclass(frozen=True)
+class OperatorEnv:
+    """How to run the operator against a local control plane."""
+
+    kubeconfig: pathlib.Path
+    options: runtime.Options
+
+    def run_args(self) -> list[str]:
+        """``agent-authority run`` arguments that reproduce :attr:`options`."""
+        o = self.options
+        return [
+            "run",
+            f"--metrics-port={o.metrics_port}",
+            f"--webhook-port={o.webhook_port}",
+            f"--webhook-addr={o.webhook_addr}",
+            f"--webhook-host={o.webhook_host}",
+            f"--webhook-cert={o.webhook_cert}",
+            f"--webhook-key={o.webhook_key}",
+            f"--webhook-ca={o.webhook_ca}",
+            f"--audit-port={o.audit_port}",
+            f"--audit-client-ca={o.audit_client_ca}",
+            f"--token-seconds={o.token_seconds}",
+            f"--rotate-after={o.rotate_after}",
+        ]
+
+
+def operator_rbac() -> list[dict[str, Any]]:
+    """The operator's ClusterRole (its ceiling) and a binding to the local operator user."""
+    role = manifests.load([ROOT / "config" / "rbac" / "operator-clusterrole.yaml"])
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "agent-authority-operator"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "agent-authority-operator",
+        },
+        "subjects": [
+            {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": OPERATOR_USER}
+        ],
+    }
+    return [*role, binding]
+
+
+def prepare(
+    local: cluster.LocalCluster, *, metrics_port: int, webhook_port: int, audit_port: int
+) -> OperatorEnv:
+    """Install the CRDs and the operator's RBAC; the kubeconfig and options to run it with."""
+    admin = clients.api_client(str(local.kubeconfig))
+    manifests.install_crds(admin, sorted((ROOT / "crds").glob("*.yaml")))
+    manifests.apply(admin, operator_rbac())
+    serving = local.operator_serving()
+    options = runtime.Options(
+        metrics_port=metrics_port,
+        webhook_port=webhook_port,
+        webhook_addr="127.0.0.1",
+        webhook_host="127.0.0.1",
+        webhook_cert=str(serving.cert),
+        webhook_key=str(serving.key),
+        webhook_ca=str(local.ca_file),
+        audit_port=audit_port,
+        audit_client_ca=str(local.ca_file),
+    )
+    return OperatorEnv(local.user_kubeconfig(OPERATOR_USER), options)
+
+
 def add_parser(sub: Any) -> None:
     dev = sub.add_parser(
         "dev", help="start a local control plane, install the CRDs and the demo, run the operator"
@@ -51,6 +121,7 @@ def add_parser(sub: Any) -> None:
     dev.add_argument("--exit-after", type=float, default=0, help="stop after N seconds (0: never)")
     dev.add_argument("--metrics-port", type=int, default=8080)
     dev.add_argument("--webhook-port", type=int, default=9443)
+    dev.add_argument("--audit-port", type=int, default=9444)
     dev.add_argument("--no-demo", action="store_true", help="do not apply the demo objects")
     dev.add_argument("--name", default="dev", help="name of the local control plane")
     dev.set_defaults(func=run)
@@ -62,7 +133,7 @@ def _say(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     local = cluster.LocalCluster(
-        cluster.Options(name=args.name, operator_url=f"https://127.0.0.1:{args.webhook_port}")
+        cluster.Options(name=args.name, audit_url=f"https://127.0.0.1:{args.audit_port}/audit")
     )
     try:
         local.start()
@@ -71,29 +142,38 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         _say(f"control plane ready in {local.startup_seconds:.1f} s at {local.url}")
-        os.environ["KUBECONFIG"] = str(local.kubeconfig)
-        api = clients.api_client(str(local.kubeconfig))
-        manifests.install_crds(api, sorted((ROOT / "crds").glob("*.yaml")))
-        _say("CRDs installed")
+        env = prepare(
+            local,
+            metrics_port=args.metrics_port,
+            webhook_port=args.webhook_port,
+            audit_port=args.audit_port,
+        )
+        _say("CRDs and the operator's ClusterRole installed")
         if not args.no_demo:
-            docs = DEMO + manifests.load([ROOT / "examples" / "agentgrant-sre-bot.yaml"])
-            for applied in manifests.apply(api, docs):
+            admin = clients.api_client(str(local.kubeconfig))
+            docs = DEMO + manifests.load(
+                [
+                    ROOT / "examples" / "rbac" / "sre-bot-agent.yaml",
+                    ROOT / "examples" / "agentgrant-sre-bot.yaml",
+                ]
+            )
+            for applied in manifests.apply(admin, docs):
                 _say(f"applied {applied}")
         _say(f"export KUBECONFIG={local.kubeconfig}   # in another shell, then: kubectl get ag")
-        asyncio.run(_operate(args))
+        os.environ["KUBECONFIG"] = str(env.kubeconfig)
+        asyncio.run(_operate(args, env.options))
     finally:
         local.stop()
         _say("stopped; nothing left behind")
     return 0
 
 
-async def _operate(args: argparse.Namespace) -> None:
+async def _operate(args: argparse.Namespace, options: runtime.Options) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if args.exit_after:
         loop.call_later(args.exit_after, stop.set)
-    options = runtime.Options(metrics_port=args.metrics_port)
     with contextlib.suppress(asyncio.CancelledError):
         await runtime.run(options, stop_flag=stop)

@@ -1,16 +1,130 @@
-"""AgentGrant handlers: validate the spec and report it in status."""
+"""AgentGrant handlers: validate, compile to RBAC rules, report; narrow or revoke sessions.
+
+The grant's status shows ``Valid`` (the spec passes policy validation), ``Ready`` (compiled), the
+effective rules it compiles to (selector scopes resolved against the namespaces that exist now),
+and how many sessions are active under it. When a grant changes, every active session under it
+is re-checked and kept, narrowed or revoked; when it is deleted, they are revoked (a finalizer
+holds the grant until that is done).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 from typing import Any
 
 import kopf
 
-from agent_authority.models import GROUP, VERSION
+from agent_authority.controllers import handling, sessions
+from agent_authority.kube import api, resources
+from agent_authority.models import GROUP, VERSION, grant
+from agent_authority.policy import conditions, rbac
+
+PLURAL = "agentgrants"
 
 
-@kopf.on.resume(GROUP, VERSION, "agentgrants")
-@kopf.on.create(GROUP, VERSION, "agentgrants")
-@kopf.on.update(GROUP, VERSION, "agentgrants")
-def observe(name: str, logger: Any, **_: Any) -> None:
-    logger.info("AgentGrant %s observed", name)
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+async def compile_status(kube: api.Kube, body: api.Json) -> dict[str, Any]:
+    """The grant's status: validity, compiled rules, active sessions."""
+    status = dict(body.get("status") or {})
+    generation = body["metadata"].get("generation")
+    spec = grant.AgentGrantSpec.model_validate(body["spec"])
+    problems = rbac.validate_grant(spec)
+    conds = status.get("conditions", [])
+    if problems:
+        message = "; ".join(str(p) for p in problems)
+        conds = conditions.set_condition(
+            conds,
+            type_="Valid",
+            status=False,
+            reason="InvalidSpec",
+            message=message,
+            now=_now(),
+            generation=generation,
+        )
+        conds = conditions.set_condition(
+            conds,
+            type_="Ready",
+            status=False,
+            reason="InvalidSpec",
+            message="the grant is not valid; no session can be opened under it",
+            now=_now(),
+            generation=generation,
+        )
+        rules: list[grant.PolicyRule] = []
+    else:
+        resolved = await resources.resolve_selectors(kube, spec.read)
+        rules = rbac.compile_rules(spec.read, resolved)
+        conds = conditions.set_condition(
+            conds,
+            type_="Valid",
+            status=True,
+            reason="Valid",
+            message="the spec passes policy",
+            now=_now(),
+            generation=generation,
+        )
+        conds = conditions.set_condition(
+            conds,
+            type_="Ready",
+            status=True,
+            reason="Compiled",
+            message=f"{len(rules)} rule(s) across {len({r.namespace for r in rules})} namespace(s)",
+            now=_now(),
+            generation=generation,
+        )
+    active = await _active_sessions(kube, body["metadata"]["name"])
+    return {
+        "observedGeneration": generation,
+        "conditions": conds,
+        "effectiveRules": [r.to_api() for r in rules],
+        "activeSessions": len(active),
+    }
+
+
+async def _active_sessions(kube: api.Kube, name: str) -> list[api.Json]:
+    found = await resources.list_sessions(kube, label_selector=f"{resources.GRANT_LABEL}={name}")
+    return [s for s in found if (s.get("status") or {}).get("phase") == sessions.ACTIVE]
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@handling.translating
+async def compiled(body: kopf.Body, name: str, **_: Any) -> None:
+    kube = api.default()
+    plain = handling.plain(body)
+    status = await compile_status(kube, plain)
+    await resources.patch_grant_status(kube, name, status)
+    valid = conditions.is_true(status["conditions"], "Valid")
+    if not valid:
+        handling.event(
+            plain,
+            reason="InvalidSpec",
+            message=next(c["message"] for c in status["conditions"] if c["type"] == "Valid"),
+            warning=True,
+        )
+    # Re-check every live session under this grant: keep, narrow or revoke.
+    active = await _active_sessions(kube, name)
+    await asyncio.gather(*[sessions.apply_grant_change(kube, s, plain) for s in active])
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+@handling.translating
+async def deleted(name: str, **_: Any) -> None:
+    kube = api.default()
+    active = await _active_sessions(kube, name)
+    await asyncio.gather(*[sessions.apply_grant_change(kube, s, None) for s in active])
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=15, initial_delay=5, idle=5)
+@handling.translating
+async def counted(body: kopf.Body, name: str, **_: Any) -> None:
+    """Keep ``status.activeSessions`` current."""
+    kube = api.default()
+    active = await _active_sessions(kube, name)
+    if (body.get("status") or {}).get("activeSessions") != len(active):
+        await resources.patch_grant_status(kube, name, {"activeSessions": len(active)})

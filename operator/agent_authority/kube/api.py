@@ -36,6 +36,7 @@ class Kube:
         self.authz = client.AuthorizationV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
+        self.authn = client.AuthenticationV1Api(api)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None) -> Kube:

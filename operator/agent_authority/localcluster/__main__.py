@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=NAME, help="name of the control plane (default: dev)")
     parser.add_argument("--apiserver-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
-        "--operator-url",
-        default="https://127.0.0.1:9443",
-        help="where the operator serves webhooks and /audit",
+        "--audit-url",
+        default="https://127.0.0.1:9444/audit",
+        help="where the apiserver posts audit events (the operator's /audit endpoint)",
     )
     args = parser.parse_args(argv)
     try:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.Options(
                     apiserver_port=args.apiserver_port,
                     name=args.name,
-                    operator_url=args.operator_url,
+                    audit_url=args.audit_url,
                     detach=True,
                 )
             ).start()

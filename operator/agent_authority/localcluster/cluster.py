@@ -43,8 +43,8 @@ class Options:
     apiserver_port: int = 0
     """0 picks a free port."""
     etcd_port: int = 0
-    operator_url: str = "https://127.0.0.1:9443"
-    """Where the operator serves admission webhooks and ``/audit`` (the audit webhook target)."""
+    audit_url: str = "https://127.0.0.1:9444/audit"
+    """Where the apiserver posts audit events (the operator's ``/audit`` endpoint)."""
     controller_manager: bool = True
     detach: bool = False
     name: str | None = None
@@ -231,7 +231,7 @@ class LocalCluster:
             "url": self.url,
             "kubeconfig": str(self.kubeconfig),
             "folder": str(self.folder),
-            "operatorUrl": self.options.operator_url,
+            "auditUrl": self.options.audit_url,
         }
 
     def _write_state(self) -> None:
@@ -275,7 +275,7 @@ class LocalCluster:
         )
         kubeconfig.write(
             self._path("audit-webhook.kubeconfig"),
-            server=self.options.operator_url + "/audit",
+            server=self.options.audit_url,
             ca=ca.files.cert,
             user="kube-apiserver-audit",
             client_cert=audit_client.cert,

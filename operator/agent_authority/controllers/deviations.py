@@ -1,0 +1,153 @@
+"""Deviation detection from the apiserver's audit webhook: denied requests revoke sessions.
+
+The apiserver posts batches of audit events (``audit.k8s.io/v1`` EventList) to ``/audit``. An
+event whose user is a session's ServiceAccount and whose annotation
+``authorization.k8s.io/decision`` is ``forbid`` is a denied request of that session: it is counted
+in ``status.deniedRequests``, and once the count exceeds the grant's ``maxDeniedRequests`` (default
+0: the first denial) the session is revoked with reason ``Deviation``.
+
+This is after the fact and cannot block anything: RBAC already refused the request. The endpoint
+requires a client certificate signed by the configured CA (the apiserver's audit client), so
+nobody else can feed it events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+from typing import Any
+
+from aiohttp import web
+
+from agent_authority import metrics
+from agent_authority.controllers import handling, sessions
+from agent_authority.kube import api, resources
+from agent_authority.models import session
+from agent_authority.policy import sessions as session_policy
+
+SA_PREFIX = "system:serviceaccount:"
+FORBID = "forbid"
+SEEN = 10000
+logger = logging.getLogger(__name__)
+
+
+def denied_session_account(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(namespace, ServiceAccount) of a session whose request was forbidden, else None."""
+    username = str((event.get("user") or {}).get("username") or "")
+    decision = (event.get("annotations") or {}).get("authorization.k8s.io/decision")
+    if decision != FORBID or not username.startswith(SA_PREFIX):
+        return None
+    namespace, _, name = username[len(SA_PREFIX) :].partition(":")
+    if not name.startswith("aa-"):
+        return None
+    return namespace, name
+
+
+def describe(event: dict[str, Any]) -> str:
+    ref = event.get("objectRef") or {}
+    resource = ref.get("resource", event.get("requestURI", "?"))
+    if ref.get("subresource"):
+        resource += "/" + ref["subresource"]
+    where = f" in namespace {ref['namespace']}" if ref.get("namespace") else ""
+    return f"{event.get('verb', '?')} {resource}{where}"
+
+
+class Receiver:
+    """The ``/audit`` endpoint and what it does with denied requests."""
+
+    def __init__(self, kube: api.Kube) -> None:
+        self.kube = kube
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._runner: web.AppRunner | None = None
+
+    async def start(
+        self, *, host: str, port: int, certfile: str, keyfile: str, client_ca: str | None
+    ) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certfile, keyfile)
+        if client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca)
+        else:
+            logger.warning("audit endpoint accepts unauthenticated clients (no client CA given)")
+        app = web.Application()
+        app.router.add_post("/audit", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port, ssl_context=context).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        for event in payload.get("items") or []:
+            account = denied_session_account(event)
+            if account is None or self._duplicate(str(event.get("auditID", ""))):
+                continue
+            try:
+                await self.record(account, event)
+            except Exception:
+                logger.exception("could not record a denied request of %s/%s", *account)
+        return web.Response(status=200)
+
+    def _duplicate(self, audit_id: str) -> bool:
+        if not audit_id:
+            return False
+        if audit_id in self._seen:
+            return True
+        self._seen[audit_id] = None
+        while len(self._seen) > SEEN:
+            self._seen.popitem(last=False)
+        return False
+
+    async def record(self, account: tuple[str, str], event: dict[str, Any]) -> None:
+        namespace, service_account = account
+        found = await resources.list_sessions(self.kube, namespace=namespace)
+        match = [
+            s for s in found if (s.get("status") or {}).get("serviceAccountName") == service_account
+        ]
+        if not match:
+            return
+        uid = match[0]["metadata"]["uid"]
+        async with self._locks[uid]:
+            body = await resources.get_session(self.kube, namespace, match[0]["metadata"]["name"])
+            if body is None or (body.get("status") or {}).get("phase") != sessions.ACTIVE:
+                return
+            await self._count(body, event)
+
+    async def _count(self, body: api.Json, event: dict[str, Any]) -> None:
+        status = body.get("status") or {}
+        denied = int(status.get("deniedRequests") or 0) + 1
+        grant_body = await resources.get_grant(self.kube, body["spec"]["grantRef"]["name"])
+        allowed = int(
+            ((grant_body or {}).get("spec") or {}).get("session", {}).get("maxDeniedRequests", 0)
+        )
+        metrics.DEVIATIONS.labels("audit").inc()
+        what = describe(event)
+        await resources.patch_session_status(
+            self.kube,
+            body["metadata"]["namespace"],
+            body["metadata"]["name"],
+            {"deniedRequests": denied},
+        )
+        body.setdefault("status", {})["deniedRequests"] = denied
+        handling.event(
+            body,
+            reason="RequestDenied",
+            message=f"{what} was forbidden ({denied} denied, {allowed} allowed by the grant)",
+            warning=True,
+        )
+        if session_policy.deviation_exceeded(denied, allowed):
+            await sessions.revoke(
+                self.kube,
+                body,
+                session.SessionPhase.REVOKED,
+                "Deviation",
+                f"{denied} denied request(s), more than the grant's maxDeniedRequests "
+                f"({allowed}); last: {what}",
+            )

@@ -1,0 +1,95 @@
+"""Read what a session decision needs from the cluster (grant, siblings, parent, namespaces).
+
+Shared by the admission webhook and the session controller so both decide on the same facts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from agent_authority.kube import api, resources
+from agent_authority.models import grant, session
+from agent_authority.policy import rbac, sessions
+
+TERMINAL = {p.value for p in session.TERMINAL_PHASES}
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    context: sessions.SessionContext
+    grant_spec: grant.AgentGrantSpec | None
+
+
+def _created(body: api.Json) -> tuple[str, str]:
+    return (body["metadata"].get("creationTimestamp") or "9999", body["metadata"]["name"])
+
+
+async def session_facts(
+    kube: api.Kube,
+    spec: session.IncidentSessionSpec,
+    *,
+    namespace: str,
+    name: str | None,
+    created_at: datetime.datetime | None,
+) -> Facts:
+    """Facts for admitting ``spec``; ``name``/``created_at`` are None for a not-yet-created one.
+
+    Concurrency counts sessions under the same grant that are not terminal and were created
+    before this one, so that simultaneous creations are admitted in creation order.
+    """
+    grant_name = spec.grant_ref.name
+    grant_body = await resources.get_grant(kube, grant_name)
+    if grant_body is None:
+        return Facts(
+            sessions.SessionContext(
+                grant=None, grant_name=grant_name, grant_valid=False, active_sessions=0
+            ),
+            None,
+        )
+    grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
+    valid = not rbac.validate_grant(grant_spec)
+    resolved = await resources.resolve_selectors(kube, grant_spec.read)
+    siblings = await resources.list_sessions(
+        kube, label_selector=f"{resources.GRANT_LABEL}={grant_name}"
+    )
+    me = (created_at.isoformat().replace("+00:00", "Z"), name or "") if created_at else ("9999", "")
+    active = sum(
+        1
+        for s in siblings
+        if (s.get("status") or {}).get("phase") not in TERMINAL
+        and not (s["metadata"]["namespace"] == namespace and s["metadata"]["name"] == name)
+        and (created_at is None or _created(s) < me)
+    )
+    parent = None
+    if spec.parent_session:
+        parent_body = await resources.get_session(kube, namespace, spec.parent_session)
+        if parent_body is not None:
+            parent = parent_info(parent_body)
+    return Facts(
+        sessions.SessionContext(
+            grant=grant_spec,
+            grant_name=grant_name,
+            grant_valid=valid,
+            active_sessions=active,
+            resolved=resolved,
+            parent=parent,
+        ),
+        grant_spec,
+    )
+
+
+def parent_info(body: api.Json) -> sessions.ParentInfo:
+    status = body.get("status") or {}
+    phase = status.get("phase")
+    expires = status.get("expiresAt")
+    return sessions.ParentInfo(
+        name=body["metadata"]["name"],
+        grant_name=body["spec"]["grantRef"]["name"],
+        phase=session.SessionPhase(phase) if phase else None,
+        depth=int(status.get("depth") or 0),
+        effective_rules=[
+            grant.PolicyRule.model_validate(r) for r in status.get("effectiveRules", [])
+        ],
+        expires_at=datetime.datetime.fromisoformat(expires) if expires else None,
+    )
