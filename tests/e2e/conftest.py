@@ -16,7 +16,9 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from agent_authority.cli import dev
 from agent_authority.localcluster import assets, cluster
+from tests.e2e.operator_process import OperatorProcess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -84,3 +86,26 @@ def namespace(admin: client.ApiClient) -> Iterator[str]:
     client.CoreV1Api(admin).create_namespace(client.V1Namespace(metadata={"name": name}))
     yield name
     client.CoreV1Api(admin).delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    local_cluster: cluster.LocalCluster, crds: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The real operator, running as its own restricted identity, for the whole test session."""
+    audit_port = int(local_cluster.options.audit_url.rsplit(":", 1)[1].split("/")[0])
+    env = dev.prepare(
+        local_cluster, metrics_port=_port(), webhook_port=_port(), audit_port=audit_port
+    )
+    env.options.rotate_after = 0.8
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(local_cluster, env, log)
+    try:
+        process.start()
+    except RuntimeError as e:
+        pytest.fail(f"the operator could not start: {e}", pytrace=False)
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(f"\n[e2e] operator log: {log}")

@@ -112,9 +112,12 @@ async def compiled(body: kopf.Body, name: str, **_: Any) -> None:
     await asyncio.gather(*[sessions.apply_grant_change(kube, s, plain) for s in active])
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL)
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 @handling.translating
 async def deleted(name: str, **_: Any) -> None:
+    """Revoke the grant's sessions. No finalizer is needed: if the operator is down when a grant
+    is deleted, every session re-checks its grant when the operator resumes and is revoked then.
+    """
     kube = api.default()
     active = await _active_sessions(kube, name)
     await asyncio.gather(*[sessions.apply_grant_change(kube, s, None) for s in active])

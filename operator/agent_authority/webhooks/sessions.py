@@ -4,7 +4,9 @@
   are ignored), and the labels the operator indexes by (grant, parent) are set;
 - validating, CREATE: the same :func:`policy.sessions.admit` the controller runs, so a refusal
   comes back to ``kubectl`` at once, naming the field and what would be allowed;
-- validating, UPDATE: only the operator may change those labels.
+- validating, UPDATE: only the operator may change those labels. This guard is soft
+  (``failurePolicy: Ignore``, removed on shutdown) so that ending a session never depends on the
+  operator being up; the labels only serve counting, and nothing is authorized by them.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ async def admit(spec: kopf.Spec, namespace: str | None, userinfo: Any, **_: Any)
 
 
 @kopf.on.validate(
-    GROUP, VERSION, PLURAL, operation="UPDATE", id="guard-session-labels", persistent=True
+    GROUP, VERSION, PLURAL, operation="UPDATE", id="guard-session-labels", ignore_failures=True
 )
 def guard_labels(userinfo: Any, memo: Any, old: Any = None, new: Any = None, **_: Any) -> None:
     if identity.is_operator(userinfo, memo):

@@ -1,0 +1,123 @@
+"""Helpers for e2e tests that act as agents, approvers and admins on the real cluster."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+
+from agent_authority.localcluster import cluster
+from agent_authority.models import GROUP, VERSION
+
+T = TypeVar("T")
+
+
+def as_user(local: cluster.LocalCluster, username: str, groups: list[str] | None = None) -> Any:
+    """An ApiClient authenticating as ``username`` (client certificate) in ``groups``."""
+    return config.new_client_from_config(
+        config_file=str(local.user_kubeconfig(username, groups or []))
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def create_grant(admin: Any, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AgentGrant",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    created: dict[str, Any] = client.CustomObjectsApi(admin).create_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", body
+    )
+    wait_for(lambda: _valid(admin, name), 15, f"grant {name} to be Valid")
+    return created
+
+
+def _valid(admin: Any, name: str) -> bool:
+    grant = client.CustomObjectsApi(admin).get_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", name
+    )
+    conds = (grant.get("status") or {}).get("conditions", [])
+    return any(c["type"] == "Valid" and c["status"] == "True" for c in conds)
+
+
+def session_body(name: str, grant: str, **spec: Any) -> dict[str, Any]:
+    body_spec: dict[str, Any] = {
+        "grantRef": {"name": grant},
+        "incident": {"id": "INC-1", "severity": "SEV2", "class": "latency"},
+        "purpose": "e2e",
+        "ttlSeconds": 600,
+    }
+    body_spec.update(spec)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "IncidentSession",
+        "metadata": {"name": name},
+        "spec": body_spec,
+    }
+
+
+def open_session(api: Any, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "incidentsessions", body
+    )
+    return created
+
+
+def get_session(admin: Any, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.CustomObjectsApi(admin).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "incidentsessions", name
+    )
+    return found
+
+
+def wait_phase(
+    admin: Any, namespace: str, name: str, phases: set[str], timeout: float = 20
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        body = get_session(admin, namespace, name)
+        return body if (body.get("status") or {}).get("phase") in phases else None
+
+    return wait_for(check, timeout, f"session {namespace}/{name} to reach {sorted(phases)}")
+
+
+def end_session(api: Any, namespace: str, name: str) -> None:
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "incidentsessions", name, {"spec": {"ended": True}}
+    )
+
+
+def token_of(api: Any, namespace: str, session: dict[str, Any]) -> str:
+    """The session token, read the way the requester reads it (its own RBAC on one Secret)."""
+    secret = client.CoreV1Api(api).read_namespaced_secret(
+        session["status"]["secretName"], namespace
+    )
+    return base64.b64decode(secret.data["token"]).decode()
+
+
+def refusal(e: client.ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(e.body).get("message", e.body))
+    except (TypeError, ValueError):
+        return str(e.body)

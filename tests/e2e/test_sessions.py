@@ -1,0 +1,381 @@
+"""Incident sessions on the real control plane, with the real operator running.
+
+An agent opens a session, gets a token that reads exactly what its grant allows, and loses that
+access at once when the session ends, expires, its parent ends or its grant is deleted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from agent_authority.localcluster import cluster
+from agent_authority.models import GROUP, VERSION
+from tests.e2e import agents, probe
+from tests.e2e.operator_process import OperatorProcess
+
+AGENT = "agent-alice"
+AGENT_GROUP = "ai-agents"
+
+
+@dataclasses.dataclass
+class World:
+    local: cluster.LocalCluster
+    admin: Any
+    agent: Any
+    ns: str  # where sessions live
+    shop: str  # readable by the grant
+    other: str  # not readable
+    grant: str
+
+
+def _namespace(admin: Any, name: str) -> None:
+    client.CoreV1Api(admin).create_namespace({"metadata": {"name": name}})
+
+
+def grant_spec(shop: str, **session: Any) -> dict[str, Any]:
+    return {
+        "subjects": [{"kind": "Group", "name": AGENT_GROUP}],
+        "incidents": {"severities": ["SEV1", "SEV2"], "classes": ["latency", "crashloop"]},
+        "read": [
+            {
+                "name": "workloads",
+                "namespaces": [shop],
+                "apiGroups": ["", "apps"],
+                "resources": ["pods", "pods/log", "deployments"],
+                "verbs": ["get", "list"],
+            },
+            {"name": "config", "namespaces": [shop], "resources": ["configmaps"]},
+        ],
+        "session": {"maxTtlSeconds": 900, "maxConcurrentSessions": 50, **session},
+    }
+
+
+@pytest.fixture(scope="module")
+def world(
+    local_cluster: cluster.LocalCluster, admin: Any, operator: OperatorProcess
+) -> Iterator[World]:
+    ns, shop, other = agents.unique("agents"), agents.unique("shop"), agents.unique("other")
+    for name in (ns, shop, other):
+        _namespace(admin, name)
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "metadata": {"name": "open-sessions"},
+            "rules": [
+                {
+                    "apiGroups": [GROUP],
+                    "resources": ["incidentsessions"],
+                    "verbs": ["create", "get", "list", "watch", "patch"],
+                }
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "metadata": {"name": "open-sessions"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "open-sessions",
+            },
+            "subjects": [
+                {"kind": "Group", "name": AGENT_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+    grant = agents.unique("grant")
+    agents.create_grant(admin, grant, grant_spec(shop, maxDeniedRequests=1000))
+    yield World(
+        local_cluster,
+        admin,
+        agents.as_user(local_cluster, AGENT, [AGENT_GROUP]),
+        ns,
+        shop,
+        other,
+        grant,
+    )
+    client.CustomObjectsApi(admin).delete_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", grant
+    )
+
+
+def _active(
+    w: World, name: str | None = None, grant: str | None = None, **spec: Any
+) -> tuple[dict[str, Any], str]:
+    name = name or agents.unique("s")
+    agents.open_session(w.agent, w.ns, agents.session_body(name, grant or w.grant, **spec))
+    body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"})
+    assert body["status"]["phase"] == "Active", body["status"]
+    return body, agents.token_of(w.agent, w.ns, body)
+
+
+def test_session_token_reads_exactly_its_scope(world: World) -> None:
+    w = world
+    body, token = _active(w)
+    assert body["spec"]["requester"]["username"] == AGENT
+    ok = {
+        "list pods in scope": f"/api/v1/namespaces/{w.shop}/pods",
+        "list deployments in scope": f"/apis/apps/v1/namespaces/{w.shop}/deployments",
+        "list configmaps (second scope)": f"/api/v1/namespaces/{w.shop}/configmaps",
+    }
+    for what, path in ok.items():
+        assert probe.status(w.local, path, token) == 200, what
+    denied = {
+        "another namespace": ("GET", f"/api/v1/namespaces/{w.other}/pods"),
+        "another resource": ("GET", f"/api/v1/namespaces/{w.shop}/services"),
+        "secrets": ("GET", f"/api/v1/namespaces/{w.shop}/secrets"),
+        "create (write verb)": ("POST", f"/api/v1/namespaces/{w.shop}/pods"),
+        "delete (write verb)": ("DELETE", f"/api/v1/namespaces/{w.shop}/pods/x"),
+        "patch (write verb)": ("PATCH", f"/apis/apps/v1/namespaces/{w.shop}/deployments/x"),
+        "exec": ("POST", f"/api/v1/namespaces/{w.shop}/pods/x/exec?command=sh"),
+        "watch (not opted in)": ("GET", f"/api/v1/namespaces/{w.shop}/pods?watch=true"),
+        "cluster-scoped read": ("GET", "/api/v1/nodes"),
+        "its own secret": (
+            "GET",
+            f"/api/v1/namespaces/{w.ns}/secrets/{body['status']['secretName']}",
+        ),
+    }
+    for what, (method, path) in denied.items():
+        assert probe.status(w.local, path, token, method=method) == 403, what
+
+
+def test_ending_a_session_revokes_at_once(world: World) -> None:
+    w = world
+    body, token = _active(w)
+    pods = f"/api/v1/namespaces/{w.shop}/pods"
+    assert probe.status(w.local, pods, token) == 200
+    started = time.monotonic()
+    agents.end_session(w.agent, w.ns, body["metadata"]["name"])
+    forbidden = probe.wait_for_status(w.local, pods, token, 403, timeout=5)
+    assert forbidden is not None
+    dead = probe.wait_for_status(w.local, pods, token, 401, timeout=20)
+    assert dead is not None
+    ended = agents.wait_phase(w.admin, w.ns, body["metadata"]["name"], {"Ended"})
+    assert ended["status"]["revocation"]["reason"] == "Ended"
+    print(
+        f"\n[sessions] end -> 403 after {forbidden * 1000:.0f} ms, -> 401 after "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    assert forbidden < 1.0
+    assert dead < 15.0
+    # Nothing of the session is left: ServiceAccount, Secret, RoleBindings.
+    core = client.CoreV1Api(w.admin)
+    sa = body["status"]["serviceAccountName"]
+    with pytest.raises(client.ApiException) as gone:
+        core.read_namespaced_service_account(sa, w.ns)
+    assert gone.value.status == 404
+    bindings = client.RbacAuthorizationV1Api(w.admin).list_role_binding_for_all_namespaces(
+        label_selector=f"agentauthority.io/session-uid={body['metadata']['uid']}"
+    )
+    assert bindings.items == []
+
+
+def test_ttl_expiry_revokes(world: World) -> None:
+    w = world
+    body, token = _active(w, ttlSeconds=10)
+    pods = f"/api/v1/namespaces/{w.shop}/pods"
+    assert probe.status(w.local, pods, token) == 200
+    expires = body["status"]["expiresAt"]
+    forbidden = probe.wait_for_status(w.local, pods, token, 403, timeout=20)
+    assert forbidden is not None
+    expired = agents.wait_phase(w.admin, w.ns, body["metadata"]["name"], {"Expired"})
+    late = (_parse(expired["status"]["revocation"]["time"]) - _parse(expires)).total_seconds()
+    print(f"\n[sessions] TTL expiry revoked {late * 1000:.0f} ms after expiresAt")
+    assert late < 1.0
+    assert probe.wait_for_status(w.local, pods, token, 401, timeout=20) is not None
+
+
+def _parse(value: str) -> Any:
+    import datetime
+
+    return datetime.datetime.fromisoformat(value)
+
+
+def test_ending_the_parent_ends_the_sub_agent(world: World) -> None:
+    w = world
+    parent, _ = _active(w)
+    child, child_token = _active(
+        w, parentSession=parent["metadata"]["name"], scopes=[{"name": "workloads"}]
+    )
+    assert child["status"]["depth"] == 1
+    pods = f"/api/v1/namespaces/{w.shop}/pods"
+    assert probe.status(w.local, pods, child_token) == 200
+    agents.end_session(w.agent, w.ns, parent["metadata"]["name"])
+    assert probe.wait_for_status(w.local, pods, child_token, 403, timeout=5) is not None
+    revoked = agents.wait_phase(w.admin, w.ns, child["metadata"]["name"], {"Revoked"})
+    assert revoked["status"]["revocation"]["reason"] == "ParentEnded"
+
+
+def test_deleting_the_grant_revokes_its_sessions(world: World) -> None:
+    w = world
+    grant = agents.unique("doomed")
+    agents.create_grant(w.admin, grant, grant_spec(w.shop, maxDeniedRequests=1000))
+    body, token = _active(w, grant=grant)
+    pods = f"/api/v1/namespaces/{w.shop}/pods"
+    assert probe.status(w.local, pods, token) == 200
+    client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", grant
+    )
+    forbidden = probe.wait_for_status(w.local, pods, token, 403, timeout=5)
+    assert forbidden is not None
+    revoked = agents.wait_phase(w.admin, w.ns, body["metadata"]["name"], {"Revoked"})
+    assert revoked["status"]["revocation"]["reason"] == "GrantDeleted"
+
+
+def test_narrowing_the_grant_narrows_the_session(world: World) -> None:
+    w = world
+    grant = agents.unique("narrow")
+    agents.create_grant(w.admin, grant, grant_spec(w.shop, maxDeniedRequests=1000))
+    body, token = _active(w, grant=grant)
+    configmaps = f"/api/v1/namespaces/{w.shop}/configmaps"
+    pods = f"/api/v1/namespaces/{w.shop}/pods"
+    assert probe.status(w.local, configmaps, token) == 200
+    narrowed = grant_spec(w.shop, maxDeniedRequests=1000)
+    narrowed["read"] = narrowed["read"][:1]  # drop the configmaps scope
+    client.CustomObjectsApi(w.admin).patch_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", grant, {"spec": {"read": narrowed["read"]}}
+    )
+    assert probe.wait_for_status(w.local, configmaps, token, 403, timeout=5) is not None
+    assert probe.status(w.local, pods, token) == 200
+    still = agents.get_session(w.admin, w.ns, body["metadata"]["name"])
+    assert still["status"]["phase"] == "Active"
+    client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", grant
+    )
+
+
+REFUSED = [
+    pytest.param(
+        {"incident": {"id": "I", "severity": "SEV4", "class": "latency"}},
+        "SeverityNotAllowed",
+        id="severity-not-in-grant",
+    ),
+    pytest.param(
+        {"incident": {"id": "I", "severity": "SEV1", "class": "capacity"}},
+        "ClassNotAllowed",
+        id="class-not-in-grant",
+    ),
+    pytest.param({"scopes": [{"name": "everything"}]}, "UnknownScope", id="scope-not-in-grant"),
+    pytest.param(
+        {"scopes": [{"name": "workloads", "namespaces": ["kube-system"]}]},
+        "ScopeWiderThanGrant",
+        id="namespace-wider-than-grant",
+    ),
+    pytest.param({"ttlSeconds": 3600}, "TTLTooLong", id="ttl-above-grant-max"),
+]
+
+
+@pytest.mark.parametrize(("spec", "reason"), REFUSED)
+def test_admission_refuses_what_the_grant_does_not_allow(
+    world: World, spec: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(client.ApiException) as refused:
+        agents.open_session(
+            world.agent, world.ns, agents.session_body(agents.unique("bad"), world.grant, **spec)
+        )
+    assert refused.value.status == 403
+    assert reason in agents.refusal(refused.value)
+
+
+def test_a_non_subject_cannot_open_a_session(world: World) -> None:
+    outsider = agents.as_user(world.local, "mallory", ["ai-agents-but-not-really"])
+    rbac = client.RbacAuthorizationV1Api(world.admin)
+    rbac.create_namespaced_role_binding(
+        world.ns,
+        {
+            "metadata": {"name": "mallory-open-sessions"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "open-sessions",
+            },
+            "subjects": [
+                {"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+    with pytest.raises(client.ApiException) as refused:
+        agents.open_session(outsider, world.ns, agents.session_body("mallory", world.grant))
+    assert refused.value.status == 403
+    assert "NotASubject" in agents.refusal(refused.value)
+
+
+def test_a_spoofed_requester_is_overwritten(world: World) -> None:
+    body = agents.session_body(
+        agents.unique("spoof"),
+        world.grant,
+        requester={"username": "admin", "groups": ["system:masters"]},
+    )
+    created = agents.open_session(world.agent, world.ns, body)
+    assert created["spec"]["requester"]["username"] == AGENT
+    assert "system:masters" not in created["spec"]["requester"]["groups"]
+
+
+def test_a_sub_agent_cannot_widen_its_parent(world: World) -> None:
+    parent, _ = _active(world, scopes=[{"name": "workloads"}])
+    with pytest.raises(client.ApiException) as refused:
+        agents.open_session(
+            world.agent,
+            world.ns,
+            agents.session_body(
+                agents.unique("wide"),
+                world.grant,
+                parentSession=parent["metadata"]["name"],
+                scopes=[{"name": "workloads"}, {"name": "config"}],
+            ),
+        )
+    assert "ScopeWiderThanParent" in agents.refusal(refused.value)
+
+
+def test_grant_author_must_hold_what_the_grant_hands_out(world: World) -> None:
+    w = world
+    rbac = client.RbacAuthorizationV1Api(w.admin)
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": "grant-writer-" + w.shop},
+            "rules": [{"apiGroups": [GROUP], "resources": ["agentgrants"], "verbs": ["create"]}],
+        }
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": "grant-writer-" + w.shop},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "grant-writer-" + w.shop,
+            },
+            "subjects": [
+                {"kind": "User", "name": "platform-dev", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        }
+    )
+    author = agents.as_user(w.local, "platform-dev")
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AgentGrant",
+        "metadata": {"name": agents.unique("escalate")},
+        "spec": grant_spec(w.shop),
+    }
+    with pytest.raises(client.ApiException) as refused:
+        client.CustomObjectsApi(author).create_cluster_custom_object(
+            GROUP, VERSION, "agentgrants", body
+        )
+    message = agents.refusal(refused.value)
+    assert refused.value.status == 403
+    assert "escalation refused" in message
+    assert f"get pods in namespace {w.shop}" in message
+    # A cluster admin holds everything, so the same grant is accepted from them.
+    client.CustomObjectsApi(w.admin).create_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", body
+    )
+    client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
+        GROUP, VERSION, "agentgrants", body["metadata"]["name"]
+    )
