@@ -97,7 +97,7 @@ def operator(
     env = dev.prepare(
         local_cluster, metrics_port=_port(), webhook_port=_port(), audit_port=audit_port
     )
-    env.options.rotate_after = 0.8
+    env.options.rotate_after = 20  # seconds: long-lived test sessions get their tokens rotated
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(local_cluster, env, log)
     try:

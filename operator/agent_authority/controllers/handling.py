@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 from collections.abc import Awaitable, Callable
@@ -9,7 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import kopf
 
-from agent_authority.kube import errors
+from agent_authority.kube import api, errors, events
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -37,9 +38,16 @@ def translating(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
+_pending: set[asyncio.Task[None]] = set()
+
+
 def event(body: Any, *, reason: str, message: str, warning: bool = False) -> None:
-    """Post a Kubernetes Event about ``body`` (asynchronously, through kopf's poster)."""
-    (kopf.warn if warning else kopf.info)(body, reason=reason, message=message[:1024])
+    """Post a Kubernetes Event about ``body`` in the background (best effort, never blocks)."""
+    task = asyncio.get_running_loop().create_task(
+        events.post(api.default(), dict(body), reason=reason, message=message, warning=warning)
+    )
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
 
 
 def plain(body: Any) -> dict[str, Any]:
