@@ -105,14 +105,14 @@ def test_dev_runs_the_operator_with_metrics_and_json_logs() -> None:
         metrics = ""
         for line in dev.stdout:
             lines.append(line)
-            if "Handler 'observe' succeeded" in line and not metrics:
+            if "Handler 'compiled' succeeded" in line and not metrics:
                 with urllib.request.urlopen(
                     f"http://127.0.0.1:{metrics_port}/metrics", timeout=5
                 ) as resp:
                     metrics = resp.read().decode()
         assert dev.wait(timeout=60) == 0, "".join(lines[-30:])
     text = "".join(lines)
-    assert "CRDs installed" in text
+    assert "CRDs and the operator's ClusterRole installed" in text
     assert "applied AgentGrant/sre-bot" in text
     json_lines = [json.loads(x) for x in lines if x.startswith("{")]
     assert any(x.get("object", {}).get("name") == "sre-bot" for x in json_lines)

@@ -6,6 +6,7 @@ import datetime
 import time
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from agent_authority.models import GROUP, VERSION
@@ -32,8 +33,10 @@ def test_a_denied_request_revokes_the_session(world: World) -> None:
     assert "list secrets in namespace" in revoked["status"]["revocation"]["message"]
     assert revoked["status"]["deniedRequests"] == 1
     assert probe.status(w.local, pods, token) == 403
-    print(f"\n[revocation] forbidden request -> session revoked after {took:.2f} s "
-          "(audit webhook, 1 s batches)")
+    print(
+        f"\n[revocation] forbidden request -> session revoked after {took:.2f} s "
+        "(audit webhook, 1 s batches)"
+    )
     client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
         GROUP, VERSION, "agentgrants", strict
     )
@@ -48,7 +51,8 @@ def test_denials_within_the_allowance_are_counted_not_revoked(world: World) -> N
     assert probe.status(w.local, f"/api/v1/namespaces/{w.other}/pods", token) == 403
     agents.wait_for(
         lambda: agents.get_session(w.admin, w.ns, name)["status"].get("deniedRequests") == 1,
-        15, "the first denial to be counted",
+        15,
+        "the first denial to be counted",
     )
     assert agents.get_session(w.admin, w.ns, name)["status"]["phase"] == "Active"
     assert probe.status(w.local, f"/api/v1/namespaces/{w.other}/configmaps", token) == 403
@@ -63,12 +67,9 @@ def test_only_the_requester_can_read_the_session_token(world: World) -> None:
     w = world
     body, _ = _active(w)
     colleague = agents.as_user(w.local, "agent-carol", [AGENT_GROUP])
-    try:
+    with pytest.raises(client.ApiException) as refused:
         client.CoreV1Api(colleague).read_namespaced_secret(body["status"]["secretName"], w.ns)
-    except client.ApiException as e:
-        assert e.status == 403
-    else:
-        raise AssertionError("another subject of the same grant read the session's token")
+    assert refused.value.status == 403, "another subject of the same grant read the token"
 
 
 def test_tokens_are_rotated_while_the_session_lives(world: World) -> None:
@@ -123,7 +124,7 @@ def test_operator_killed_mid_flight_leaves_no_live_credential(
         agents.wait_phase(w.admin, w.ns, name, {"Ended"}, timeout=30)
     for name in in_flight[2:]:
         agents.wait_phase(w.admin, w.ns, name, {"Active"}, timeout=30)
-    for body, token in to_end:
+    for _, token in to_end:
         assert probe.wait_for_status(w.local, pods, token, 401, timeout=20) is not None
     for _, token in settled[2:]:
         assert probe.status(w.local, pods, token) == 200

@@ -379,3 +379,81 @@ def test_grant_author_must_hold_what_the_grant_hands_out(world: World) -> None:
     client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
         GROUP, VERSION, "agentgrants", body["metadata"]["name"]
     )
+
+
+def _cli(kubeconfig: Any, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "agent_authority.cli.main", *args, "--kubeconfig", str(kubeconfig)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_cli_opens_a_session_writes_its_kubeconfig_and_ends_it(world: World, tmp_path: Any) -> None:
+    w = world
+    mine = w.local.user_kubeconfig(AGENT, [AGENT_GROUP])
+    out = tmp_path / "session.kubeconfig"
+    opened = _cli(
+        mine,
+        "session",
+        "open",
+        "--grant",
+        w.grant,
+        "--incident-id",
+        "INC-77",
+        "--severity",
+        "SEV1",
+        "--class",
+        "crashloop",
+        "--scope",
+        f"workloads:{w.shop}",
+        "-n",
+        w.ns,
+        "-o",
+        str(out),
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert "is Active until" in opened.stderr
+    from kubernetes import config as kubeconfig
+
+    as_session = kubeconfig.new_client_from_config(config_file=str(out))
+    assert client.CoreV1Api(as_session).list_namespaced_pod(w.shop).items is not None
+    with pytest.raises(client.ApiException) as other:
+        client.CoreV1Api(as_session).list_namespaced_pod(w.other)
+    assert other.value.status == 403
+    listed = _cli(mine, "session", "list", "-n", w.ns)
+    assert listed.returncode == 0, listed.stderr
+    name = next(line.split()[1] for line in listed.stdout.splitlines() if "INC-77" in line)
+    ended = _cli(mine, "session", "end", name, "-n", w.ns)
+    assert ended.returncode == 0, ended.stderr
+    assert "is Ended" in ended.stdout
+    with pytest.raises(client.ApiException) as revoked:
+        client.CoreV1Api(as_session).list_namespaced_pod(w.shop)
+    assert revoked.value.status in (401, 403)
+
+
+def test_cli_prints_the_refusal(world: World) -> None:
+    mine = world.local.user_kubeconfig(AGENT, [AGENT_GROUP])
+    refused = _cli(
+        mine,
+        "session",
+        "open",
+        "--grant",
+        world.grant,
+        "--incident-id",
+        "INC-78",
+        "--severity",
+        "SEV4",
+        "--class",
+        "latency",
+        "-n",
+        world.ns,
+    )
+    assert refused.returncode == 1
+    assert "SeverityNotAllowed" in refused.stderr
+    assert "SEV4" in refused.stderr

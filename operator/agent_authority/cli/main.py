@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
-from agent_authority.cli import dev
+from agent_authority.cli import dev, session
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -72,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     dev.add_parser(sub)
+    session.add_parser(sub)
     return top
 
 

@@ -127,7 +127,9 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any) -> None:
     await credentials.ensure_access(kube, ref, decision.rules, spec.requester)
     token = await credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds)
     metrics.TOKENS_MINTED.inc()
-    expires_at = sessions.session_expiry(created, spec.ttl_seconds, facts.context.parent)
+    assert facts.grant_spec is not None  # admitted, so the grant exists
+    ttl = sessions.effective_ttl(spec, facts.grant_spec)
+    expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
     message = f"{len(decision.rules)} rule(s) in effect until {_iso(expires_at)}"
     await _patch(
         kube,

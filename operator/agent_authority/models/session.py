@@ -45,6 +45,11 @@ class IncidentSessionSpec(base.Model):
                 field_path=".scopes",
             ),
             cel.rule(
+                "has(self.ttlSeconds) == has(oldSelf.ttlSeconds)",
+                "ttlSeconds is immutable",
+                field_path=".ttlSeconds",
+            ),
+            cel.rule(
                 "has(self.requester) == has(oldSelf.requester)",
                 "requester is immutable",
                 field_path=".requester",
@@ -66,9 +71,11 @@ class IncidentSessionSpec(base.Model):
         default=None, max_length=64, json_schema_extra=cel.immutable("scopes")
     )
     """Requested read scopes, a subset of the grant's (and of the parent's); unset means all."""
-    ttl_seconds: Annotated[int, pydantic.Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = (
-        pydantic.Field(default=3600, json_schema_extra=cel.immutable("ttlSeconds"))
+    ttl_seconds: Annotated[int, pydantic.Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] | None = (
+        pydantic.Field(default=None, json_schema_extra=cel.immutable("ttlSeconds"))
     )
+    """Seconds the session lives; at most the grant's ``maxTtlSeconds``, which is also the
+    default (filled in at admission)."""
     parent_session: base.ObjectName | None = pydantic.Field(
         default=None, json_schema_extra=cel.immutable("parentSession")
     )

@@ -35,6 +35,7 @@ __all__ = [
     "SessionVerdict",
     "admit",
     "deviation_exceeded",
+    "effective_ttl",
     "is_subject",
     "reconcile",
     "session_expiry",
@@ -257,7 +258,7 @@ def _admission_failure_or_rules(
     failure = (
         _subject_failure(requester, ctx.grant, ctx.grant_name)
         or _incident_failure(spec.incident, ctx.grant, ctx.grant_name)
-        or _ttl_failure(spec.ttl_seconds, ctx.grant, ctx.grant_name)
+        or _ttl_failure(effective_ttl(spec, ctx.grant), ctx.grant, ctx.grant_name)
     )
     if failure:
         return failure
@@ -390,6 +391,11 @@ def _capacity_failure(spec: grant.AgentGrantSpec, ctx: SessionContext) -> _Failu
         f"active session(s), its spec.session.maxConcurrentSessions is {limit} "
         "(allowed: a new session once another one ends or expires)",
     )
+
+
+def effective_ttl(spec: session.IncidentSessionSpec, grant_spec: grant.AgentGrantSpec) -> int:
+    """The session's TTL: as requested, or the grant's maximum when the spec leaves it out."""
+    return spec.ttl_seconds or grant_spec.session.max_ttl_seconds
 
 
 def session_expiry(

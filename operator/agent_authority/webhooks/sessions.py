@@ -1,7 +1,8 @@
 """IncidentSession admission: stamp the real requester, then refuse what policy refuses.
 
 - mutating, CREATE: ``spec.requester`` is overwritten with the authenticated caller (client values
-  are ignored), and the labels the operator indexes by (grant, parent) are set;
+  are ignored), ``spec.ttlSeconds`` defaults to the grant's ``maxTtlSeconds``, and the labels the
+  operator indexes by (grant, parent) are set;
 - validating, CREATE: the same :func:`policy.sessions.admit` the controller runs, so a refusal
   comes back to ``kubectl`` at once, naming the field and what would be allowed;
 - validating, UPDATE: only the operator may change those labels. This guard is soft
@@ -16,7 +17,7 @@ from typing import Any
 import kopf
 
 from agent_authority.kube import api, context, resources
-from agent_authority.models import GROUP, VERSION, session
+from agent_authority.models import GROUP, VERSION, grant, session
 from agent_authority.policy import sessions
 from agent_authority.webhooks import identity
 
@@ -25,8 +26,15 @@ LABELS = (resources.GRANT_LABEL, resources.PARENT_LABEL)
 
 
 @kopf.on.mutate(GROUP, VERSION, PLURAL, operation="CREATE", id="stamp-requester", persistent=True)
-def stamp(spec: kopf.Spec, userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
+async def stamp(spec: kopf.Spec, userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
     requester = identity.from_userinfo(userinfo)
+    if not spec.get("ttlSeconds"):
+        grant_body = await resources.get_grant(
+            api.default(), str(spec.get("grantRef", {}).get("name"))
+        )
+        if grant_body is not None:
+            limits = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session
+            patch.spec["ttlSeconds"] = limits.max_ttl_seconds
     patch.spec["requester"] = requester.to_api()
     patch.metadata.labels[resources.GRANT_LABEL] = str(spec.get("grantRef", {}).get("name", ""))
     if spec.get("parentSession"):

@@ -752,3 +752,29 @@ def test_reconcile_revokes(
 )
 def test_deviation_exceeded(denied: int, max_denied: int, exceeded: bool) -> None:
     assert sessions.deviation_exceeded(denied, max_denied) is exceeded
+
+
+@pytest.mark.parametrize(
+    ("requested", "grant_max", "expected"),
+    [
+        pytest.param(None, 900, 900, id="unset-ttl-defaults-to-grant-max"),
+        pytest.param(600, 900, 600, id="requested-ttl-is-kept"),
+    ],
+)
+def test_effective_ttl(requested: int | None, grant_max: int, expected: int) -> None:
+    spec = session.IncidentSessionSpec.model_validate(
+        {
+            "grantRef": {"name": "g"},
+            "incident": {"id": "I", "severity": "SEV1", "class": "latency"},
+            "purpose": "p",
+            "ttlSeconds": requested,
+        }
+    )
+    limits = grant.AgentGrantSpec.model_validate(
+        {
+            "subjects": [{"kind": "User", "name": "u"}],
+            "incidents": {"severities": ["SEV1"]},
+            "session": {"maxTtlSeconds": grant_max},
+        }
+    )
+    assert sessions.effective_ttl(spec, limits) == expected
