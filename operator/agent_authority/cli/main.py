@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
-from agent_authority.cli import dev, session
+from agent_authority.cli import audit, dev, grant, session
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,6 +73,8 @@ def parser() -> argparse.ArgumentParser:
     _add_run(sub)
     dev.add_parser(sub)
     session.add_parser(sub)
+    grant.add_parser(sub)
+    audit.add_parser(sub)
     return top
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import re
 import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 
 EXIT_OK = 0
@@ -92,3 +94,38 @@ def md_escape(text: str) -> str:
     for char in "\\`*_[]<>|#":
         text = text.replace(char, "\\" + char)
     return text
+
+
+def bullet(text: str, width: int = 100) -> str:
+    """``  - text``, wrapped at ``width`` with continuation lines indented under the text."""
+    return textwrap.fill(text, width=width, initial_indent="  - ", subsequent_indent="    ")
+
+
+def md_fence(lines: Iterable[str]) -> str:
+    """A code fence longer than any run of backticks in ``lines``, which cannot close it early.
+
+    Names in grants (subjects, above all) are free text; a fixed three-backtick fence would let
+    one end the block and write Markdown into a pull-request comment.
+    """
+    longest = max((len(run) for line in lines for run in re.findall(r"`+", line)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+Sections = Sequence[tuple[str, Sequence[str]]]
+"""Titled sections of sentences, as ``grant explain`` builds them."""
+
+
+def sections_text(title: str, sections: Sections) -> str:
+    """A title, then each section's title and its sentences as wrapped bullets."""
+    lines = [title]
+    for heading, sentences in sections:
+        lines += [heading, *(bullet(sentence) for sentence in sentences)]
+    return "\n".join(lines) + "\n"
+
+
+def sections_markdown(title: str, sections: Sections) -> str:
+    """The same as :func:`sections_text`, as Markdown (a level-3 heading, bold titles, bullets)."""
+    lines = [f"### {md_escape(title)}", ""]
+    for heading, sentences in sections:
+        lines += [f"**{heading}**", "", *(f"- {md_escape(s)}" for s in sentences), ""]
+    return "\n".join(lines)
