@@ -1,0 +1,474 @@
+"""What every action shares: the plan, the module interface, the errors and the apply driver.
+
+An action module exposes three coroutines and satisfies :class:`ActionModule` as a module::
+
+    plan(kube, action, *, request_uid, requested_at=None) -> Plan
+        read the live target, check the action fits it, compute facts, blast radius, the change
+        and its inverse. Reads only.
+    dry_run(kube, plan) -> list[FieldChange]
+        send the real write with ``dryRun=All`` and compare the answer with the live object at the
+        paths the plan touches. Nothing is persisted.
+    apply(kube, plan) -> str
+        perform the write (field manager ``agent-authority``); a message saying what was done.
+
+Idempotency. A patch action is described by :class:`Change` entries (path, value read at plan
+time, value to write). :func:`converge` reads the live object first: when every path already holds
+its planned value the write is skipped, so applying a plan twice changes nothing the second time.
+The write carries the ``resourceVersion`` just read (optimistic concurrency) and a *marker*
+annotation, :data:`MARKER`, naming the request and the recorded inverse. A controller that crashed
+after the write and plans the same request again finds its marker and gets a plan whose changes
+are already in place, with the inverse recorded before the first write (``Plan.resumed``), instead
+of, say, rolling back one revision further. Guarded changes (``Change.guarded``) refuse to write
+when the live value moved away from the planned one: an approver approved ``3 -> 6 replicas``, not
+``5 -> 6``.
+
+Errors, one tree for the layer (``kube.errors`` are translated by :func:`translating`)::
+
+    ActionError                 .reason (machine code), .retryable, .facts (what was read)
+    ├── NotApplicable           the action does not fit the target: kind, params, paused Deployment
+    ├── TargetNotFound          the target (or the exact object the request named) does not exist
+    ├── RevisionNotFound        rollback-deployment: no ReplicaSet with the revision to go back to
+    ├── TargetChanged           the live target is not where the plan left it: plan again
+    ├── Rejected                the apiserver refused the write (validation, admission, RBAC)
+    └── Unavailable             the apiserver did not answer; retry
+
+``ActionError.facts`` lets a caller still run the policy decision when planning fails: a missing
+target has ``facts.kind is None``; a missing revision has ``previous_revision_exists=False``.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import dataclasses
+import datetime
+import json
+import re
+from typing import Any, Protocol
+
+from agent_authority.kube import api, errors
+from agent_authority.models import grant, request
+from agent_authority.policy import blast
+
+FIELD_MANAGER = "agent-authority"
+MARKER = "agentauthority.io/last-remediation"
+"""Annotation on a patched object: ``{"request": uid, "action": type, "inverse": {...}}``."""
+MERGE_PATCH = "application/merge-patch+json"
+CONFLICT_RETRIES = 5
+
+Path = tuple[str, ...]
+_K = request.TargetKind
+
+
+class ActionError(Exception):
+    """An action could not be planned, dry-run or applied; the message says what and why."""
+
+    reason = "ActionFailed"
+    retryable = False
+
+    def __init__(
+        self, message: str, *, facts: blast.TargetFacts | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.facts = facts if facts is not None else blast.TargetFacts()
+        if reason is not None:
+            self.reason = reason
+
+
+class NotApplicable(ActionError):
+    reason = "NotApplicable"
+
+
+class TargetNotFound(ActionError):
+    reason = "TargetNotFound"
+
+
+class RevisionNotFound(ActionError):
+    reason = "RevisionNotFound"
+
+
+class TargetChanged(ActionError):
+    reason = "TargetChanged"
+    retryable = True
+
+
+class Rejected(ActionError):
+    reason = "Rejected"
+
+
+class Unavailable(ActionError):
+    reason = "Unavailable"
+    retryable = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One field a patch action writes: ``path`` goes from ``before`` to ``after``.
+
+    ``None`` means absent (writing ``None`` removes the field). ``guarded``: apply refuses to
+    write when the live value is neither ``before`` nor ``after``.
+    """
+
+    path: Path
+    before: Any
+    after: Any
+    guarded: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Everything decided about one action on one live target, before anything is written."""
+
+    action: request.Action
+    facts: blast.TargetFacts
+    radius: request.BlastRadius
+    inverse: request.Inverse | None
+    """What restores the state read at plan time; ``None`` for irreversible actions."""
+    description: str
+    request_uid: str
+    target_uid: str
+    """``metadata.uid`` of the object planned on: a recreated object is not the same target."""
+    changes: tuple[Change, ...] = ()
+    resumed: bool = False
+    """The target carries this request's marker: the change is in place, ``inverse`` is the one
+    recorded by the first apply."""
+
+
+class ActionModule(Protocol):
+    """The interface of an action module (modules implement it with module-level names)."""
+
+    TYPES: frozenset[grant.ActionType]
+    """The action types the module performs."""
+
+    async def plan(
+        self,
+        kube: api.Kube,
+        action: request.Action,
+        *,
+        request_uid: str,
+        requested_at: datetime.datetime | None = None,
+    ) -> Plan: ...
+
+    async def dry_run(self, kube: api.Kube, plan: Plan) -> list[request.FieldChange]: ...
+
+    async def apply(self, kube: api.Kube, plan: Plan) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    """The parsed :data:`MARKER` annotation."""
+
+    request_uid: str
+    action: str
+    inverse: request.Inverse | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What :func:`converge` did: the field changes (dry-run or real) and whether it wrote."""
+
+    written: bool
+    changes: list[request.FieldChange]
+    obj: api.Json
+    """The object after the write (the dry-run answer or what was stored), or as read."""
+
+
+# --- checks and reads ---------------------------------------------------------------------------
+
+
+def check(action: request.Action, types: collections.abc.Set[grant.ActionType]) -> None:
+    """Raise :class:`NotApplicable` when ``action`` is not for this module, kind or params."""
+    if action.type not in types:
+        raise NotApplicable(f"spec.action.type: {action.type} is not handled here")
+    if (problem := blast.target_kind_problem(action)) is not None:
+        raise NotApplicable(problem, reason="TargetKindMismatch")
+    if (problem := blast.params_problem(action)) is not None:
+        raise NotApplicable(problem, reason="InvalidParams")
+    namespaced = action.target.kind is not _K.NODE
+    if namespaced != (action.target.namespace is not None):
+        need = "required" if namespaced else "forbidden"
+        raise NotApplicable(f"spec.action.target.namespace: {need} for {action.target.kind}")
+
+
+def label(target: request.Target) -> str:
+    """``Deployment shop/web``, ``Node worker-1``."""
+    where = f"{target.namespace}/" if target.namespace else ""
+    return f"{target.kind} {where}{target.name}"
+
+
+@contextlib.contextmanager
+def translating(target: request.Target) -> collections.abc.Iterator[None]:
+    """Translate ``kube.errors`` raised inside the block into this layer's :class:`ActionError`."""
+    try:
+        yield
+    except errors.NotFound as e:
+        raise TargetNotFound(f"{label(target)} does not exist") from e
+    except errors.Conflict as e:
+        raise TargetChanged(f"{label(target)} changed while acting on it: {e}") from e
+    except (errors.Invalid, errors.Forbidden) as e:
+        raise Rejected(f"the apiserver refused the change to {label(target)}: {e}") from e
+    except errors.KubeError as e:
+        raise Unavailable(f"the apiserver did not answer for {label(target)}: {e}") from e
+
+
+async def read(kube: api.Kube, target: request.Target) -> api.Json:
+    """The live target (``kube.errors.NotFound`` when it does not exist)."""
+    if target.kind is _K.NODE:
+        return await api.call(kube.core.read_node, target.name)
+    read_fn = {
+        _K.DEPLOYMENT: kube.apps.read_namespaced_deployment,
+        _K.STATEFUL_SET: kube.apps.read_namespaced_stateful_set,
+        _K.DAEMON_SET: kube.apps.read_namespaced_daemon_set,
+        _K.POD: kube.core.read_namespaced_pod,
+        _K.CRON_JOB: kube.batch.read_namespaced_cron_job,
+    }[target.kind]
+    return await api.call(read_fn, target.name, target.namespace)
+
+
+async def merge_patch(
+    kube: api.Kube, target: request.Target, body: api.Json, *, dry_run: bool
+) -> api.Json:
+    """A JSON merge patch (RFC 7386) of the target, as field manager ``agent-authority``."""
+    options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "_content_type": MERGE_PATCH}
+    if dry_run:
+        options["dry_run"] = "All"
+    if target.kind is _K.NODE:
+        return await api.call(kube.core.patch_node, target.name, body, **options)
+    patch_fn = {
+        _K.DEPLOYMENT: kube.apps.patch_namespaced_deployment,
+        _K.STATEFUL_SET: kube.apps.patch_namespaced_stateful_set,
+        _K.DAEMON_SET: kube.apps.patch_namespaced_daemon_set,
+        _K.CRON_JOB: kube.batch.patch_namespaced_cron_job,
+    }[target.kind]
+    return await api.call(patch_fn, target.name, target.namespace, body, **options)
+
+
+def workload_facts(kind: request.TargetKind, live: api.Json) -> blast.TargetFacts:
+    """Facts of a Deployment, StatefulSet or DaemonSet: declared replicas and pods running now."""
+    spec, status = live.get("spec") or {}, live.get("status") or {}
+    if kind is _K.DAEMON_SET:
+        return blast.TargetFacts(
+            kind=kind, current_pods=int(status.get("currentNumberScheduled", 0))
+        )
+    return blast.TargetFacts(
+        kind=kind,
+        current_replicas=int(spec.get("replicas", 1)),
+        current_pods=int(status.get("replicas", 0)),
+    )
+
+
+def refuse_paused(action: request.Action, live: api.Json, facts: blast.TargetFacts) -> None:
+    """``kubectl rollout`` refuses to restart or undo a paused Deployment; so do we."""
+    if action.target.kind is _K.DEPLOYMENT and (live.get("spec") or {}).get("paused"):
+        raise NotApplicable(
+            f"{label(action.target)} is paused: a template change would not roll out until it "
+            "is resumed (kubectl rollout resume)",
+            facts=facts,
+            reason="TargetPaused",
+        )
+
+
+# --- the marker ---------------------------------------------------------------------------------
+
+
+def marker_of(obj: api.Json) -> Marker | None:
+    """The :data:`MARKER` annotation of ``obj``; ``None`` when absent or unreadable."""
+    raw = (obj.get("metadata", {}).get("annotations") or {}).get(MARKER)
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else None
+        if not isinstance(data, dict) or not isinstance(data.get("request"), str):
+            return None
+        inverse = data.get("inverse")
+        return Marker(
+            request_uid=data["request"],
+            action=str(data.get("action", "")),
+            inverse=None if inverse is None else request.Inverse.model_validate(inverse),
+        )
+    except ValueError:  # json.JSONDecodeError and pydantic.ValidationError are ValueErrors
+        return None
+
+
+def marker_text(plan: Plan) -> str:
+    inverse = plan.inverse.to_api() if plan.inverse is not None else None
+    data = {"request": plan.request_uid, "action": str(plan.action.type), "inverse": inverse}
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def resumed_marker(live: api.Json, request_uid: str) -> Marker | None:
+    """This request's marker on ``live``: the request was applied already."""
+    marker = marker_of(live)
+    return marker if marker is not None and marker.request_uid == request_uid else None
+
+
+# --- pure helpers: paths, diffs, merge patches --------------------------------------------------
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def get(obj: Any, path: Path) -> Any:
+    """The value at ``path`` in nested dicts; ``None`` when any step is missing."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def render(path: Path) -> str:
+    """``spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]``."""
+    where = ""
+    for key in path:
+        where = _child(where, key)
+    return where
+
+
+def _child(where: str, key: str) -> str:
+    if _PLAIN_KEY.match(key):
+        return f"{where}.{key}" if where else key
+    return f"{where}[{key}]"
+
+
+def text(value: Any) -> str | None:
+    """A value as a diff shows it: strings as they are, everything else as compact JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def field_changes(
+    before: api.Json, after: api.Json, paths: collections.abc.Iterable[Path]
+) -> list[request.FieldChange]:
+    """The leaf fields that differ between ``before`` and ``after`` under each of ``paths``.
+
+    Maps are walked key by key; lists whose items are maps with unique ``name``s (containers,
+    env, volumes) are matched by name (``containers[name=app].image``), other lists of maps by
+    index; lists of scalars and scalars are leaves.
+    """
+    out: list[request.FieldChange] = []
+    for path in paths:
+        _walk(render(path), get(before, path), get(after, path), out)
+    return out
+
+
+def _walk(where: str, a: Any, b: Any, out: list[request.FieldChange]) -> None:
+    if a == b:
+        return
+    if _maps(a, b):
+        a_map, b_map = a or {}, b or {}
+        for key in sorted(set(a_map) | set(b_map)):
+            _walk(_child(where, key), a_map.get(key), b_map.get(key), out)
+        return
+    if _lists_of_maps(a, b):
+        a_list, b_list = a or [], b or []
+        if _named(a_list) and _named(b_list):
+            a_by, b_by = {i["name"]: i for i in a_list}, {i["name"]: i for i in b_list}
+            for name in [*a_by, *(n for n in b_by if n not in a_by)]:
+                _walk(f"{where}[name={name}]", a_by.get(name), b_by.get(name), out)
+            return
+        for i in range(max(len(a_list), len(b_list))):
+            item_a = a_list[i] if i < len(a_list) else None
+            item_b = b_list[i] if i < len(b_list) else None
+            _walk(f"{where}[{i}]", item_a, item_b, out)
+        return
+    out.append(request.FieldChange(path=where, before=text(a), after=text(b)))
+
+
+def _maps(a: Any, b: Any) -> bool:
+    return isinstance(a, dict | None) and isinstance(b, dict | None)
+
+
+def _lists_of_maps(a: Any, b: Any) -> bool:
+    if not (isinstance(a, list | None) and isinstance(b, list | None)):
+        return False
+    items = [*(a or []), *(b or [])]
+    return bool(items) and all(isinstance(i, dict) for i in items)
+
+
+def _named(items: list[Any]) -> bool:
+    names = [i.get("name") for i in items]
+    return all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+
+
+def merge_patch_between(before: Any, after: Any) -> Any:
+    """The RFC 7386 merge patch that turns ``before`` into ``after`` (keys removed become null).
+
+    Exact when ``after`` holds no nulls, which is true of objects read from the apiserver.
+    """
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return after
+    patch: dict[str, Any] = dict.fromkeys(before.keys() - after.keys())
+    for key, value in after.items():
+        if key not in before:
+            patch[key] = value
+        elif before[key] != value:
+            patch[key] = merge_patch_between(before[key], value)
+    return patch
+
+
+def put(body: dict[str, Any], path: Path, value: Any) -> None:
+    """Set ``path`` in ``body``, creating maps on the way."""
+    *parents, last = path
+    for key in parents:
+        body = body.setdefault(key, {})
+    body[last] = value
+
+
+def patch_body(live: api.Json, plan: Plan) -> api.Json:
+    """The merge patch from ``live`` to the plan: changes, marker, ``resourceVersion`` guard."""
+    body: api.Json = {}
+    put(body, ("metadata", "resourceVersion"), live["metadata"]["resourceVersion"])
+    put(body, ("metadata", "annotations", MARKER), marker_text(plan))
+    for change in plan.changes:
+        put(body, change.path, merge_patch_between(get(live, change.path), change.after))
+    return body
+
+
+def in_place(live: api.Json, plan: Plan) -> bool:
+    """Whether every change of ``plan`` already holds on ``live``."""
+    return all(get(live, c.path) == c.after for c in plan.changes)
+
+
+def moved(live: api.Json, plan: Plan) -> list[str]:
+    """Guarded paths whose live value is neither the planned starting point nor the target."""
+    return [
+        f"{render(c.path)} is {text(get(live, c.path))!r}, planned from {text(c.before)!r}"
+        for c in plan.changes
+        if c.guarded and get(live, c.path) not in (c.before, c.after)
+    ]
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+async def converge(kube: api.Kube, plan: Plan, *, dry_run: bool) -> Outcome:
+    """Bring the target to the plan's changes with one merge patch (or, dry, show what would).
+
+    Reads the target; does nothing when the changes are in place; refuses (``TargetChanged``)
+    when the object was recreated or a guarded field moved; else patches with the
+    ``resourceVersion`` just read and retries on a write conflict.
+    """
+    target = plan.action.target
+    with translating(target):
+        for _ in range(CONFLICT_RETRIES):
+            live = await read(kube, target)
+            if live["metadata"]["uid"] != plan.target_uid:
+                raise TargetChanged(
+                    f"{label(target)} was deleted and created again since it was planned "
+                    f"(uid {plan.target_uid} is now {live['metadata']['uid']}): plan again"
+                )
+            if in_place(live, plan):
+                return Outcome(written=False, changes=[], obj=live)
+            if problems := moved(live, plan):
+                raise TargetChanged(
+                    f"{label(target)} changed since it was planned ({'; '.join(problems)}): "
+                    "plan again"
+                )
+            try:
+                result = await merge_patch(kube, target, patch_body(live, plan), dry_run=dry_run)
+            except errors.Conflict:
+                continue
+            paths = [c.path for c in plan.changes]
+            return Outcome(written=True, changes=field_changes(live, result, paths), obj=result)
+    raise TargetChanged(
+        f"{label(target)} kept changing during {CONFLICT_RETRIES} attempts to write it: retry"
+    )

@@ -1,0 +1,308 @@
+"""The pure half of the action driver: paths, diffs, merge patches, the marker, checks, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from agent_authority.actions import base
+from agent_authority.kube import errors
+from agent_authority.models import grant, request
+from agent_authority.policy import blast
+
+A = grant.ActionType
+K = request.TargetKind
+
+
+def action(
+    action_type: grant.ActionType,
+    kind: request.TargetKind,
+    namespace: str | None = "shop",
+    **params: Any,
+) -> request.Action:
+    return request.Action.model_validate(
+        {
+            "type": action_type,
+            "target": {
+                "kind": kind,
+                "name": "web",
+                **({"namespace": namespace} if namespace else {}),
+            },
+            **({"params": params} if params else {}),
+        }
+    )
+
+
+def plan(*changes: base.Change, inverse: request.Inverse | None = None) -> base.Plan:
+    act = action(A.SCALE_WORKLOAD, K.DEPLOYMENT, replicas=4)
+    return base.Plan(
+        action=act,
+        facts=blast.TargetFacts(kind=K.DEPLOYMENT, current_replicas=2, current_pods=2),
+        radius=request.BlastRadius(pods_affected=2, replicas_delta=2),
+        inverse=inverse,
+        description="",
+        request_uid="req-1",
+        target_uid="uid-1",
+        changes=changes,
+    )
+
+
+def fc(path: str, before: str | None, after: str | None) -> request.FieldChange:
+    return request.FieldChange(path=path, before=before, after=after)
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [
+        pytest.param(("spec", "replicas"), "spec.replicas", id="plain-keys-join-with-dots"),
+        pytest.param(
+            ("spec", "template", "metadata", "annotations", "kubectl.kubernetes.io/restartedAt"),
+            "spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]",
+            id="keys-with-dots-or-slashes-in-brackets",
+        ),
+        pytest.param(("a.b",), "[a.b]", id="bracketed-first-key"),
+    ],
+)
+def test_render(path: base.Path, rendered: str) -> None:
+    assert base.render(path) == rendered
+
+
+def test_get_is_none_on_any_missing_step() -> None:
+    obj = {"spec": {"replicas": 3, "list": [1]}}
+    assert base.get(obj, ("spec", "replicas")) == 3
+    assert base.get(obj, ("spec", "missing", "deeper")) is None
+    assert base.get(obj, ("spec", "list", "x")) is None
+
+
+CONTAINERS = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a:1"}]}}}}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "paths", "changes"),
+    [
+        pytest.param(
+            {"spec": {"replicas": 3}},
+            {"spec": {"replicas": 4}},
+            [("spec", "replicas")],
+            [fc("spec.replicas", "3", "4")],
+            id="scalar-as-json-text",
+        ),
+        pytest.param(
+            {"spec": {}},
+            {"spec": {"unschedulable": True}},
+            [("spec", "unschedulable")],
+            [fc("spec.unschedulable", None, "true")],
+            id="added-field-has-no-before",
+        ),
+        pytest.param(
+            {"spec": {"replicas": 3}, "status": {"replicas": 1}},
+            {"spec": {"replicas": 3}, "status": {"replicas": 9}},
+            [("spec", "replicas")],
+            [],
+            id="only-the-touched-paths",
+        ),
+        pytest.param(
+            CONTAINERS,
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {"name": "sidecar", "image": "s:1"},
+                                {"name": "app", "image": "a:2"},
+                            ]
+                        }
+                    }
+                }
+            },
+            [("spec", "template")],
+            [
+                fc("spec.template.spec.containers[name=app].image", "a:1", "a:2"),
+                fc("spec.template.spec.containers[name=sidecar].image", None, "s:1"),
+                fc("spec.template.spec.containers[name=sidecar].name", None, "sidecar"),
+            ],
+            id="named-lists-matched-by-name-order-ignored",
+        ),
+        pytest.param(
+            {"t": {"tolerations": [{"key": "a"}, {"key": "b"}]}},
+            {"t": {"tolerations": [{"key": "a"}]}},
+            [("t",)],
+            [fc("t.tolerations[1].key", "b", None)],
+            id="unnamed-lists-by-index",
+        ),
+        pytest.param(
+            {"c": {"args": ["--a", "--b"]}},
+            {"c": {"args": ["--a", "--c"]}},
+            [("c",)],
+            [fc("c.args", '["--a","--b"]', '["--a","--c"]')],
+            id="scalar-lists-are-leaves",
+        ),
+        pytest.param(
+            {"m": {"labels": {"app": "web", "track": "canary"}}},
+            {"m": {"labels": {"app": "web"}, "resources": {}}},
+            [("m",)],
+            [fc("m.labels.track", "canary", None)],
+            id="removed-key-and-empty-map-added",
+        ),
+    ],
+)
+def test_field_changes(
+    before: dict[str, Any], after: dict[str, Any], paths: list[base.Path], changes: list[Any]
+) -> None:
+    assert base.field_changes(before, after, paths) == changes
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, to check the patches we compute."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "patch"),
+    [
+        pytest.param({"a": 1}, {"a": 2}, {"a": 2}, id="changed-value"),
+        pytest.param({"a": 1, "b": 2}, {"a": 1}, {"b": None}, id="removed-key-is-null"),
+        pytest.param({"a": {"x": 1, "y": 2}}, {"a": {"x": 1}}, {"a": {"y": None}}, id="nested"),
+        pytest.param({"l": [1, 2]}, {"l": [2]}, {"l": [2]}, id="lists-replaced-whole"),
+        pytest.param(3, 4, 4, id="scalars"),
+        pytest.param({"a": 1}, {"a": 1}, {}, id="equal-is-empty"),
+    ],
+)
+def test_merge_patch_between(before: Any, after: Any, patch: Any) -> None:
+    assert base.merge_patch_between(before, after) == patch
+    assert apply_merge_patch(before, patch) == after
+
+
+def test_patch_body_guards_the_version_and_carries_the_marker() -> None:
+    inverse = request.Inverse(action=action(A.SCALE_WORKLOAD, K.DEPLOYMENT, replicas=2))
+    p = plan(base.Change(("spec", "replicas"), before=2, after=4, guarded=True), inverse=inverse)
+    live = {"metadata": {"resourceVersion": "42"}, "spec": {"replicas": 2}}
+
+    body = base.patch_body(live, p)
+
+    marker = body["metadata"]["annotations"].pop(base.MARKER)
+    assert body == {
+        "metadata": {"resourceVersion": "42", "annotations": {}},
+        "spec": {"replicas": 4},
+    }
+    assert json.loads(marker)["request"] == "req-1"
+    parsed = base.marker_of({"metadata": {"annotations": {base.MARKER: marker}}})
+    assert parsed == base.Marker(request_uid="req-1", action="scale-workload", inverse=inverse)
+    assert base.resumed_marker({"metadata": {"annotations": {base.MARKER: marker}}}, "req-1")
+    assert base.resumed_marker({"metadata": {"annotations": {base.MARKER: marker}}}, "x") is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(None, id="absent"),
+        pytest.param("not json", id="not-json"),
+        pytest.param('{"inverse": null}', id="no-request"),
+        pytest.param('{"request": "r", "inverse": {"action": {}}}', id="bad-inverse"),
+    ],
+)
+def test_an_unreadable_marker_is_no_marker(value: str | None) -> None:
+    annotations = {} if value is None else {base.MARKER: value}
+    assert base.marker_of({"metadata": {"annotations": annotations}}) is None
+
+
+@pytest.mark.parametrize(
+    ("live", "in_place", "moved"),
+    [
+        pytest.param(2, False, [], id="at-the-planned-start"),
+        pytest.param(4, True, [], id="at-the-target"),
+        pytest.param(3, False, ["spec.replicas is '3', planned from '2'"], id="moved-elsewhere"),
+    ],
+)
+def test_guarded_change_states(live: int, in_place: bool, moved: list[str]) -> None:
+    p = plan(base.Change(("spec", "replicas"), before=2, after=4, guarded=True))
+    obj = {"spec": {"replicas": live}}
+    assert base.in_place(obj, p) is in_place
+    assert base.moved(obj, p) == moved
+
+
+def test_unguarded_change_never_moves() -> None:
+    p = plan(base.Change(("spec", "suspend"), before=False, after=True))
+    assert base.moved({"spec": {"suspend": None}}, p) == []
+
+
+@pytest.mark.parametrize(
+    ("act", "reason", "message"),
+    [
+        pytest.param(
+            action(A.CORDON_NODE, K.DEPLOYMENT),
+            "TargetKindMismatch",
+            "cordon-node acts on Node, not on Deployment",
+            id="wrong-kind",
+        ),
+        pytest.param(
+            action(A.ROLLBACK_DEPLOYMENT, K.DEPLOYMENT, replicas=3),
+            "InvalidParams",
+            "params.replicas: not a parameter of rollback-deployment",
+            id="foreign-param",
+        ),
+        pytest.param(
+            action(A.SUSPEND_CRONJOB, K.CRON_JOB, namespace=None),
+            "NotApplicable",
+            "namespace: required for CronJob",
+            id="namespaced-kind-without-namespace",
+        ),
+        pytest.param(
+            action(A.SCALE_WORKLOAD, K.DEPLOYMENT, replicas=1),
+            "NotApplicable",
+            "scale-workload is not handled here",
+            id="other-module",
+        ),
+    ],
+)
+def test_check(act: request.Action, reason: str, message: str) -> None:
+    with pytest.raises(base.NotApplicable, match=message) as caught:
+        base.check(act, {A.CORDON_NODE, A.ROLLBACK_DEPLOYMENT, A.SUSPEND_CRONJOB})
+    assert caught.value.reason == reason
+    assert caught.value.facts == blast.TargetFacts()
+
+
+@pytest.mark.parametrize(
+    ("raised", "translated", "retryable"),
+    [
+        pytest.param(errors.NotFound("x", 404), base.TargetNotFound, False, id="404"),
+        pytest.param(errors.Conflict("x", 409), base.TargetChanged, True, id="409"),
+        pytest.param(errors.Invalid("x", 422), base.Rejected, False, id="422"),
+        pytest.param(errors.Forbidden("x", 403), base.Rejected, False, id="403"),
+        pytest.param(errors.Unavailable("x", 503), base.Unavailable, True, id="503"),
+    ],
+)
+def test_translating(
+    raised: errors.KubeError, translated: type[base.ActionError], retryable: bool
+) -> None:
+    target = action(A.SCALE_WORKLOAD, K.DEPLOYMENT).target
+    with pytest.raises(translated) as caught, base.translating(target):
+        raise raised
+    assert isinstance(caught.value, base.ActionError)
+    assert caught.value.retryable is retryable
+    assert caught.value.__cause__ is raised
+    assert "Deployment shop/web" in str(caught.value)
+
+
+def test_workload_facts() -> None:
+    deployment = {"spec": {"replicas": 3}, "status": {"replicas": 4}}
+    assert base.workload_facts(K.DEPLOYMENT, deployment) == blast.TargetFacts(
+        kind=K.DEPLOYMENT, current_replicas=3, current_pods=4
+    )
+    assert base.workload_facts(K.STATEFUL_SET, {"spec": {}}) == blast.TargetFacts(
+        kind=K.STATEFUL_SET, current_replicas=1, current_pods=0
+    )
+    daemon_set = {"spec": {}, "status": {"currentNumberScheduled": 5}}
+    assert base.workload_facts(K.DAEMON_SET, daemon_set) == blast.TargetFacts(
+        kind=K.DAEMON_SET, current_pods=5
+    )
