@@ -20,6 +20,7 @@ from agent_authority import certs, metrics
 from agent_authority.controllers import deviations, grants, requests, sessions
 from agent_authority.kube import access, api
 from agent_authority.webhooks import grants as grant_webhooks
+from agent_authority.webhooks import requests as request_webhooks
 from agent_authority.webhooks import sessions as session_webhooks
 
 FINALIZER = "agentauthority.io/finalizer"
@@ -28,7 +29,7 @@ WEBHOOK_CONFIGURATION = "agentauthority.io"
 WORKER_THREADS = 64
 
 # Importing the modules registers their handlers; listed so linters see they are used.
-REGISTERED = (grants, sessions, requests, grant_webhooks, session_webhooks)
+REGISTERED = (grants, sessions, requests, grant_webhooks, session_webhooks, request_webhooks)
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
-from agent_authority.cli import audit, dev, grant, session
+from agent_authority.cli import audit, dev, grant, requests, session
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -75,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     session.add_parser(sub)
     grant.add_parser(sub)
     audit.add_parser(sub)
+    requests.add_parser(sub)
     return top
 
 

@@ -186,6 +186,29 @@ async def revoke(
         warning=phase is session.SessionPhase.REVOKED,
     )
     await _end_children(kube, body)
+    await _cancel_requests(kube, body, f"session {body['metadata']['name']!r} ended: {reason}")
+
+
+OPEN_REQUESTS = {"Pending", "AwaitingApproval", "Approved"}
+
+
+async def _cancel_requests(kube: api.Kube, body: api.Json, message: str) -> None:
+    """A session that ends takes its undecided remediation requests with it."""
+    meta = body["metadata"]
+    pending = [
+        r
+        for r in await resources.list_requests(kube, meta["namespace"])
+        if r["spec"]["sessionRef"]["name"] == meta["name"]
+        and (r.get("status") or {}).get("phase", "Pending") in OPEN_REQUESTS
+    ]
+    for item in pending:
+        await resources.patch_request_status(
+            kube,
+            meta["namespace"],
+            item["metadata"]["name"],
+            {"phase": "Cancelled", "reason": "SessionEnded"},
+        )
+        handling.event(item, reason="Cancelled", message=message, warning=True)
 
 
 async def _end_children(kube: api.Kube, parent: api.Json) -> None:

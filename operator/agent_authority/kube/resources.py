@@ -102,3 +102,34 @@ async def resolve_selectors(
         return scope.name, sorted(n["metadata"]["name"] for n in found["items"])
 
     return dict(await asyncio.gather(*[one(s) for s in selected]))
+
+
+async def get_request(kube: api.Kube, namespace: str, name: str) -> api.Json | None:
+    try:
+        return await api.call(
+            kube.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, REQUESTS, name
+        )
+    except errors.NotFound:
+        return None
+
+
+async def list_requests(kube: api.Kube, namespace: str) -> list[api.Json]:
+    found = await api.call(
+        kube.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, REQUESTS
+    )
+    items: list[api.Json] = found.get("items", [])
+    return items
+
+
+async def patch_request_status(
+    kube: api.Kube, namespace: str, name: str, status: Mapping[str, Any]
+) -> api.Json:
+    return await api.call(
+        kube.custom.patch_namespaced_custom_object_status,
+        GROUP,
+        VERSION,
+        namespace,
+        REQUESTS,
+        name,
+        {"status": dict(status)},
+    )

@@ -1,0 +1,170 @@
+"""RemediationRequest admission: who may ask for a change, and who may approve one.
+
+- mutating CREATE: ``spec.requester`` is the authenticated caller (client values are ignored);
+- validating CREATE: a request is created with the session token of ``spec.sessionRef`` — the
+  caller's own, active session — so every request belongs to one session and one incident.
+  People may create only rollbacks (``spec.rollbackOf``), which then go through approval too;
+- mutating UPDATE of ``status``: an appended approval gets the caller's identity and the time;
+- validating UPDATE of ``status``: anyone but the operator may only append exactly one approval
+  or denial, must hold the custom verb ``approve`` on the request's grant
+  (``agentgrants.agentauthority.io``, resourceName = the grant; a SubjectAccessReview), and may
+  not be the requester, an identity of the session, or the operator; each approver counts once.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import kopf
+
+from agent_authority.kube import access, api, resources
+from agent_authority.models import GROUP, VERSION, base, request
+from agent_authority.policy import approvals
+from agent_authority.webhooks import identity
+
+PLURAL = "remediationrequests"
+SA_PREFIX = "system:serviceaccount:"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+@kopf.on.mutate(GROUP, VERSION, PLURAL, operation="CREATE", id="stamp-request", persistent=True)
+def stamp(userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
+    patch.spec["requester"] = identity.from_userinfo(userinfo).to_api()
+
+
+@kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="own-session", persistent=True)
+async def own_session(spec: kopf.Spec, namespace: str | None, userinfo: Any, **_: Any) -> None:
+    caller = identity.from_userinfo(userinfo).username
+    ns = namespace or ""
+    name = str(spec.get("sessionRef", {}).get("name", ""))
+    session_body = await resources.get_session(api.default(), ns, name)
+    status = (session_body or {}).get("status") or {}
+    own = status.get("serviceAccountName")
+    if own and caller == f"{SA_PREFIX}{ns}:{own}":
+        if status.get("phase") != "Active":
+            raise kopf.AdmissionError(
+                f"spec.sessionRef: session {name!r} is {status.get('phase')}, not Active; an "
+                "ended session cannot ask for changes",
+                code=403,
+            )
+        return
+    if caller.startswith(f"{SA_PREFIX}{ns}:aa-") or session_body is None:
+        raise kopf.AdmissionError(
+            f"spec.sessionRef: {name!r} is not the caller's own active session ({caller}); a "
+            "request must be created with the token of the session it names",
+            code=403,
+        )
+    if not spec.get("rollbackOf"):
+        raise kopf.AdmissionError(
+            f"{caller} is not the identity of session {name!r}: agents ask for changes with "
+            "their session token; people may create only rollbacks (spec.rollbackOf, see "
+            "`agent-authority rollback`)",
+            code=403,
+        )
+
+
+def _appended(old: Any, new: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    before = list(((old or {}).get("status") or {}).get("approvals") or [])
+    after = list(((new or {}).get("status") or {}).get("approvals") or [])
+    return before, after
+
+
+@kopf.on.mutate(
+    GROUP,
+    VERSION,
+    PLURAL,
+    operation="UPDATE",
+    subresource="status",
+    id="stamp-approver",
+    persistent=True,
+)
+def stamp_approver(
+    userinfo: Any, memo: Any, patch: kopf.Patch, old: Any = None, new: Any = None, **_: Any
+) -> None:
+    if identity.is_operator(userinfo, memo):
+        return
+    before, after = _appended(old, new)
+    if len(after) != len(before) + 1:
+        return  # not a single append: the validating webhook refuses it
+    entry = dict(after[-1])
+    entry["approver"] = identity.from_userinfo(userinfo).to_api()
+    entry["time"] = _now()
+    patch.status["approvals"] = [*after[:-1], entry]
+
+
+def _refuse(message: str) -> kopf.AdmissionError:
+    return kopf.AdmissionError(message, code=403)
+
+
+@kopf.on.validate(
+    GROUP,
+    VERSION,
+    PLURAL,
+    operation="UPDATE",
+    subresource="status",
+    id="guard-approvals",
+    persistent=True,
+)
+async def guard_approvals(
+    userinfo: Any, memo: Any, namespace: str | None, old: Any = None, new: Any = None, **_: Any
+) -> None:
+    if identity.is_operator(userinfo, memo):
+        return
+    caller = identity.from_userinfo(userinfo)
+    old_status = dict((old or {}).get("status") or {})
+    new_status = dict((new or {}).get("status") or {})
+    before, after = _appended(old, new)
+    keys = (set(old_status) | set(new_status)) - {"approvals"}
+    others_changed = any(old_status.get(k) != new_status.get(k) for k in keys)
+    if others_changed or len(after) != len(before) + 1 or after[: len(before)] != before:
+        raise _refuse(
+            "status is written by the operator; others may only append exactly one entry to "
+            "status.approvals (use `agent-authority approve|deny`)"
+        )
+    entry = request.Approval.model_validate(after[-1])
+    if entry.approver is None or entry.approver.username != caller.username:
+        raise _refuse("status.approvals[]: the approver must be the authenticated caller")
+    spec = dict((new or {}).get("spec") or {})
+    ns = namespace or ""
+    kube = api.default()
+    session_body = await resources.get_session(kube, ns, str(spec["sessionRef"]["name"]))
+    if session_body is None:
+        raise _refuse(f"spec.sessionRef: session {spec['sessionRef']['name']!r} not found")
+    grant_name = str(session_body["spec"]["grantRef"]["name"])
+    allowed = await access.allowed(
+        kube,
+        caller,
+        verb="approve",
+        group=GROUP,
+        resource="agentgrants",
+        name=grant_name,
+        extra=identity.extra_of(userinfo),
+    )
+    if not allowed:
+        raise _refuse(
+            f"{caller.username} may not approve or deny requests under grant {grant_name!r}: "
+            f"RBAC verb 'approve' on agentgrants.{GROUP} with resourceName {grant_name!r} is "
+            "required"
+        )
+    account = (session_body.get("status") or {}).get("serviceAccountName")
+    session_identities = {
+        str((session_body["spec"].get("requester") or {}).get("username", "")),
+        f"{SA_PREFIX}{ns}:{account}" if account else "",
+    } - {""}
+    if caller.username.startswith(f"{SA_PREFIX}{ns}:aa-"):
+        session_identities.add(caller.username)  # any session identity, not only this one's
+    requester = spec.get("requester")
+    refusal = approvals.check_new_approval(
+        entry,
+        [request.Approval.model_validate(a) for a in before],
+        base.UserInfo.model_validate(requester) if requester else None,
+        session_identities,
+        getattr(getattr(memo, "operator", None), "username", ""),
+        already_decided=old_status.get("phase") not in (None, "Pending", "AwaitingApproval"),
+    )
+    if refusal is not None:
+        raise _refuse(f"{refusal.reason.value}: {refusal.message}")
