@@ -26,9 +26,11 @@ class OperatorProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, failpoints: str = "") -> None:
+        """Start; ``failpoints`` (see agent_authority.failpoints) make it kill itself there."""
         self._log = self.log_path.open("ab")
         environ = {**os.environ, "KUBECONFIG": str(self.env.kubeconfig)}
+        environ["AGENT_AUTHORITY_FAILPOINTS"] = failpoints
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "agent_authority.cli.main", *self.env.run_args()],
             stdout=self._log,
@@ -56,6 +58,13 @@ class OperatorProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"operator not ready within {timeout} s:\n{self.tail()}")
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to exit by itself (e.g. killed at a failpoint)."""
+        assert self._proc is not None
+        code = self._proc.wait(timeout=timeout)
+        self._close()
+        return code
 
     def kill(self) -> None:
         """SIGKILL: no clean-up handlers run (as a crash or an OOM kill)."""

@@ -226,7 +226,7 @@ def test_scale_refuses_when_replicas_moved_after_planning(kube: api.Kube, namesp
         pytest.param(K.DAEMON_SET, {}, 0, id="daemonset-on-no-nodes"),
     ],
 )
-def test_restart_sets_restarted_at_once_and_has_no_inverse(
+def test_restart_sets_restarted_at_once_and_records_what_undoes_it(
     kube: api.Kube, namespace: str, kind: request.TargetKind, spec: api.Json, pods: int
 ) -> None:
     create_workload(kube, kind, namespace, **spec)
@@ -238,7 +238,13 @@ def test_restart_sets_restarted_at_once_and_has_no_inverse(
     assert p.facts.kind is kind
     assert p.facts.current_pods == pods
     assert p.radius == request.BlastRadius(pods_affected=pods, reversible=False)
-    assert p.inverse is None
+    if kind is K.DEPLOYMENT:
+        # Undone by rolling back to the revision before the restart (pods roll once more).
+        assert p.inverse is not None
+        assert p.inverse.action.type is A.ROLLBACK_DEPLOYMENT
+        assert p.inverse.action.params == request.ActionParams(to_revision=1)
+    else:
+        assert p.inverse is None  # no revision history this catalog can roll back to
 
     diff = dry_run(kube, p)
     stamp = p.changes[0].after
@@ -258,6 +264,12 @@ def test_restart_sets_restarted_at_once_and_has_no_inverse(
     assert read(kube, act.target)["metadata"]["generation"] == live["metadata"]["generation"]
     if kind is K.DEPLOYMENT:
         eventually(lambda: len(revisions(kube, namespace)) == 2, "a second ReplicaSet rolls out")
+        assert p.inverse is not None
+        assert again.inverse == p.inverse
+        back = plan(kube, p.inverse.action)
+        apply(kube, back)
+        template = read(kube, act.target)["spec"]["template"]["metadata"]
+        assert "kubectl.kubernetes.io/restartedAt" not in (template.get("annotations") or {})
 
 
 def test_restart_refuses_a_paused_deployment(kube: api.Kube, namespace: str) -> None:

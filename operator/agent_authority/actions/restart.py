@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import datetime
 
-from agent_authority.actions import base
+from agent_authority.actions import base, fields
 from agent_authority.kube import api
 from agent_authority.models import grant, request
 from agent_authority.policy import blast
 
 TYPES = frozenset({grant.ActionType.RESTART_WORKLOAD})
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-PATH: base.Path = ("spec", "template", "metadata", "annotations", RESTARTED_AT)
+PATH: fields.Path = ("spec", "template", "metadata", "annotations", RESTARTED_AT)
+
+
+REVISION = "deployment.kubernetes.io/revision"
 
 
 async def plan(
@@ -42,8 +45,10 @@ async def plan(
     facts = base.workload_facts(action.target.kind, live)
     base.refuse_paused(action, live, facts)
     radius = blast.blast_radius(action, facts)
-    current = base.get(live, PATH)
-    resumed = base.resumed_marker(live, request_uid) is not None
+    current = fields.get(live, PATH)
+    marker = base.resumed_marker(live, request_uid)
+    resumed = marker is not None
+    inverse = marker.inverse if marker is not None else _inverse(action, live)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     after = current if resumed else now
     what = "was restarted by this request already" if resumed else "rollout restart"
@@ -51,7 +56,7 @@ async def plan(
         action=action,
         facts=facts,
         radius=radius,
-        inverse=None,
+        inverse=inverse,
         description=(
             f"{base.label(action.target)}: {what}, {blast.describe(action, facts, radius)}"
         ),
@@ -59,6 +64,25 @@ async def plan(
         target_uid=live["metadata"]["uid"],
         changes=(base.Change(PATH, before=current, after=after),),
         resumed=resumed,
+    )
+
+
+def _inverse(action: request.Action, live: api.Json) -> request.Inverse | None:
+    """A Deployment's restart is undone by rolling back to the revision current before it (the
+    restored template rolls the pods once more: the pods that were replaced cannot come back).
+    StatefulSets and DaemonSets keep no revision history this catalog can roll back to."""
+    revision = (live["metadata"].get("annotations") or {}).get(REVISION)
+    if action.target.kind is not request.TargetKind.DEPLOYMENT or not revision:
+        return None
+    back = request.Action(
+        type=grant.ActionType.ROLLBACK_DEPLOYMENT,
+        target=action.target,
+        params=request.ActionParams(to_revision=int(revision)),
+    )
+    return request.Inverse(
+        action=back,
+        description=f"roll {base.label(action.target)} back to revision {revision}, the "
+        "template before the restart",
     )
 
 
@@ -70,7 +94,7 @@ async def apply(kube: api.Kube, plan: base.Plan) -> str:
     outcome = await base.converge(kube, plan, dry_run=False)
     target = base.label(plan.action.target)
     if not outcome.written:
-        return f"{target}: already restarted at {base.get(outcome.obj, PATH)}, nothing to do"
+        return f"{target}: already restarted at {fields.get(outcome.obj, PATH)}, nothing to do"
     return (
         f"{target}: rollout restart started ({RESTARTED_AT}={plan.changes[0].after}; "
         f"{plan.radius.pods_affected} pods to be replaced)"

@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from agent_authority import metrics
+from agent_authority import failpoints, metrics
 from agent_authority.actions import base as actions
 from agent_authority.actions import registry
 from agent_authority.controllers import handling, sessions
@@ -349,7 +349,9 @@ async def apply(kube: api.Kube, body: api.Json) -> None:
                 warning=True,
             )
             return
+        failpoints.hit(failpoints.BEFORE_APPLY)
         message = await module.apply(kube, plan)
+        failpoints.hit(failpoints.AFTER_APPLY)
     except actions.TargetNotFound as e:
         if resuming and spec.action.type is grant.ActionType.DELETE_POD:
             message = f"already applied before a restart: {e}"

@@ -1,0 +1,555 @@
+"""Remediation requests on the real control plane with the real operator: policy, approvals,
+dry-run diff, apply exactly once, rollback — and the attacks on each of them."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from agent_authority.localcluster import cluster
+from agent_authority.models import GROUP, VERSION
+from tests.e2e import agents, probe
+from tests.e2e.operator_process import OperatorProcess
+
+AGENT, AGENT_GROUP = "agent-rita", "remediation-agents"
+APPROVERS = ("oncall-1", "oncall-2")
+RBAC = "rbac.authorization.k8s.io"
+EVIDENCE = [
+    {
+        "kind": "metric",
+        "source": "prometheus",
+        "excerpt": "p99 latency 2.4 s",
+        "sha256": "a" * 64,
+        "observedAt": "2026-11-21T07:00:00Z",
+    }
+]
+
+
+@dataclasses.dataclass
+class World:
+    local: cluster.LocalCluster
+    admin: Any
+    agent: Any
+    ns: str
+    shop: str
+    other: str
+    grant: str
+    node: str
+
+
+def _grant_spec(shop: str) -> dict[str, Any]:
+    return {
+        "subjects": [{"kind": "Group", "name": AGENT_GROUP}],
+        "incidents": {"severities": ["SEV1", "SEV2"]},
+        "read": [
+            {
+                "name": "apps",
+                "namespaces": [shop],
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+            }
+        ],
+        "remediations": [
+            {
+                "action": "scale-workload",
+                "namespaces": [shop],
+                "autonomy": "auto",
+                "limits": {"maxReplicasDelta": 2},
+            },
+            {"action": "restart-workload", "namespaces": [shop], "autonomy": "propose"},
+            {"action": "rollback-deployment", "namespaces": [shop], "autonomy": "propose"},
+            {"action": "delete-pod", "namespaces": [shop], "autonomy": "propose"},
+            {"action": "cordon-node", "autonomy": "propose"},
+            {"action": "uncordon-node", "autonomy": "propose"},
+            {"action": "suspend-cronjob", "namespaces": [shop], "autonomy": "propose"},
+        ],
+        "approval": {
+            "requiredApprovals": {"reversible": 1, "irreversible": 2},
+            "timeoutSeconds": 30,
+        },
+        "session": {"maxTtlSeconds": 900, "maxConcurrentSessions": 100, "maxDeniedRequests": 1000},
+    }
+
+
+def _role(admin: Any, name: str, rules: list[dict[str, Any]], users: list[str]) -> None:
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "User", "name": u, "apiGroup": RBAC} for u in users],
+        }
+    )
+
+
+def _status_rules() -> list[dict[str, Any]]:
+    return [
+        {
+            "apiGroups": [GROUP],
+            "resources": ["remediationrequests", "incidentsessions"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": [GROUP],
+            "resources": ["remediationrequests/status"],
+            "verbs": ["get", "patch", "update"],
+        },
+    ]
+
+
+@pytest.fixture(scope="module")
+def world(
+    local_cluster: cluster.LocalCluster, admin: Any, operator: OperatorProcess
+) -> Iterator[World]:
+    core, apps, batch = client.CoreV1Api(admin), client.AppsV1Api(admin), client.BatchV1Api(admin)
+    ns, shop, other = agents.unique("agents"), agents.unique("shop"), agents.unique("other")
+    for name in (ns, shop, other):
+        core.create_namespace({"metadata": {"name": name}})
+    grant = agents.unique("fixer")
+    _role(
+        admin,
+        f"open-{grant}",
+        [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["incidentsessions"],
+                "verbs": ["create", "get", "list", "watch", "patch"],
+            }
+        ],
+        [AGENT],
+    )
+    _role(
+        admin,
+        f"approve-{grant}",
+        [
+            *_status_rules(),
+            {
+                "apiGroups": [GROUP],
+                "resources": ["agentgrants"],
+                "verbs": ["approve"],
+                "resourceNames": [grant],
+            },
+        ],
+        list(APPROVERS),
+    )
+    _role(admin, f"status-only-{grant}", _status_rules(), ["bystander"])
+    agents.create_grant(admin, grant, _grant_spec(shop))
+    node = agents.unique("node")
+    core.create_node({"metadata": {"name": node}})
+    for namespace in (shop, other):
+        apps.create_namespaced_deployment(namespace, _deployment("web", 3))
+    batch.create_namespaced_cron_job(
+        shop,
+        {
+            "metadata": {"name": "report"},
+            "spec": {
+                "schedule": "0 * * * *",
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [{"name": "r", "image": "x"}],
+                            }
+                        }
+                    }
+                },
+            },
+        },
+    )
+    agents.wait_for(lambda: _pods(admin, shop, "app=web") == 3, 30, "3 web pods")
+    yield World(
+        local_cluster,
+        admin,
+        agents.as_user(local_cluster, AGENT, [AGENT_GROUP]),
+        ns,
+        shop,
+        other,
+        grant,
+        node,
+    )
+    core.delete_node(node)
+
+
+def _deployment(name: str, replicas: int, image: str = "registry.invalid/web:1") -> Any:
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]},
+            },
+        },
+    }
+
+
+def _pods(admin: Any, namespace: str, selector: str) -> int:
+    return len(
+        client.CoreV1Api(admin).list_namespaced_pod(namespace, label_selector=selector).items
+    )
+
+
+def _token_client(local: cluster.LocalCluster, token: str) -> Any:
+    configuration = client.Configuration()
+    configuration.host = local.url
+    configuration.ssl_ca_cert = str(local.ca_file)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(configuration)
+
+
+@dataclasses.dataclass
+class Session:
+    name: str
+    token: str
+    api: Any  # the session token's client
+    account: str
+
+
+def _session(w: World) -> Session:
+    name = agents.unique("s")
+    agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
+    body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"})
+    assert body["status"]["phase"] == "Active", body["status"]
+    token = agents.token_of(w.agent, w.ns, body)
+    return Session(
+        name,
+        token,
+        _token_client(w.local, token),
+        f"system:serviceaccount:{w.ns}:{body['status']['serviceAccountName']}",
+    )
+
+
+def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) -> str:
+    name = name or agents.unique("rr")
+    client.CustomObjectsApi(s.api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        w.ns,
+        "remediationrequests",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RemediationRequest",
+            "metadata": {"name": name},
+            "spec": {
+                "sessionRef": {"name": s.name},
+                "action": action,
+                "hypothesis": "it will help",
+                "evidence": EVIDENCE,
+            },
+        },
+    )
+    return name
+
+
+def _request(w: World, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
+        GROUP, VERSION, w.ns, "remediationrequests", name
+    )
+    return found
+
+
+def _phase(w: World, name: str, phases: set[str], timeout: float = 20) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        body = _request(w, name)
+        return body if (body.get("status") or {}).get("phase") in phases else None
+
+    return agents.wait_for(check, timeout, f"request {name} to reach {sorted(phases)}")
+
+
+def _cli(w: World, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    kubeconfig = w.local.user_kubeconfig(user)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_authority.cli.main",
+            *args,
+            "-n",
+            w.ns,
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def _approve(
+    w: World, user: str, name: str, decision: str = "approve"
+) -> subprocess.CompletedProcess[str]:
+    return _cli(w, user, decision, name, "--reason", f"{user} reviewed the diff")
+
+
+def _scale(shop: str, replicas: int, name: str = "web") -> dict[str, Any]:
+    return {
+        "type": "scale-workload",
+        "target": {"kind": "Deployment", "namespace": shop, "name": name},
+        "params": {"replicas": replicas},
+    }
+
+
+def _replicas(w: World, namespace: str, name: str = "web") -> int:
+    return int(client.AppsV1Api(w.admin).read_namespaced_deployment(name, namespace).spec.replicas)
+
+
+def _append_approval(api: Any, w: World, name: str) -> client.ApiException:
+    """Try to append an approval as ``api``; returns the refusal."""
+    current = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
+        GROUP, VERSION, w.ns, "remediationrequests", name
+    )
+    approvals = [
+        *(current.get("status") or {}).get("approvals", []),
+        {"decision": "approve", "reason": "looks fine to me"},
+    ]
+    with pytest.raises(client.ApiException) as refused:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, w.ns, "remediationrequests", name, {"status": {"approvals": approvals}}
+        )
+    return refused.value
+
+
+# -- autonomy and limits -------------------------------------------------------------------------
+
+
+def test_auto_within_limits_applies_without_a_human(world: World) -> None:
+    w = world
+    s = _session(w)
+    deployment = agents.unique("auto")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    started = time.monotonic()
+    name = _ask(w, s, _scale(w.shop, 4, deployment))
+    done = _phase(w, name, {"Succeeded", "Failed", "Denied", "AwaitingApproval"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    print(f"\n[remediation] auto request -> Succeeded in {time.monotonic() - started:.2f} s")
+    assert _replicas(w, w.shop, deployment) == 4
+    assert done["status"]["diff"] == [{"path": "spec.replicas", "before": "3", "after": "4"}]
+    assert done["status"]["inverse"]["action"]["params"] == {"replicas": 3}
+    assert done["status"].get("approvals", []) == []
+    conditions = {c["type"]: c for c in done["status"]["conditions"]}
+    assert conditions["Approved"]["reason"] == "AutoApproved"
+
+
+def test_beyond_the_auto_limit_it_waits_and_only_an_approver_can_approve(world: World) -> None:
+    w = world
+    s = _session(w)
+    deployment = agents.unique("big")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    name = _ask(w, s, _scale(w.shop, 6, deployment))
+    waiting = _phase(w, name, {"AwaitingApproval", "Succeeded", "Denied"})
+    assert waiting["status"]["phase"] == "AwaitingApproval", waiting["status"]
+    assert waiting["status"]["requiredApprovals"] == 1
+    assert waiting["status"]["diff"] == [{"path": "spec.replicas", "before": "3", "after": "6"}]
+    assert _replicas(w, w.shop, deployment) == 3
+    shown = _cli(w, APPROVERS[0], "show", name)
+    assert "spec.replicas: 3 -> 6" in shown.stdout, shown.stdout + shown.stderr
+    listed = _cli(w, APPROVERS[0], "requests")
+    assert name in listed.stdout
+    # Someone who may write status but lacks the approve verb on this grant is refused.
+    refused = _approve(w, "bystander", name)
+    assert refused.returncode == 1
+    assert "RBAC verb 'approve'" in refused.stderr
+    approved = _approve(w, APPROVERS[0], name)
+    assert approved.returncode == 0, approved.stderr
+    done = _phase(w, name, {"Succeeded", "Failed"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert _replicas(w, w.shop, deployment) == 6
+    assert done["status"]["approvals"][0]["approver"]["username"] == APPROVERS[0]
+
+
+# -- self-approval attacks -----------------------------------------------------------------------
+
+
+def test_the_session_token_cannot_write_request_status(world: World) -> None:
+    w = world
+    s = _session(w)
+    name = _ask(w, s, _scale(w.shop, 9))
+    _phase(w, name, {"AwaitingApproval"})
+    refused = _append_approval(s.api, w, name)
+    assert refused.status == 403
+    assert "remediationrequests/status" in agents.refusal(refused)  # RBAC, not the webhook
+
+
+def test_no_self_approval_even_when_rbac_would_allow_it(world: World) -> None:
+    """A human grants the agent's identities approve rights: the webhook still refuses."""
+    w = world
+    s = _session(w)
+    name = _ask(w, s, _scale(w.shop, 8))
+    _phase(w, name, {"AwaitingApproval"})
+    account = s.account.rsplit(":", 1)[1]
+    rbac = client.RbacAuthorizationV1Api(w.admin)
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": f"oops-{account}"},
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": f"approve-{w.grant}"},
+            "subjects": [
+                {"kind": "ServiceAccount", "name": account, "namespace": w.ns},
+                {"kind": "User", "name": AGENT, "apiGroup": RBAC},
+            ],
+        }
+    )
+    time.sleep(0.5)
+    by_session = _append_approval(s.api, w, name)
+    assert by_session.status == 403
+    assert "SessionIdentity" in agents.refusal(by_session) or "SelfApproval" in agents.refusal(
+        by_session
+    )
+    by_agent = _append_approval(w.agent, w, name)
+    assert by_agent.status == 403
+    assert "SessionIdentity" in agents.refusal(by_agent)
+    assert _request(w, name)["status"]["phase"] == "AwaitingApproval"
+    rbac.delete_cluster_role_binding(f"oops-{account}")
+
+
+def test_a_request_cannot_name_someone_elses_session(world: World) -> None:
+    w = world
+    mine, theirs = _session(w), _session(w)
+    with pytest.raises(client.ApiException) as refused:
+        client.CustomObjectsApi(mine.api).create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            w.ns,
+            "remediationrequests",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "RemediationRequest",
+                "metadata": {"name": agents.unique("hijack")},
+                "spec": {
+                    "sessionRef": {"name": theirs.name},
+                    "action": _scale(w.shop, 4),
+                    "hypothesis": "h",
+                    "evidence": EVIDENCE,
+                },
+            },
+        )
+    assert refused.value.status == 403
+    assert "not the caller's own active session" in agents.refusal(refused.value)
+
+
+def test_spec_cannot_change_after_creation(world: World) -> None:
+    w = world
+    s = _session(w)
+    name = _ask(w, s, _scale(w.shop, 7))
+    _phase(w, name, {"AwaitingApproval"})
+    with pytest.raises(client.ApiException) as refused:
+        client.CustomObjectsApi(w.admin).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            w.ns,
+            "remediationrequests",
+            name,
+            {"spec": {"action": {"params": {"replicas": 70}}}},
+        )
+    assert refused.value.status == 422
+    assert "spec is immutable" in agents.refusal(refused.value)
+
+
+# -- two-person rule, denial, timeout -------------------------------------------------------------
+
+
+def test_irreversible_actions_need_two_distinct_approvers(world: World) -> None:
+    w = world
+    s = _session(w)
+    pod = client.CoreV1Api(w.admin).list_namespaced_pod(w.shop, label_selector="app=web").items[0]
+    name = _ask(
+        w,
+        s,
+        {
+            "type": "delete-pod",
+            "target": {"kind": "Pod", "namespace": w.shop, "name": pod.metadata.name},
+        },
+    )
+    waiting = _phase(w, name, {"AwaitingApproval"})
+    assert waiting["status"]["requiredApprovals"] == 2
+    assert _approve(w, APPROVERS[0], name).returncode == 0
+    time.sleep(1)
+    assert _request(w, name)["status"]["phase"] == "AwaitingApproval"
+    twice = _approve(w, APPROVERS[0], name)
+    assert twice.returncode == 1
+    assert "DuplicateApprover" in twice.stderr
+    assert _approve(w, APPROVERS[1], name).returncode == 0
+    done = _phase(w, name, {"Succeeded", "Failed"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    with pytest.raises(client.ApiException) as gone:
+        client.CoreV1Api(w.admin).read_namespaced_pod(pod.metadata.name, w.shop)
+    assert gone.value.status == 404
+
+
+def test_a_denial_is_final(world: World) -> None:
+    w = world
+    s = _session(w)
+    name = _ask(
+        w,
+        s,
+        {
+            "type": "restart-workload",
+            "target": {"kind": "Deployment", "namespace": w.shop, "name": "web"},
+        },
+    )
+    _phase(w, name, {"AwaitingApproval"})
+    assert _approve(w, APPROVERS[0], name, "deny").returncode == 0
+    denied = _phase(w, name, {"Denied"})
+    assert {c["type"] for c in denied["status"]["conditions"]} >= {"Denied"}
+    assert "Approved" not in {c["type"] for c in denied["status"]["conditions"]}
+    late = _approve(w, APPROVERS[1], name)
+    assert late.returncode == 1
+    assert "AlreadyDecided" in late.stderr
+    template = client.AppsV1Api(w.admin).read_namespaced_deployment("web", w.shop).spec.template
+    assert "kubectl.kubernetes.io/restartedAt" not in (template.metadata.annotations or {})
+
+
+def test_a_request_nobody_decides_on_expires(world: World) -> None:
+    w = world
+    s = _session(w)
+    name = _ask(w, s, _scale(w.shop, 10))
+    _phase(w, name, {"AwaitingApproval"})
+    expired = _phase(w, name, {"Expired"}, timeout=45)
+    assert expired["status"]["reason"] == "ApprovalTimeout"
+    assert _replicas(w, w.shop) == 3
+
+
+# -- scope -------------------------------------------------------------------------------------
+
+
+def test_an_out_of_scope_target_is_denied_and_revokes_the_session(world: World) -> None:
+    w = world
+    s = _session(w)
+    deployments = f"/apis/apps/v1/namespaces/{w.shop}/deployments"
+    assert probe.status(w.local, deployments, s.token) == 200
+    name = _ask(w, s, _scale(w.other, 4))
+    started = time.monotonic()
+    denied = _phase(w, name, {"Denied"})
+    assert denied["status"]["reason"] == "TargetOutOfScope"
+    forbidden = probe.wait_for_status(w.local, deployments, s.token, 403, timeout=5)
+    assert forbidden is not None
+    print(
+        f"\n[remediation] out-of-scope request -> session token 403 after "
+        f"{time.monotonic() - started:.2f} s"
+    )
+    assert time.monotonic() - started < 5
+    session = agents.get_session(w.admin, w.ns, s.name)
+    assert session["status"]["phase"] == "Revoked"
+    assert session["status"]["revocation"]["reason"] == "OutOfScopeRequest"
+    assert name in session["status"]["revocation"]["message"]
+    assert _replicas(w, w.other) == 3
+
+
+def test_ending_a_session_cancels_its_pending_requests(world: World) -> None:
+    w = world
+    s = _session(w)
+    name = _ask(w, s, _scale(w.shop, 11))
+    _phase(w, name, {"AwaitingApproval"})
+    agents.end_session(w.agent, w.ns, s.name)
+    cancelled = _phase(w, name, {"Cancelled"})
+    assert cancelled["status"]["reason"] == "SessionEnded"
