@@ -25,10 +25,12 @@ class OperatorProcess:
         self.log_path = log
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_offset = 0
 
     def start(self, timeout: float = 30, failpoints: str = "") -> None:
         """Start; ``failpoints`` (see agent_authority.failpoints) make it kill itself there."""
         self._log = self.log_path.open("ab")
+        self._log_offset = self.log_path.stat().st_size
         environ = {**os.environ, "KUBECONFIG": str(self.env.kubeconfig)}
         environ["AGENT_AUTHORITY_FAILPOINTS"] = failpoints
         self._proc = subprocess.Popen(
@@ -51,7 +53,10 @@ class OperatorProcess:
                 raise RuntimeError(f"operator exited with {self._proc.returncode}:\n{self.tail()}")
             try:
                 api.read_mutating_webhook_configuration("agentauthority.io")
-                if marker in self.log_path.read_text(errors="replace").split("operating as")[-1]:
+                with self.log_path.open("rb") as log:
+                    log.seek(self._log_offset)
+                    written = log.read().decode(errors="replace")
+                if marker in written:
                     time.sleep(0.3)
                     return
             except client.ApiException:

@@ -20,6 +20,7 @@ from tests.e2e.operator_process import OperatorProcess
 
 AGENT, AGENT_GROUP = "agent-rita", "remediation-agents"
 APPROVERS = ("oncall-1", "oncall-2")
+LEAD = "oncall-lead"  # starts rollbacks (so the approvers are not the rollback's requester)
 RBAC = "rbac.authorization.k8s.io"
 EVIDENCE = [
     {
@@ -141,6 +142,15 @@ def world(
         list(APPROVERS),
     )
     _role(admin, f"status-only-{grant}", _status_rules(), ["bystander"])
+    _role(
+        admin,
+        f"rollback-{grant}",
+        [
+            *_status_rules(),
+            {"apiGroups": [GROUP], "resources": ["remediationrequests"], "verbs": ["create"]},
+        ],
+        [LEAD],
+    )
     agents.create_grant(admin, grant, _grant_spec(shop))
     node = agents.unique("node")
     core.create_node({"metadata": {"name": node}})
@@ -538,8 +548,8 @@ def test_an_out_of_scope_target_is_denied_and_revokes_the_session(world: World) 
         f"{time.monotonic() - started:.2f} s"
     )
     assert time.monotonic() - started < 5
-    session = agents.get_session(w.admin, w.ns, s.name)
-    assert session["status"]["phase"] == "Revoked"
+    # Credentials go first, the status is written after: wait for it.
+    session = agents.wait_phase(w.admin, w.ns, s.name, {"Revoked"}, timeout=5)
     assert session["status"]["revocation"]["reason"] == "OutOfScopeRequest"
     assert name in session["status"]["revocation"]["message"]
     assert _replicas(w, w.other) == 3
@@ -553,3 +563,220 @@ def test_ending_a_session_cancels_its_pending_requests(world: World) -> None:
     agents.end_session(w.agent, w.ns, s.name)
     cancelled = _phase(w, name, {"Cancelled"})
     assert cancelled["status"]["reason"] == "SessionEnded"
+
+
+# -- every action: diff, apply, inverse, rollback ------------------------------------------------
+
+
+def _approve_all(w: World, name: str) -> dict[str, Any]:
+    """Approve with as many distinct approvers as the request needs; the settled request."""
+    waiting = _phase(w, name, {"AwaitingApproval", "Succeeded", "Denied", "Failed"})
+    if waiting["status"]["phase"] == "AwaitingApproval":
+        for approver in APPROVERS[: waiting["status"]["requiredApprovals"]]:
+            assert _approve(w, approver, name).returncode == 0
+    return _phase(w, name, {"Succeeded", "Failed", "Denied"})
+
+
+def _rolled_back(w: World, name: str) -> None:
+    rolled = _cli(w, LEAD, "rollback", name, "--reason", "undo for the test")
+    assert rolled.returncode == 0, rolled.stderr
+    rollback = rolled.stdout.split(":")[0].strip()
+    done = _approve_all(w, rollback)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert _phase(w, name, {"RolledBack"})["status"]["reason"] == "RolledBack"
+
+
+def _revision(w: World, name: str) -> str:
+    deployment = client.AppsV1Api(w.admin).read_namespaced_deployment(name, w.shop)
+    return str((deployment.metadata.annotations or {}).get("deployment.kubernetes.io/revision"))
+
+
+def _image(w: World, name: str) -> str:
+    deployment = client.AppsV1Api(w.admin).read_namespaced_deployment(name, w.shop)
+    return str(deployment.spec.template.spec.containers[0].image)
+
+
+def test_scale_applies_and_rolls_back(world: World) -> None:
+    w = world
+    s = _session(w)
+    name_ = agents.unique("sc")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(name_, 3))
+    name = _ask(w, s, _scale(w.shop, 5, name_))
+    done = _approve_all(w, name)
+    assert done["status"]["diff"] == [{"path": "spec.replicas", "before": "3", "after": "5"}]
+    assert _replicas(w, w.shop, name_) == 5
+    _rolled_back(w, name)
+    assert _replicas(w, w.shop, name_) == 3
+
+
+def test_restart_applies_and_rolls_back_to_the_previous_template(world: World) -> None:
+    w = world
+    s = _session(w)
+    name_ = agents.unique("rs")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(name_, 1))
+    agents.wait_for(lambda: _revision(w, name_) == "1", 20, "revision 1")
+    name = _ask(
+        w,
+        s,
+        {
+            "type": "restart-workload",
+            "target": {"kind": "Deployment", "namespace": w.shop, "name": name_},
+        },
+    )
+    done = _approve_all(w, name)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["diff"][0]["path"].endswith("[kubectl.kubernetes.io/restartedAt]")
+    assert done["status"]["inverse"]["action"]["type"] == "rollback-deployment"
+    agents.wait_for(lambda: _revision(w, name_) == "2", 20, "the restart's revision")
+    _rolled_back(w, name)
+    template = client.AppsV1Api(w.admin).read_namespaced_deployment(name_, w.shop).spec.template
+    assert "kubectl.kubernetes.io/restartedAt" not in (template.metadata.annotations or {})
+
+
+def test_rollback_deployment_applies_and_rolls_forward_again(world: World) -> None:
+    w = world
+    s = _session(w)
+    name_ = agents.unique("rb")
+    apps = client.AppsV1Api(w.admin)
+    apps.create_namespaced_deployment(w.shop, _deployment(name_, 1, "registry.invalid/web:1"))
+    agents.wait_for(lambda: _revision(w, name_) == "1", 20, "revision 1")
+    apps.patch_namespaced_deployment(
+        name_,
+        w.shop,
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/web:2"}]}
+                }
+            }
+        },
+    )
+    agents.wait_for(lambda: _revision(w, name_) == "2", 20, "revision 2")
+    name = _ask(
+        w,
+        s,
+        {
+            "type": "rollback-deployment",
+            "target": {"kind": "Deployment", "namespace": w.shop, "name": name_},
+        },
+    )
+    done = _approve_all(w, name)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert {
+        "path": "spec.template.spec.containers[name=app].image",
+        "before": "registry.invalid/web:2",
+        "after": "registry.invalid/web:1",
+    } in done["status"]["diff"]
+    assert _image(w, name_) == "registry.invalid/web:1"
+    _rolled_back(w, name)
+    assert _image(w, name_) == "registry.invalid/web:2"
+
+
+def test_delete_pod_applies_and_says_it_cannot_be_undone(world: World) -> None:
+    w = world
+    s = _session(w)
+    pod = client.CoreV1Api(w.admin).list_namespaced_pod(w.shop, label_selector="app=web").items[0]
+    name = _ask(
+        w,
+        s,
+        {
+            "type": "delete-pod",
+            "target": {"kind": "Pod", "namespace": w.shop, "name": pod.metadata.name},
+        },
+    )
+    done = _approve_all(w, name)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert "inverse" not in done["status"]
+    refused = _cli(w, LEAD, "rollback", name, "--reason", "undo")
+    assert refused.returncode == 1
+    assert "no recorded inverse" in refused.stderr
+
+
+def test_cordon_applies_and_rolls_back(world: World) -> None:
+    w = world
+    s = _session(w)
+    name = _ask(w, s, {"type": "cordon-node", "target": {"kind": "Node", "name": w.node}})
+    done = _approve_all(w, name)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["diff"] == [{"path": "spec.unschedulable", "after": "true"}]
+    assert client.CoreV1Api(w.admin).read_node(w.node).spec.unschedulable is True
+    _rolled_back(w, name)
+    assert not client.CoreV1Api(w.admin).read_node(w.node).spec.unschedulable
+
+
+def test_suspend_cronjob_applies_and_rolls_back(world: World) -> None:
+    w = world
+    s = _session(w)
+    name = _ask(
+        w,
+        s,
+        {
+            "type": "suspend-cronjob",
+            "target": {"kind": "CronJob", "namespace": w.shop, "name": "report"},
+        },
+    )
+    done = _approve_all(w, name)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    batch = client.BatchV1Api(w.admin)
+    assert batch.read_namespaced_cron_job("report", w.shop).spec.suspend is True
+    _rolled_back(w, name)
+    assert batch.read_namespaced_cron_job("report", w.shop).spec.suspend is False
+
+
+# -- exactly once across crashes ----------------------------------------------------------------
+
+
+def test_killed_after_applying_the_change_is_not_applied_twice(
+    world: World, operator: OperatorProcess
+) -> None:
+    """SIGKILL right after the restart was applied, before Succeeded was recorded."""
+    w = world
+    s = _session(w)
+    name_ = agents.unique("once")
+    apps = client.AppsV1Api(w.admin)
+    apps.create_namespaced_deployment(w.shop, _deployment(name_, 1))
+    agents.wait_for(lambda: _revision(w, name_) == "1", 20, "revision 1")
+    operator.stop()
+    operator.start(failpoints="after-apply")
+    name = _ask(
+        w,
+        s,
+        {
+            "type": "restart-workload",
+            "target": {"kind": "Deployment", "namespace": w.shop, "name": name_},
+        },
+    )
+    _phase(w, name, {"AwaitingApproval"})
+    for approver in APPROVERS:
+        _approve(w, approver, name)
+    assert operator.wait_exit(30) == -9, "the operator did not die at the failpoint"
+    crashed = _request(w, name)
+    assert crashed["status"]["phase"] == "Applying"
+    after_first = apps.read_namespaced_deployment(name_, w.shop)
+    stamp = after_first.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]
+    operator.start()
+    done = _phase(w, name, {"Succeeded", "Failed"}, timeout=30)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    final = apps.read_namespaced_deployment(name_, w.shop)
+    assert final.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] == stamp
+    assert final.metadata.generation == after_first.metadata.generation
+    assert done["status"]["inverse"]["action"]["params"] == {"toRevision": 1}
+
+
+def test_killed_before_applying_the_change_applies_it_once_on_restart(
+    world: World, operator: OperatorProcess
+) -> None:
+    w = world
+    s = _session(w)
+    name_ = agents.unique("later")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(name_, 2))
+    operator.stop()
+    operator.start(failpoints="before-apply")
+    name = _ask(w, s, _scale(w.shop, 3, name_))
+    assert operator.wait_exit(30) == -9, "the operator did not die at the failpoint"
+    assert _request(w, name)["status"]["phase"] == "Applying"
+    assert _replicas(w, w.shop, name_) == 2
+    operator.start()
+    done = _phase(w, name, {"Succeeded", "Failed"}, timeout=30)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert _replicas(w, w.shop, name_) == 3

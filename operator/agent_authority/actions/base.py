@@ -1,5 +1,8 @@
 """What every action shares: the plan, the module interface, the errors and the apply driver.
 
+The pure helpers on field paths, diffs and merge patches live in :mod:`fields`; this module holds
+what reads or writes the target, and the plan those reads and writes serve.
+
 An action module exposes three coroutines and satisfies :class:`ActionModule` as a module::
 
     plan(kube, action, *, request_uid, requested_at=None) -> Plan
@@ -43,9 +46,9 @@ import contextlib
 import dataclasses
 import datetime
 import json
-import re
 from typing import Any, Protocol
 
+from agent_authority.actions import fields
 from agent_authority.kube import api, errors
 from agent_authority.models import grant, request
 from agent_authority.policy import blast
@@ -56,7 +59,6 @@ MARKER = "agentauthority.io/last-remediation"
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
 
-Path = tuple[str, ...]
 _K = request.TargetKind
 
 
@@ -109,7 +111,7 @@ class Change:
     write when the live value is neither ``before`` nor ``after``.
     """
 
-    path: Path
+    path: fields.Path
     before: Any
     after: Any
     guarded: bool = False
@@ -300,140 +302,32 @@ def resumed_marker(live: api.Json, request_uid: str) -> Marker | None:
     return marker if marker is not None and marker.request_uid == request_uid else None
 
 
-# --- pure helpers: paths, diffs, merge patches --------------------------------------------------
-
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def get(obj: Any, path: Path) -> Any:
-    """The value at ``path`` in nested dicts; ``None`` when any step is missing."""
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def render(path: Path) -> str:
-    """``spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]``."""
-    where = ""
-    for key in path:
-        where = _child(where, key)
-    return where
-
-
-def _child(where: str, key: str) -> str:
-    if _PLAIN_KEY.match(key):
-        return f"{where}.{key}" if where else key
-    return f"{where}[{key}]"
-
-
-def text(value: Any) -> str | None:
-    """A value as a diff shows it: strings as they are, everything else as compact JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def field_changes(
-    before: api.Json, after: api.Json, paths: collections.abc.Iterable[Path]
-) -> list[request.FieldChange]:
-    """The leaf fields that differ between ``before`` and ``after`` under each of ``paths``.
-
-    Maps are walked key by key; lists whose items are maps with unique ``name``s (containers,
-    env, volumes) are matched by name (``containers[name=app].image``), other lists of maps by
-    index; lists of scalars and scalars are leaves.
-    """
-    out: list[request.FieldChange] = []
-    for path in paths:
-        _walk(render(path), get(before, path), get(after, path), out)
-    return out
-
-
-def _walk(where: str, a: Any, b: Any, out: list[request.FieldChange]) -> None:
-    if a == b:
-        return
-    if _maps(a, b):
-        a_map, b_map = a or {}, b or {}
-        for key in sorted(set(a_map) | set(b_map)):
-            _walk(_child(where, key), a_map.get(key), b_map.get(key), out)
-        return
-    if _lists_of_maps(a, b):
-        a_list, b_list = a or [], b or []
-        if _named(a_list) and _named(b_list):
-            a_by, b_by = {i["name"]: i for i in a_list}, {i["name"]: i for i in b_list}
-            for name in [*a_by, *(n for n in b_by if n not in a_by)]:
-                _walk(f"{where}[name={name}]", a_by.get(name), b_by.get(name), out)
-            return
-        for i in range(max(len(a_list), len(b_list))):
-            item_a = a_list[i] if i < len(a_list) else None
-            item_b = b_list[i] if i < len(b_list) else None
-            _walk(f"{where}[{i}]", item_a, item_b, out)
-        return
-    out.append(request.FieldChange(path=where, before=text(a), after=text(b)))
-
-
-def _maps(a: Any, b: Any) -> bool:
-    return isinstance(a, dict | None) and isinstance(b, dict | None)
-
-
-def _lists_of_maps(a: Any, b: Any) -> bool:
-    if not (isinstance(a, list | None) and isinstance(b, list | None)):
-        return False
-    items = [*(a or []), *(b or [])]
-    return bool(items) and all(isinstance(i, dict) for i in items)
-
-
-def _named(items: list[Any]) -> bool:
-    names = [i.get("name") for i in items]
-    return all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
-
-
-def merge_patch_between(before: Any, after: Any) -> Any:
-    """The RFC 7386 merge patch that turns ``before`` into ``after`` (keys removed become null).
-
-    Exact when ``after`` holds no nulls, which is true of objects read from the apiserver.
-    """
-    if not (isinstance(before, dict) and isinstance(after, dict)):
-        return after
-    patch: dict[str, Any] = dict.fromkeys(before.keys() - after.keys())
-    for key, value in after.items():
-        if key not in before:
-            patch[key] = value
-        elif before[key] != value:
-            patch[key] = merge_patch_between(before[key], value)
-    return patch
-
-
-def put(body: dict[str, Any], path: Path, value: Any) -> None:
-    """Set ``path`` in ``body``, creating maps on the way."""
-    *parents, last = path
-    for key in parents:
-        body = body.setdefault(key, {})
-    body[last] = value
+# --- the patch -----------------------------------------------------------------------------------
 
 
 def patch_body(live: api.Json, plan: Plan) -> api.Json:
     """The merge patch from ``live`` to the plan: changes, marker, ``resourceVersion`` guard."""
     body: api.Json = {}
-    put(body, ("metadata", "resourceVersion"), live["metadata"]["resourceVersion"])
-    put(body, ("metadata", "annotations", MARKER), marker_text(plan))
+    fields.put(body, ("metadata", "resourceVersion"), live["metadata"]["resourceVersion"])
+    fields.put(body, ("metadata", "annotations", MARKER), marker_text(plan))
     for change in plan.changes:
-        put(body, change.path, merge_patch_between(get(live, change.path), change.after))
+        patch = fields.merge_patch_between(fields.get(live, change.path), change.after)
+        fields.put(body, change.path, patch)
     return body
 
 
 def in_place(live: api.Json, plan: Plan) -> bool:
     """Whether every change of ``plan`` already holds on ``live``."""
-    return all(get(live, c.path) == c.after for c in plan.changes)
+    return all(fields.get(live, c.path) == c.after for c in plan.changes)
 
 
 def moved(live: api.Json, plan: Plan) -> list[str]:
     """Guarded paths whose live value is neither the planned starting point nor the target."""
     return [
-        f"{render(c.path)} is {text(get(live, c.path))!r}, planned from {text(c.before)!r}"
+        f"{fields.render(c.path)} is {fields.text(fields.get(live, c.path))!r}, "
+        f"planned from {fields.text(c.before)!r}"
         for c in plan.changes
-        if c.guarded and get(live, c.path) not in (c.before, c.after)
+        if c.guarded and fields.get(live, c.path) not in (c.before, c.after)
     ]
 
 
@@ -468,7 +362,9 @@ async def converge(kube: api.Kube, plan: Plan, *, dry_run: bool) -> Outcome:
             except errors.Conflict:
                 continue
             paths = [c.path for c in plan.changes]
-            return Outcome(written=True, changes=field_changes(live, result, paths), obj=result)
+            return Outcome(
+                written=True, changes=fields.field_changes(live, result, paths), obj=result
+            )
     raise TargetChanged(
         f"{label(target)} kept changing during {CONFLICT_RETRIES} attempts to write it: retry"
     )

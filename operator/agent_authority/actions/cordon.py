@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import datetime
 
-from agent_authority.actions import base
+from agent_authority.actions import base, fields
 from agent_authority.kube import api
 from agent_authority.models import grant, request
 from agent_authority.policy import blast
 
 _A = grant.ActionType
 TYPES = frozenset({_A.CORDON_NODE, _A.UNCORDON_NODE})
-PATH: base.Path = ("spec", "unschedulable")
+PATH: fields.Path = ("spec", "unschedulable")
 
 
 async def plan(
@@ -46,7 +46,7 @@ async def plan(
         )
     facts = blast.TargetFacts(kind=target.kind, pods_on_node=len(pods.get("items", [])))
     radius = blast.blast_radius(action, facts)
-    current = True if base.get(live, PATH) else None
+    current = True if fields.get(live, PATH) else None
     marker = base.resumed_marker(live, request_uid)
     restore = _A.CORDON_NODE if current else _A.UNCORDON_NODE
     inverse = (

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import datetime
 
-from agent_authority.actions import base
+from agent_authority.actions import base, fields
 from agent_authority.kube import api, errors
 from agent_authority.models import grant, request
 from agent_authority.policy import blast
 
 TYPES = frozenset({grant.ActionType.DELETE_POD})
-PATHS: tuple[base.Path, ...] = (
+PATHS: tuple[fields.Path, ...] = (
     ("metadata", "deletionTimestamp"),
     ("metadata", "deletionGracePeriodSeconds"),
 )
@@ -85,7 +85,7 @@ async def dry_run(kube: api.Kube, plan: base.Plan) -> list[request.FieldChange]:
         result = await _delete(kube, plan, dry_run=True)
     if result is None:
         return []
-    return base.field_changes(live, result, PATHS)
+    return fields.field_changes(live, result, PATHS)
 
 
 async def apply(kube: api.Kube, plan: base.Plan) -> str:

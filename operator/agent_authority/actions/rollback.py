@@ -29,7 +29,7 @@ import copy
 import dataclasses
 import datetime
 
-from agent_authority.actions import base
+from agent_authority.actions import base, fields
 from agent_authority.kube import api
 from agent_authority.models import grant, request
 from agent_authority.policy import blast
@@ -37,7 +37,7 @@ from agent_authority.policy import blast
 TYPES = frozenset({grant.ActionType.ROLLBACK_DEPLOYMENT})
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
-PATH: base.Path = ("spec", "template")
+PATH: fields.Path = ("spec", "template")
 
 
 def revision_of(obj: api.Json) -> int | None:
@@ -105,7 +105,7 @@ async def plan(
         replica_sets = await _replica_sets(kube, live)
     revisions = history(replica_sets, live["metadata"]["uid"])
     facts = base.workload_facts(target.kind, live)
-    template = base.get(live, PATH) or {}
+    template = fields.get(live, PATH) or {}
     marker = base.resumed_marker(live, request_uid)
     if marker is not None:
         facts = dataclasses.replace(facts, previous_revision_exists=True)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime
 
-from agent_authority.actions import base
+from agent_authority.actions import base, fields
 from agent_authority.kube import api
 from agent_authority.models import grant, request
 from agent_authority.policy import blast
 
 TYPES = frozenset({grant.ActionType.SCALE_WORKLOAD})
-PATH: base.Path = ("spec", "replicas")
+PATH: fields.Path = ("spec", "replicas")
 
 
 async def plan(
@@ -37,7 +37,7 @@ async def plan(
         live = await base.read(kube, action.target)
     facts = base.workload_facts(action.target.kind, live)
     radius = blast.blast_radius(action, facts)
-    current = base.get(live, PATH)
+    current = fields.get(live, PATH)
     desired = (action.params or request.ActionParams()).replicas
     marker = base.resumed_marker(live, request_uid)
     inverse = (

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import datetime
 
-from agent_authority.actions import base
+from agent_authority.actions import base, fields
 from agent_authority.kube import api
 from agent_authority.models import grant, request
 from agent_authority.policy import blast
 
 TYPES = frozenset({grant.ActionType.SUSPEND_CRONJOB})
-PATH: base.Path = ("spec", "suspend")
+PATH: fields.Path = ("spec", "suspend")
 
 
 async def plan(
@@ -34,7 +34,7 @@ async def plan(
     target = action.target
     with base.translating(target):
         live = await base.read(kube, target)
-    current = base.get(live, PATH)
+    current = fields.get(live, PATH)
     facts = blast.TargetFacts(kind=target.kind, cronjob_suspended=bool(current))
     radius = blast.blast_radius(action, facts)
     desired = (action.params or request.ActionParams()).suspend is not False
