@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 
 from agent_authority import certs, metrics
+from agent_authority.audit import trail
 from agent_authority.controllers import deviations, grants, requests, sessions
 from agent_authority.kube import access, api
 from agent_authority.webhooks import grants as grant_webhooks
@@ -54,6 +55,10 @@ class Options:
     """CA that signs the apiserver's audit client certificate (required to trust events)."""
     token_seconds: int = 3600
     rotate_after: float = 0.8
+    audit_trail: str | None = None
+    """JSON-lines file of the signed, hash-chained audit trail (unset: no trail, a warning)."""
+    audit_trail_key: str | None = None
+    """Ed25519 private key signing the trail (created if missing; public key at ``<key>.pub``)."""
 
 
 _OPTIONS = Options()
@@ -118,6 +123,11 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
     configure(settings, options)
     sessions.SETTINGS.token_seconds = options.token_seconds
     sessions.SETTINGS.rotate_after = options.rotate_after
+    if options.audit_trail:
+        key = options.audit_trail_key or f"{options.audit_trail}.key"
+        trail.open_trail(pathlib.Path(options.audit_trail), pathlib.Path(key))
+    else:
+        logger.warning("no --audit-trail: decisions are not recorded in a signed audit trail")
     kube = api.default()
     memo.operator = await access.whoami(kube)
     logger.info("operating as %s", memo.operator.username)
@@ -140,6 +150,7 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.stop()
+    trail.TRAIL.close()
 
 
 @kopf.on.login()

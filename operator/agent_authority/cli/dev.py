@@ -70,6 +70,7 @@ class OperatorEnv:
             f"--audit-client-ca={o.audit_client_ca}",
             f"--token-seconds={o.token_seconds}",
             f"--rotate-after={o.rotate_after}",
+            *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else []),
         ]
 
 
@@ -110,6 +111,7 @@ def prepare(
         webhook_ca=str(local.ca_file),
         audit_port=audit_port,
         audit_client_ca=str(local.ca_file),
+        audit_trail=str(local.pki_dir.parent / "audit-trail.jsonl"),
     )
     return OperatorEnv(local.user_kubeconfig(OPERATOR_USER), options)
 

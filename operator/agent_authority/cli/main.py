@@ -27,6 +27,8 @@ def _run(args: argparse.Namespace) -> int:
         audit_client_ca=args.audit_client_ca,
         token_seconds=args.token_seconds,
         rotate_after=args.rotate_after,
+        audit_trail=args.audit_trail,
+        audit_trail_key=args.audit_trail_key,
     )
     asyncio.run(runtime.run(options))
     return 0
@@ -60,6 +62,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=defaults.rotate_after,
         help="rotate tokens after this fraction of their life (or N seconds if > 1)",
     )
+    run.add_argument("--audit-trail", help="signed, hash-chained audit trail (JSON lines)")
+    run.add_argument("--audit-trail-key", help="its Ed25519 key (default: <trail>.key)")
     run.set_defaults(func=_run)
 
 

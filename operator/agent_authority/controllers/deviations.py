@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from agent_authority import metrics
+from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
 from agent_authority.kube import api, resources
 from agent_authority.models import session
@@ -129,6 +130,19 @@ class Receiver:
         )
         metrics.DEVIATIONS.labels("audit").inc()
         what = describe(event)
+        await trail.TRAIL.arecord(
+            trail.Event.DEVIATION_DETECTED,
+            body,
+            correlation_id=body["metadata"]["uid"],
+            actor=str((event.get("user") or {}).get("username", "unknown")),
+            reason="RequestForbidden",
+            message=f"{what} was forbidden",
+            details={
+                "deniedRequests": denied,
+                "allowed": allowed,
+                "auditID": str(event.get("auditID", "")),
+            },
+        )
         await resources.patch_session_status(
             self.kube,
             body["metadata"]["namespace"],

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
 from agent_authority.kube import api, resources
 from agent_authority.models import GROUP, VERSION, grant
@@ -100,6 +101,18 @@ async def compiled(body: kopf.Body, name: str, **_: Any) -> None:
     status = await compile_status(kube, plain)
     await resources.patch_grant_status(kube, name, status)
     valid = conditions.is_true(status["conditions"], "Valid")
+    await trail.TRAIL.arecord(
+        trail.Event.GRANT_COMPILED if valid else trail.Event.GRANT_REJECTED,
+        plain,
+        correlation_id=plain["metadata"]["uid"],
+        actor="agent-authority",
+        reason="Compiled" if valid else "InvalidSpec",
+        message=next(c["message"] for c in status["conditions"] if c["type"] == "Valid"),
+        details={
+            "rules": len(status["effectiveRules"]),
+            "generation": status["observedGeneration"],
+        },
+    )
     if not valid:
         handling.event(
             plain,

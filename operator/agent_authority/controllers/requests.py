@@ -22,12 +22,14 @@ import kopf
 from agent_authority import failpoints, metrics
 from agent_authority.actions import base as actions
 from agent_authority.actions import registry
+from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
 from agent_authority.kube import api, resources
 from agent_authority.models import GROUP, VERSION, grant, request, session
 from agent_authority.policy import approvals, conditions, rbac, remediation
 
 PLURAL = "remediationrequests"
+SESSION_UID_LABEL = "agentauthority.io/session-uid"
 P = request.RequestPhase
 OPEN = {P.PENDING.value, P.AWAITING_APPROVAL.value, P.APPROVED.value}
 
@@ -77,6 +79,50 @@ def _action_label(body: api.Json) -> str:
     return str(body["spec"]["action"]["type"])
 
 
+_EVENTS = {
+    P.DENIED: trail.Event.REQUEST_DENIED,
+    P.AWAITING_APPROVAL: trail.Event.REQUEST_EVALUATED,
+    P.APPROVED: trail.Event.REQUEST_APPROVED,
+    P.SUCCEEDED: trail.Event.REQUEST_APPLIED,
+    P.FAILED: trail.Event.REQUEST_FAILED,
+    P.EXPIRED: trail.Event.REQUEST_EXPIRED,
+    P.CANCELLED: trail.Event.REQUEST_CANCELLED,
+    P.ROLLED_BACK: trail.Event.REQUEST_ROLLED_BACK,
+}
+
+
+async def _record(body: api.Json, phase: request.RequestPhase, reason: str, message: str) -> None:
+    """One audit record per decision about the request, correlated by its session's uid."""
+    event = _EVENTS.get(phase)
+    if event is None:
+        return  # Applying is a step, not a decision
+    meta, spec = body["metadata"], body["spec"]
+    approvers = [
+        (a.get("approver") or {}).get("username", "") for a in _status(body).get("approvals", [])
+    ]
+    actor = (
+        approvers[-1]
+        if reason in ("Approved", "DeniedByApprover") and approvers
+        else ((spec.get("requester") or {}).get("username", "unknown"))
+    )
+    await trail.TRAIL.arecord(
+        event,
+        body,
+        correlation_id=(meta.get("labels") or {}).get(SESSION_UID_LABEL)
+        or f"{meta['namespace']}/{spec['sessionRef']['name']}",
+        actor=str(actor),
+        reason=reason,
+        message=message,
+        details={
+            "session": spec["sessionRef"]["name"],
+            "action": spec["action"]["type"],
+            "target": f"{spec['action']['target']['kind']}/{spec['action']['target']['name']}",
+            "approvers": [a for a in approvers if a] or None,
+            "rollbackOf": (spec.get("rollbackOf") or {}).get("name"),
+        },
+    )
+
+
 async def _transition(
     kube: api.Kube,
     body: api.Json,
@@ -100,6 +146,7 @@ async def _transition(
         message=message,
         now=_now(),
     )
+    await _record(body, phase, reason, message)
     await _patch(kube, body, status)
     metrics.REQUESTS.labels(phase.value, _action_label(body)).inc()
     handling.event(body, reason=reason, message=message, warning=warning)
@@ -261,6 +308,15 @@ async def _deviation(
 ) -> None:
     """An out-of-scope request revokes its session; the reason is recorded on both objects."""
     metrics.DEVIATIONS.labels("request").inc()
+    await trail.TRAIL.arecord(
+        trail.Event.DEVIATION_DETECTED,
+        session_body,
+        correlation_id=session_body["metadata"]["uid"],
+        actor=str((body["spec"].get("requester") or {}).get("username", "unknown")),
+        reason=decision.reason.value,
+        message=decision.message,
+        details={"request": body["metadata"]["name"]},
+    )
     if _status(session_body).get("phase") != sessions.ACTIVE:
         return
     await sessions.revoke(

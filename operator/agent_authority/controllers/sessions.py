@@ -19,6 +19,7 @@ from typing import Any
 import kopf
 
 from agent_authority import metrics
+from agent_authority.audit import trail
 from agent_authority.controllers import handling
 from agent_authority.kube import api, context, credentials, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
@@ -63,6 +64,23 @@ def _status(body: api.Json) -> dict[str, Any]:
     return dict(body.get("status") or {})
 
 
+async def _record(
+    body: api.Json, event: trail.Event, reason: str, message: str, **details: Any
+) -> str | None:
+    """Append an audit record about the session; its hash (the session's audit digest)."""
+    requester = (body.get("spec") or {}).get("requester") or {}
+    record = await trail.TRAIL.arecord(
+        event,
+        body,
+        correlation_id=body["metadata"]["uid"],
+        actor=str(requester.get("username") or "unknown"),
+        reason=reason,
+        message=message,
+        details={"grant": (body.get("spec") or {}).get("grantRef", {}).get("name"), **details},
+    )
+    return record.hash if record else None
+
+
 def _condition(
     body: api.Json, type_: str, ok: bool, reason: str, message: str
 ) -> list[dict[str, Any]]:
@@ -89,10 +107,12 @@ async def _patch(kube: api.Kube, body: api.Json, status: dict[str, Any]) -> api.
 
 
 async def deny(kube: api.Kube, body: api.Json, reason: str, message: str) -> None:
+    digest = await _record(body, trail.Event.SESSION_DENIED, reason, message)
     await _patch(
         kube,
         body,
         {
+            "auditDigest": digest,
             "phase": session.SessionPhase.DENIED.value,
             "conditions": _condition(body, "Ready", False, reason, message),
             "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
@@ -131,6 +151,24 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any) -> None:
     ttl = sessions.effective_ttl(spec, facts.grant_spec)
     expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
     message = f"{len(decision.rules)} rule(s) in effect until {_iso(expires_at)}"
+    await _record(
+        body,
+        trail.Event.TOKEN_MINTED,
+        "TokenMinted",
+        f"valid until {_iso(token.expires_at)}",
+        serviceAccount=ref.service_account,
+    )
+    digest = await _record(
+        body,
+        trail.Event.SESSION_OPENED,
+        "Active",
+        message,
+        incident=spec.incident.id,
+        severity=spec.incident.severity.value,
+        rules=[
+            f"{r.namespace}: {','.join(r.verbs)} {','.join(r.resources)}" for r in decision.rules
+        ],
+    )
     await _patch(
         kube,
         body,
@@ -143,6 +181,7 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any) -> None:
             "tokenExpiresAt": _iso(token.expires_at),
             "tokenRotatedAt": _iso(_now()),
             "depth": decision.depth,
+            "auditDigest": digest,
             "effectiveRules": [r.to_api() for r in decision.rules],
         },
     )
@@ -170,10 +209,16 @@ async def revoke(
     metrics.REVOCATIONS.labels(reason).inc()
     if was_active:
         metrics.ACTIVE_SESSIONS.labels(body["spec"]["grantRef"]["name"]).dec()
+    event = {
+        session.SessionPhase.ENDED: trail.Event.SESSION_ENDED,
+        session.SessionPhase.EXPIRED: trail.Event.SESSION_EXPIRED,
+    }.get(phase, trail.Event.SESSION_REVOKED)
+    digest = await _record(body, event, reason, message)
     await _patch(
         kube,
         body,
         {
+            "auditDigest": digest,
             "phase": phase.value,
             "conditions": _condition(body, "Ready", False, reason, message),
             "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
@@ -239,9 +284,16 @@ async def rotate(kube: api.Kube, body: api.Json) -> None:
     secret_uid = await credentials.ensure_identity(kube, ref)
     token = await credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds)
     metrics.TOKENS_ROTATED.inc()
-    await _patch(
-        kube, body, {"tokenExpiresAt": _iso(token.expires_at), "tokenRotatedAt": _iso(_now())}
+    digest = await _record(
+        body, trail.Event.TOKEN_ROTATED, "TokenRotated", f"valid until {_iso(token.expires_at)}"
     )
+    status: dict[str, Any] = {
+        "tokenExpiresAt": _iso(token.expires_at),
+        "tokenRotatedAt": _iso(_now()),
+    }
+    if digest:
+        status["auditDigest"] = digest
+    await _patch(kube, body, status)
     handling.event(body, reason="TokenRotated", message=f"valid until {_iso(token.expires_at)}")
 
 

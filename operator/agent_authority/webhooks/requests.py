@@ -25,6 +25,7 @@ from agent_authority.webhooks import identity
 
 PLURAL = "remediationrequests"
 SA_PREFIX = "system:serviceaccount:"
+SESSION_UID_LABEL = "agentauthority.io/session-uid"
 
 
 def _now() -> str:
@@ -32,8 +33,14 @@ def _now() -> str:
 
 
 @kopf.on.mutate(GROUP, VERSION, PLURAL, operation="CREATE", id="stamp-request", persistent=True)
-def stamp(userinfo: Any, patch: kopf.Patch, **_: Any) -> None:
+async def stamp(
+    spec: kopf.Spec, namespace: str | None, userinfo: Any, patch: kopf.Patch, **_: Any
+) -> None:
     patch.spec["requester"] = identity.from_userinfo(userinfo).to_api()
+    name = str(spec.get("sessionRef", {}).get("name", ""))
+    session_body = await resources.get_session(api.default(), namespace or "", name)
+    if session_body is not None:  # the audit trail correlates records by the session's uid
+        patch.metadata.labels[SESSION_UID_LABEL] = session_body["metadata"]["uid"]
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="own-session", persistent=True)
