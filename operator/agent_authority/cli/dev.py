@@ -18,8 +18,8 @@ import sys
 from typing import Any
 
 from agent_authority import runtime
-from agent_authority.kube import clients, manifests
-from agent_authority.localcluster import assets, cluster
+from agent_authority.kube import api, clients, manifests
+from agent_authority.localcluster import assets, cluster, kubeconfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 OPERATOR_USER = "agent-authority-operator"
@@ -116,6 +116,25 @@ def prepare(
     return OperatorEnv(local.user_kubeconfig(OPERATOR_USER), options)
 
 
+def _agent_kubeconfig(local: cluster.LocalCluster) -> pathlib.Path:
+    """A kubeconfig for the demo agent's base identity (a TokenRequest token, 1 h)."""
+    kube = api.Kube.from_kubeconfig(str(local.kubeconfig))
+    review = api.sync(
+        kube.core.create_namespaced_service_account_token,
+        "sre-bot",
+        "agents",
+        {"spec": {"expirationSeconds": 3600}},
+    )
+    return kubeconfig.write(
+        local.pki_dir.parent / "agent.kubeconfig",
+        server=local.url,
+        ca=local.ca_file,
+        user="sre-bot",
+        token=str(review["status"]["token"]),
+        namespace="agents",
+    )
+
+
 def add_parser(sub: Any) -> None:
     dev = sub.add_parser(
         "dev", help="start a local control plane, install the CRDs and the demo, run the operator"
@@ -161,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
             )
             for applied in manifests.apply(admin, docs):
                 _say(f"applied {applied}")
+            _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {_agent_kubeconfig(local)}")
         _say(f"export KUBECONFIG={local.kubeconfig}   # in another shell, then: kubectl get ag")
         os.environ["KUBECONFIG"] = str(env.kubeconfig)
         asyncio.run(_operate(args, env.options))

@@ -135,7 +135,7 @@ class IncidentSession(base.Model, base.ResourceMeta):
         base.PrinterColumn(name="Grant", type="string", json_path=".spec.grantRef.name"),
         base.PrinterColumn(name="Incident", type="string", json_path=".spec.incident.id"),
         base.PrinterColumn(name="Severity", type="string", json_path=".spec.incident.severity"),
-        base.PrinterColumn(name="Expires", type="date", json_path=".status.expiresAt"),
+        base.PrinterColumn(name="Expires", type="string", json_path=".status.expiresAt"),
         base.PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
         base.PrinterColumn(
             name="Requester", type="string", json_path=".spec.requester.username", priority=1
