@@ -23,133 +23,13 @@ from agent_authority import failpoints, metrics
 from agent_authority.actions import base as actions
 from agent_authority.actions import registry
 from agent_authority.audit import trail
-from agent_authority.controllers import handling, sessions
+from agent_authority.controllers import handling, request_status, sessions
 from agent_authority.kube import api, resources
 from agent_authority.models import GROUP, VERSION, grant, request, session
 from agent_authority.policy import approvals, conditions, rbac, remediation
 
 PLURAL = "remediationrequests"
-SESSION_UID_LABEL = "agentauthority.io/session-uid"
 P = request.RequestPhase
-OPEN = {P.PENDING.value, P.AWAITING_APPROVAL.value, P.APPROVED.value}
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _iso(value: datetime.datetime) -> str:
-    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _status(body: api.Json) -> dict[str, Any]:
-    return dict(body.get("status") or {})
-
-
-def _phase(body: api.Json) -> str | None:
-    phase = _status(body).get("phase")
-    return str(phase) if phase else None
-
-
-def _created(body: api.Json) -> datetime.datetime:
-    value = body["metadata"].get("creationTimestamp")
-    return datetime.datetime.fromisoformat(value) if value else _now()
-
-
-async def _patch(kube: api.Kube, body: api.Json, status: dict[str, Any]) -> None:
-    meta = body["metadata"]
-    status.setdefault("observedGeneration", meta.get("generation"))
-    patched = await resources.patch_request_status(kube, meta["namespace"], meta["name"], status)
-    body["status"] = patched.get("status", status)
-
-
-def _cond(body: api.Json, type_: str, ok: bool, reason: str, message: str) -> list[dict[str, Any]]:
-    return conditions.set_condition(
-        _status(body).get("conditions", []),
-        type_=type_,
-        status=ok,
-        reason=reason,
-        message=message,
-        now=_now(),
-        generation=body["metadata"].get("generation"),
-    )
-
-
-def _action_label(body: api.Json) -> str:
-    return str(body["spec"]["action"]["type"])
-
-
-_EVENTS = {
-    P.DENIED: trail.Event.REQUEST_DENIED,
-    P.AWAITING_APPROVAL: trail.Event.REQUEST_EVALUATED,
-    P.APPROVED: trail.Event.REQUEST_APPROVED,
-    P.SUCCEEDED: trail.Event.REQUEST_APPLIED,
-    P.FAILED: trail.Event.REQUEST_FAILED,
-    P.EXPIRED: trail.Event.REQUEST_EXPIRED,
-    P.CANCELLED: trail.Event.REQUEST_CANCELLED,
-    P.ROLLED_BACK: trail.Event.REQUEST_ROLLED_BACK,
-}
-
-
-async def _record(body: api.Json, phase: request.RequestPhase, reason: str, message: str) -> None:
-    """One audit record per decision about the request, correlated by its session's uid."""
-    event = _EVENTS.get(phase)
-    if event is None:
-        return  # Applying is a step, not a decision
-    meta, spec = body["metadata"], body["spec"]
-    approvers = [
-        (a.get("approver") or {}).get("username", "") for a in _status(body).get("approvals", [])
-    ]
-    actor = (
-        approvers[-1]
-        if reason in ("Approved", "DeniedByApprover") and approvers
-        else ((spec.get("requester") or {}).get("username", "unknown"))
-    )
-    await trail.TRAIL.arecord(
-        event,
-        body,
-        correlation_id=(meta.get("labels") or {}).get(SESSION_UID_LABEL)
-        or f"{meta['namespace']}/{spec['sessionRef']['name']}",
-        actor=str(actor),
-        reason=reason,
-        message=message,
-        details={
-            "session": spec["sessionRef"]["name"],
-            "action": spec["action"]["type"],
-            "target": f"{spec['action']['target']['kind']}/{spec['action']['target']['name']}",
-            "approvers": [a for a in approvers if a] or None,
-            "rollbackOf": (spec.get("rollbackOf") or {}).get("name"),
-        },
-    )
-
-
-async def _transition(
-    kube: api.Kube,
-    body: api.Json,
-    phase: request.RequestPhase,
-    reason: str,
-    message: str,
-    *,
-    condition: str | None = None,
-    warning: bool = False,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    status: dict[str, Any] = {"phase": phase.value, "reason": reason, **(extra or {})}
-    if condition is not None:
-        status["conditions"] = _cond(body, condition, True, reason, message)
-    status.setdefault("conditions", _status(body).get("conditions", []))
-    status["conditions"] = conditions.set_condition(
-        status["conditions"],
-        type_="Ready",
-        status=phase in (P.SUCCEEDED, P.ROLLED_BACK),
-        reason=reason,
-        message=message,
-        now=_now(),
-    )
-    await _record(body, phase, reason, message)
-    await _patch(kube, body, status)
-    metrics.REQUESTS.labels(phase.value, _action_label(body)).inc()
-    handling.event(body, reason=reason, message=message, warning=warning)
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -179,12 +59,12 @@ async def _rollback_problem(
     )
     if original is None:
         return f"spec.rollbackOf: request {spec.rollback_of.name!r} not found"
-    if _phase(original) != P.SUCCEEDED.value:
+    if request_status.phase(original) != P.SUCCEEDED.value:
         return (
-            f"spec.rollbackOf: request {spec.rollback_of.name!r} is {_phase(original)}; only a "
-            "Succeeded request can be rolled back"
+            f"spec.rollbackOf: request {spec.rollback_of.name!r} is "
+            f"{request_status.phase(original)}; only a Succeeded request can be rolled back"
         )
-    inverse = _status(original).get("inverse")
+    inverse = request_status.status(original).get("inverse")
     if not inverse:
         return f"spec.rollbackOf: request {spec.rollback_of.name!r} is not reversible"
     if request.Action.model_validate(inverse["action"]) != spec.action:
@@ -199,7 +79,7 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
     """Decide a new request: deny it, ask for approval (with a dry-run diff), or auto-apply it."""
     spec = request.RemediationRequestSpec.model_validate(body["spec"])
     if spec.requester is None:
-        await _transition(
+        await request_status.transition(
             kube,
             body,
             P.DENIED,
@@ -212,7 +92,7 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
         return
     session_body, grant_body, missing = await _context(kube, body)
     if missing is not None or session_body is None or grant_body is None:
-        await _transition(
+        await request_status.transition(
             kube,
             body,
             P.DENIED,
@@ -223,13 +103,15 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
         )
         return
     if spec.rollback_of is not None and (problem := await _rollback_problem(kube, body, spec)):
-        await _transition(
+        await request_status.transition(
             kube, body, P.DENIED, "InvalidRollback", problem, condition="Denied", warning=True
         )
         return
     grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
     session_spec = session.IncidentSessionSpec.model_validate(session_body["spec"])
-    session_phase = session.SessionPhase(_status(session_body).get("phase") or "Pending")
+    session_phase = session.SessionPhase(
+        request_status.status(session_body).get("phase") or "Pending"
+    )
     if spec.rollback_of is not None:
         # Undoing an applied change is judged by the same rules, whoever's session it came from.
         session_phase = session.SessionPhase.ACTIVE
@@ -239,7 +121,10 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
     plan: actions.Plan | None = None
     try:
         plan = await module.plan(
-            kube, spec.action, request_uid=body["metadata"]["uid"], requested_at=_created(body)
+            kube,
+            spec.action,
+            request_uid=body["metadata"]["uid"],
+            requested_at=request_status.created(body),
         )
         facts = plan.facts
     except actions.ActionError as e:
@@ -258,7 +143,7 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
     )
     radius = decision.blast_radius.to_api() if decision.blast_radius else None
     if decision.phase is P.DENIED or plan is None:
-        await _transition(
+        await request_status.transition(
             kube,
             body,
             P.DENIED,
@@ -279,7 +164,7 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
         "requiredApprovals": decision.required_approvals,
     }
     if decision.outcome is remediation.Outcome.ALLOW_AUTO:
-        await _transition(
+        await request_status.transition(
             kube,
             body,
             P.APPROVED,
@@ -291,8 +176,10 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
         await apply(kube, body)
         return
     timeout = grant_spec.approval.timeout_seconds
-    recorded["expiresAt"] = _iso(approvals.expires_at(_created(body), timeout))
-    await _transition(
+    recorded["expiresAt"] = request_status.iso(
+        approvals.expires_at(request_status.created(body), timeout)
+    )
+    await request_status.transition(
         kube,
         body,
         P.AWAITING_APPROVAL,
@@ -317,7 +204,7 @@ async def _deviation(
         message=decision.message,
         details={"request": body["metadata"]["name"]},
     )
-    if _status(session_body).get("phase") != sessions.ACTIVE:
+    if request_status.status(session_body).get("phase") != sessions.ACTIVE:
         return
     await sessions.revoke(
         kube,
@@ -340,7 +227,7 @@ async def _ignored(kube: api.Kube, body: api.Json) -> set[str]:
     )
     if session_body is not None:
         ignored.add(str((session_body["spec"].get("requester") or {}).get("username", "")))
-        account = _status(session_body).get("serviceAccountName")
+        account = request_status.status(session_body).get("serviceAccountName")
         if account:
             ignored.add(f"system:serviceaccount:{body['metadata']['namespace']}:{account}")
     return ignored - {""}
@@ -351,19 +238,19 @@ async def tally(kube: api.Kube, body: api.Json, operator: str) -> None:
     fresh = await resources.get_request(
         kube, body["metadata"]["namespace"], body["metadata"]["name"]
     )
-    if fresh is None or _phase(fresh) != P.AWAITING_APPROVAL.value:
+    if fresh is None or request_status.phase(fresh) != P.AWAITING_APPROVAL.value:
         return  # decided meanwhile (two handlers can see the same stale event)
     body = fresh
-    status = _status(body)
+    status = request_status.status(body)
     given = [request.Approval.model_validate(a) for a in status.get("approvals", [])]
     if not given:
         return
     ignored = await _ignored(kube, body) | {operator}
     result = approvals.tally(given, int(status.get("requiredApprovals") or 1), ignored=ignored)
-    waited = (_now() - _created(body)).total_seconds()
+    waited = (request_status.now() - request_status.created(body)).total_seconds()
     if result.state is approvals.State.DENIED:
         metrics.APPROVAL_WAIT.observe(waited)
-        await _transition(
+        await request_status.transition(
             kube,
             body,
             P.DENIED,
@@ -374,28 +261,35 @@ async def tally(kube: api.Kube, body: api.Json, operator: str) -> None:
         )
     elif result.state is approvals.State.APPROVED:
         metrics.APPROVAL_WAIT.observe(waited)
-        await _transition(kube, body, P.APPROVED, "Approved", result.message, condition="Approved")
+        await request_status.transition(
+            kube, body, P.APPROVED, "Approved", result.message, condition="Approved"
+        )
         await apply(kube, body)
 
 
 async def apply(kube: api.Kube, body: api.Json) -> None:
     """Apply an approved request exactly once (see the module docstring)."""
-    if not conditions.is_true(_status(body).get("conditions"), "Approved"):
+    if not conditions.is_true(request_status.status(body).get("conditions"), "Approved"):
         handling.event(body, reason="WaitingForApproval", message="not applied: not approved")
         return
     spec = request.RemediationRequestSpec.model_validate(body["spec"])
-    resuming = _phase(body) == P.APPLYING.value
+    resuming = request_status.phase(body) == P.APPLYING.value
     if not resuming:
-        await _transition(kube, body, P.APPLYING, "Applying", "applying the approved change")
+        await request_status.transition(
+            kube, body, P.APPLYING, "Applying", "applying the approved change"
+        )
     module = registry.get(spec.action.type)
     started = time.monotonic()
     try:
         plan = await module.plan(
-            kube, spec.action, request_uid=body["metadata"]["uid"], requested_at=_created(body)
+            kube,
+            spec.action,
+            request_uid=body["metadata"]["uid"],
+            requested_at=request_status.created(body),
         )
-        reviewed = _status(body).get("blastRadius")
+        reviewed = request_status.status(body).get("blastRadius")
         if not plan.resumed and reviewed and plan.radius.to_api() != reviewed:
-            await _transition(
+            await request_status.transition(
                 kube,
                 body,
                 P.FAILED,
@@ -412,23 +306,28 @@ async def apply(kube: api.Kube, body: api.Json) -> None:
         if resuming and spec.action.type is grant.ActionType.DELETE_POD:
             message = f"already applied before a restart: {e}"
         else:
-            await _transition(kube, body, P.FAILED, e.reason, str(e), warning=True)
+            await request_status.transition(kube, body, P.FAILED, e.reason, str(e), warning=True)
             return
     except actions.ActionError as e:
         if e.retryable:
             raise kopf.TemporaryError(str(e), delay=2) from e
-        await _transition(kube, body, P.FAILED, e.reason, str(e), warning=True)
+        await request_status.transition(kube, body, P.FAILED, e.reason, str(e), warning=True)
         return
     metrics.APPLY_DURATION.labels(spec.action.type.value).observe(time.monotonic() - started)
-    await _transition(
-        kube, body, P.SUCCEEDED, "Applied", message, extra={"appliedAt": _iso(_now())}
+    await request_status.transition(
+        kube,
+        body,
+        P.SUCCEEDED,
+        "Applied",
+        message,
+        extra={"appliedAt": request_status.iso(request_status.now())},
     )
     if spec.rollback_of is not None:
         original = await resources.get_request(
             kube, body["metadata"]["namespace"], spec.rollback_of.name
         )
         if original is not None:
-            await _transition(
+            await request_status.transition(
                 kube,
                 original,
                 P.ROLLED_BACK,
@@ -438,13 +337,13 @@ async def apply(kube: api.Kube, body: api.Json) -> None:
 
 
 async def reconcile(kube: api.Kube, body: api.Json, operator: str) -> None:
-    phase = _phase(body)
+    phase = request_status.phase(body)
     if phase in (None, P.PENDING.value):
         await evaluate(kube, body)
     elif phase == P.AWAITING_APPROVAL.value:
-        expires = _status(body).get("expiresAt")
-        if expires and datetime.datetime.fromisoformat(expires) <= _now():
-            await _transition(
+        expires = request_status.status(body).get("expiresAt")
+        if expires and datetime.datetime.fromisoformat(expires) <= request_status.now():
+            await request_status.transition(
                 kube,
                 body,
                 P.EXPIRED,
@@ -492,7 +391,7 @@ async def approval_deadline(body: kopf.Body, stopped: kopf.DaemonStopped, **_: A
     expires = (body.get("status") or {}).get("expiresAt")
     if not expires:
         return
-    left = (datetime.datetime.fromisoformat(expires) - _now()).total_seconds()
+    left = (datetime.datetime.fromisoformat(expires) - request_status.now()).total_seconds()
     await stopped.wait(max(0.0, left))
     if stopped:
         return
@@ -500,8 +399,8 @@ async def approval_deadline(body: kopf.Body, stopped: kopf.DaemonStopped, **_: A
     fresh = await resources.get_request(
         kube, body["metadata"]["namespace"], body["metadata"]["name"]
     )
-    if fresh is not None and _phase(fresh) == P.AWAITING_APPROVAL.value:
-        await _transition(
+    if fresh is not None and request_status.phase(fresh) == P.AWAITING_APPROVAL.value:
+        await request_status.transition(
             kube,
             fresh,
             P.EXPIRED,

@@ -23,7 +23,7 @@ from agent_authority.audit import trail
 from agent_authority.controllers import handling
 from agent_authority.kube import api, context, credentials, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
-from agent_authority.policy import conditions, rbac, sessions
+from agent_authority.policy import conditions, grant_changes, rbac, sessions
 
 PLURAL = "incidentsessions"
 ACTIVE = session.SessionPhase.ACTIVE.value
@@ -304,12 +304,12 @@ async def apply_grant_change(kube: api.Kube, body: api.Json, grant_body: api.Jso
     grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"]) if grant_body else None
     valid = grant_spec is not None and not rbac.validate_grant(grant_spec)
     resolved = await resources.resolve_selectors(kube, grant_spec.read) if grant_spec else {}
-    verdict = sessions.reconcile(spec, current, grant_spec, valid, resolved, spec.requester)
-    if isinstance(verdict, sessions.Revoke):
+    verdict = grant_changes.reconcile(spec, current, grant_spec, valid, resolved, spec.requester)
+    if isinstance(verdict, grant_changes.Revoke):
         await revoke(
             kube, body, session.SessionPhase.REVOKED, verdict.reason.value, verdict.message
         )
-    elif isinstance(verdict, sessions.Narrow):
+    elif isinstance(verdict, grant_changes.Narrow):
         assert spec.requester is not None
         await credentials.ensure_access(kube, _ref(body), verdict.rules, spec.requester)
         await _patch(kube, body, {"effectiveRules": [r.to_api() for r in verdict.rules]})

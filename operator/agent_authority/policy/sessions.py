@@ -1,17 +1,17 @@
-"""Incident sessions: who may open one, with which rules, and what a grant change does to it.
+"""Incident sessions: who may open one, with which rules, and when deviation revokes one.
 
 - :func:`admit` decides whether a new IncidentSession may open. It reports the first failure, in
   this order: the grant (exists, valid), the requester (a subject of the grant), the incident
   (severity, class), the TTL, the scopes (known, inside the grant), the parent session (exists,
   active, same grant, depth, no wider than the parent), and last the only transient refusal, the
   number of active sessions; so a refusal names what must change in the spec before "try later".
-- :func:`reconcile` decides what a grant change or deletion does to a live session: keep it, narrow
-  it, or revoke it. It never widens: the new rules are what the grant still allows for the
-  requested scopes, intersected with the rules the session holds now.
 - :func:`deviation_exceeded` decides when denied requests revoke a session.
 
-Every refusal carries a machine reason (:class:`Reason`) and a message that names the field, says
-what was refused and why, and what would be allowed.
+What a grant change or deletion does to a live session is decided in :mod:`grant_changes`, which
+reuses the subject and incident checks of admission (:func:`subject_failure`,
+:func:`incident_failure`) and the reasons of :class:`Reason`. Every refusal carries a machine
+reason and a message that names the field, says what was refused and why, and what would be
+allowed, worded with :mod:`wording`.
 """
 
 from __future__ import annotations
@@ -22,27 +22,23 @@ import enum
 from collections.abc import Mapping, Sequence
 
 from agent_authority.models import base, grant, session
-from agent_authority.policy import rbac
+from agent_authority.policy import rbac, wording
 
 __all__ = [
     "Admission",
-    "Keep",
-    "Narrow",
+    "Failure",
     "ParentInfo",
     "Reason",
-    "Revoke",
     "SessionContext",
-    "SessionVerdict",
     "admit",
     "deviation_exceeded",
     "effective_ttl",
+    "incident_failure",
     "is_subject",
-    "reconcile",
+    "narrowed",
     "session_expiry",
+    "subject_failure",
 ]
-
-_LISTED = 5
-"""How many items a message lists before it says "and N more"."""
 
 
 class Reason(enum.StrEnum):
@@ -112,32 +108,9 @@ class Admission:
 
 
 @dataclasses.dataclass(frozen=True)
-class Keep:
-    """The session keeps its rules."""
+class Failure:
+    """Why a session may not open, or may not stay open: a machine reason and a message."""
 
-
-@dataclasses.dataclass(frozen=True)
-class Narrow:
-    """The session keeps running with fewer permissions."""
-
-    rules: list[grant.PolicyRule]
-    removed: list[rbac.Permission]
-    message: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Revoke:
-    """The session ends now."""
-
-    reason: Reason
-    message: str
-
-
-SessionVerdict = Keep | Narrow | Revoke
-
-
-@dataclasses.dataclass(frozen=True)
-class _Failure:
     reason: Reason
     message: str
 
@@ -166,44 +139,44 @@ def _describe_subject(subject: grant.Subject) -> str:
     return f"{subject.kind} {subject.name}"
 
 
-# Checks shared by admission and reconciliation --------------------------------------------------
+# Checks shared by admission and grant changes ---------------------------------------------------
 
 
-def _subject_failure(
+def subject_failure(
     requester: base.UserInfo | None, spec: grant.AgentGrantSpec, grant_name: str
-) -> _Failure | None:
+) -> Failure | None:
     if requester is not None and is_subject(requester, spec.subjects):
         return None
     who = "no requester" if requester is None else f"user '{requester.username}'"
     if requester is not None and requester.groups:
-        who += f" (groups: {_listing(requester.groups)})"
-    subjects = _listing([_describe_subject(s) for s in spec.subjects])
-    return _Failure(
+        who += f" (groups: {wording.listing(requester.groups)})"
+    subjects = wording.listing([_describe_subject(s) for s in spec.subjects])
+    return Failure(
         Reason.NOT_A_SUBJECT,
         f"spec.requester: {who} is not a subject of grant '{grant_name}' (allowed: {subjects})",
     )
 
 
-def _incident_failure(
+def incident_failure(
     incident: session.Incident, spec: grant.AgentGrantSpec, grant_name: str
-) -> _Failure | None:
+) -> Failure | None:
     if incident.severity not in spec.incidents.severities:
-        return _Failure(
+        return Failure(
             Reason.SEVERITY_NOT_ALLOWED,
             f"spec.incident.severity: {incident.severity} is not allowed by grant "
-            f"'{grant_name}' (allowed: {_listing(spec.incidents.severities)})",
+            f"'{grant_name}' (allowed: {wording.listing(spec.incidents.severities)})",
         )
     classes = spec.incidents.classes
     if classes and incident.class_ not in classes:
-        return _Failure(
+        return Failure(
             Reason.CLASS_NOT_ALLOWED,
             f"spec.incident.class: '{incident.class_}' is not allowed by grant '{grant_name}' "
-            f"(allowed: {_listing(classes)})",
+            f"(allowed: {wording.listing(classes)})",
         )
     return None
 
 
-def _narrowed(scope: grant.ReadScope, namespaces: Sequence[str]) -> grant.ReadScope:
+def narrowed(scope: grant.ReadScope, namespaces: Sequence[str]) -> grant.ReadScope:
     """The grant scope restricted to some namespaces, listed explicitly."""
     return scope.model_copy(update={"namespaces": list(namespaces), "namespace_selector": None})
 
@@ -225,7 +198,7 @@ def admit(
             f"not spec.parentSession {spec.parent_session!r}"
         )
     outcome = _admission_failure_or_rules(requester, spec, ctx)
-    if isinstance(outcome, _Failure):
+    if isinstance(outcome, Failure):
         return Admission(allowed=False, reason=outcome.reason, message=outcome.message)
     depth = 0 if ctx.parent is None else ctx.parent.depth + 1
     return Admission(
@@ -242,39 +215,39 @@ def admit(
 
 def _admission_failure_or_rules(
     requester: base.UserInfo, spec: session.IncidentSessionSpec, ctx: SessionContext
-) -> _Failure | list[grant.PolicyRule]:
+) -> Failure | list[grant.PolicyRule]:
     if ctx.grant is None:
-        return _Failure(
+        return Failure(
             Reason.GRANT_NOT_FOUND,
             f"spec.grantRef.name: grant '{ctx.grant_name}' does not exist "
             "(allowed: the name of an existing AgentGrant)",
         )
     if not ctx.grant_valid:
-        return _Failure(
+        return Failure(
             Reason.GRANT_INVALID,
             f"spec.grantRef.name: grant '{ctx.grant_name}' is not Valid, so it opens no sessions "
             "(allowed: a grant whose Valid condition is True; see its status for the problems)",
         )
     failure = (
-        _subject_failure(requester, ctx.grant, ctx.grant_name)
-        or _incident_failure(spec.incident, ctx.grant, ctx.grant_name)
+        subject_failure(requester, ctx.grant, ctx.grant_name)
+        or incident_failure(spec.incident, ctx.grant, ctx.grant_name)
         or _ttl_failure(effective_ttl(spec, ctx.grant), ctx.grant, ctx.grant_name)
     )
     if failure:
         return failure
     scopes = _requested_scopes(spec.scopes, ctx.grant, ctx.grant_name, ctx.resolved)
-    if isinstance(scopes, _Failure):
+    if isinstance(scopes, Failure):
         return scopes
     rules = rbac.compile_rules(scopes, {})
     failure = _parent_failure(spec, ctx, ctx.grant, rules) or _capacity_failure(ctx.grant, ctx)
     return failure or rules
 
 
-def _ttl_failure(ttl: int, spec: grant.AgentGrantSpec, grant_name: str) -> _Failure | None:
+def _ttl_failure(ttl: int, spec: grant.AgentGrantSpec, grant_name: str) -> Failure | None:
     limit = spec.session.max_ttl_seconds
     if ttl <= limit:
         return None
-    return _Failure(
+    return Failure(
         Reason.TTL_TOO_LONG,
         f"spec.ttlSeconds: {ttl} exceeds spec.session.maxTtlSeconds of grant '{grant_name}' "
         f"(allowed: at most {limit})",
@@ -286,7 +259,7 @@ def _requested_scopes(
     spec: grant.AgentGrantSpec,
     grant_name: str,
     resolved: Mapping[str, Sequence[str]],
-) -> list[grant.ReadScope] | _Failure:
+) -> list[grant.ReadScope] | Failure:
     """The grant scopes a new session asks for, narrowed to the namespaces it asks for.
 
     Unset ``requested`` means every grant scope in all its namespaces (a selector scope that
@@ -294,7 +267,7 @@ def _requested_scopes(
     """
     if requested is None:
         return [
-            _narrowed(scope, namespaces)
+            narrowed(scope, namespaces)
             for scope in spec.read
             if (namespaces := rbac.scope_namespaces(scope, resolved))
         ]
@@ -303,14 +276,14 @@ def _requested_scopes(
     for i, wanted in enumerate(requested):
         scope = by_name.get(wanted.name)
         if scope is None:
-            return _Failure(
+            return Failure(
                 Reason.UNKNOWN_SCOPE,
                 f"spec.scopes[{i}].name: scope '{wanted.name}' is not in grant '{grant_name}' "
-                f"(allowed: {_listing(sorted(by_name))})",
+                f"(allowed: {wording.listing(sorted(by_name))})",
             )
         allowed = rbac.scope_namespaces(scope, resolved)
         if not allowed:
-            return _Failure(
+            return Failure(
                 Reason.SCOPE_EMPTY,
                 f"spec.scopes[{i}].name: grant scope '{scope.name}' selects no namespace now "
                 "(its namespaceSelector matches none), so it would grant nothing "
@@ -319,13 +292,13 @@ def _requested_scopes(
         namespaces = sorted(set(wanted.namespaces)) if wanted.namespaces else allowed
         outside = [ns for ns in namespaces if ns not in allowed]
         if outside:
-            return _Failure(
+            return Failure(
                 Reason.SCOPE_WIDER_THAN_GRANT,
-                f"spec.scopes[{i}].namespaces: {_plural('namespace', outside)} "
-                f"{_quoted(outside)} {'is' if len(outside) == 1 else 'are'} not in grant scope "
-                f"'{scope.name}' (allowed: {_listing(allowed)})",
+                f"spec.scopes[{i}].namespaces: {wording.plural('namespace', outside)} "
+                f"{wording.quoted(outside)} {'is' if len(outside) == 1 else 'are'} not in "
+                f"grant scope '{scope.name}' (allowed: {wording.listing(allowed)})",
             )
-        scopes.append(_narrowed(scope, namespaces))
+        scopes.append(narrowed(scope, namespaces))
     return scopes
 
 
@@ -334,12 +307,12 @@ def _parent_failure(
     ctx: SessionContext,
     grant_spec: grant.AgentGrantSpec,
     rules: Sequence[grant.PolicyRule],
-) -> _Failure | None:
+) -> Failure | None:
     if spec.parent_session is None:
         return None
     parent = ctx.parent
     if parent is None:
-        return _Failure(
+        return Failure(
             Reason.PARENT_NOT_FOUND,
             f"spec.parentSession: session '{spec.parent_session}' does not exist in this "
             "namespace (allowed: an Active session of the same namespace, or unset for a root "
@@ -347,13 +320,13 @@ def _parent_failure(
         )
     if parent.phase != session.SessionPhase.ACTIVE:
         state = f"is {parent.phase}" if parent.phase else "has no phase yet"
-        return _Failure(
+        return Failure(
             Reason.PARENT_NOT_ACTIVE,
             f"spec.parentSession: parent session '{parent.name}' {state}, not Active "
             "(allowed: an Active parent session; a sub-agent ends with its parent)",
         )
     if parent.grant_name != ctx.grant_name:
-        return _Failure(
+        return Failure(
             Reason.PARENT_GRANT_MISMATCH,
             f"spec.grantRef.name: grant '{ctx.grant_name}' differs from grant "
             f"'{parent.grant_name}' of parent session '{parent.name}' "
@@ -362,7 +335,7 @@ def _parent_failure(
     limit = grant_spec.session.max_sub_agent_depth
     if parent.depth + 1 > limit:
         allowed = f"a parent at depth {limit - 1} or less" if limit else "no parentSession"
-        return _Failure(
+        return Failure(
             Reason.DEPTH_EXCEEDED,
             f"spec.parentSession: a sub-agent of '{parent.name}' would be at depth "
             f"{parent.depth + 1}, beyond spec.session.maxSubAgentDepth {limit} of grant "
@@ -371,21 +344,24 @@ def _parent_failure(
     extra = rbac.is_subset(rules, parent.effective_rules)
     if extra:
         unset = " (unset: every grant scope)" if spec.scopes is None else ""
-        held = [_describe_rule(rule) for rule in rbac.compact(rbac.expand(parent.effective_rules))]
-        return _Failure(
+        held = [
+            wording.describe_rule(rule)
+            for rule in rbac.compact(rbac.expand(parent.effective_rules))
+        ]
+        return Failure(
             Reason.SCOPE_WIDER_THAN_PARENT,
             f"spec.scopes{unset}: a sub-agent can only narrow its parent, but "
             f"{len(extra)} permission(s) are not held by parent session '{parent.name}': "
-            f"{_listing(extra)} (allowed: at most the parent's {_listing(held)})",
+            f"{wording.listing(extra)} (allowed: at most the parent's {wording.listing(held)})",
         )
     return None
 
 
-def _capacity_failure(spec: grant.AgentGrantSpec, ctx: SessionContext) -> _Failure | None:
+def _capacity_failure(spec: grant.AgentGrantSpec, ctx: SessionContext) -> Failure | None:
     limit = spec.session.max_concurrent_sessions
     if ctx.active_sessions < limit:
         return None
-    return _Failure(
+    return Failure(
         Reason.TOO_MANY_SESSIONS,
         f"spec.grantRef.name: grant '{ctx.grant_name}' already has {ctx.active_sessions} "
         f"active session(s), its spec.session.maxConcurrentSessions is {limit} "
@@ -408,116 +384,9 @@ def session_expiry(
     return expires_at
 
 
-# Reconciliation ---------------------------------------------------------------------------------
-
-
-def reconcile(
-    spec: session.IncidentSessionSpec,
-    current_rules: Sequence[grant.PolicyRule],
-    grant_spec: grant.AgentGrantSpec | None,
-    grant_valid: bool,
-    resolved: Mapping[str, Sequence[str]],
-    requester: base.UserInfo | None,
-) -> SessionVerdict:
-    """What a grant's change (or deletion) does to a live session.
-
-    Fails closed: a session never gains a permission here, even if the grant was widened; its new
-    rules are the grant's current rules for the requested scopes intersected with ``current_rules``.
-    A requested scope that left the grant simply drops out; when nothing is left, the session is
-    revoked.
-    """
-    name = spec.grant_ref.name
-    if grant_spec is None:
-        return Revoke(
-            Reason.GRANT_DELETED,
-            f"spec.grantRef.name: grant '{name}' was deleted, and the session's authority came "
-            "from it (allowed: a new session under an existing grant)",
-        )
-    if not grant_valid:
-        return Revoke(
-            Reason.GRANT_INVALID,
-            f"spec.grantRef.name: grant '{name}' is no longer Valid "
-            "(allowed: a new session once the grant's Valid condition is True again)",
-        )
-    failure = _subject_failure(requester, grant_spec, name) or _incident_failure(
-        spec.incident, grant_spec, name
-    )
-    if failure:
-        return Revoke(failure.reason, failure.message)
-    recomputed = rbac.compile_rules(_remaining_scopes(spec.scopes, grant_spec, resolved), {})
-    held = rbac.expand(current_rules)
-    kept = rbac.intersection(recomputed, current_rules)
-    if kept == held:
-        return Keep()
-    removed = sorted(held - kept)
-    if not kept:
-        return Revoke(
-            Reason.NO_SCOPE_LEFT,
-            f"spec.scopes: grant '{name}' no longer allows any of the session's "
-            f"{len(held)} permission(s): {_listing(removed)} "
-            "(allowed: a new session for what the grant allows now)",
-        )
-    rules = recomputed if rbac.expand(recomputed) == kept else rbac.compact(kept)
-    return Narrow(
-        rules=rules,
-        removed=removed,
-        message=(
-            f"grant '{name}' changed: the session lost {len(removed)} permission(s): "
-            f"{_listing(removed)}"
-        ),
-    )
-
-
-def _remaining_scopes(
-    requested: Sequence[session.SessionScope] | None,
-    spec: grant.AgentGrantSpec,
-    resolved: Mapping[str, Sequence[str]],
-) -> list[grant.ReadScope]:
-    """The requested scopes as the grant allows them now; whatever it no longer allows drops."""
-    if requested is None:
-        requested = [session.SessionScope(name=scope.name) for scope in spec.read]
-    by_name = {scope.name: scope for scope in spec.read}
-    scopes = []
-    for wanted in requested:
-        scope = by_name.get(wanted.name)
-        if scope is None:
-            continue
-        allowed = rbac.scope_namespaces(scope, resolved)
-        namespaces = [ns for ns in allowed if wanted.namespaces is None or ns in wanted.namespaces]
-        if namespaces:
-            scopes.append(_narrowed(scope, namespaces))
-    return scopes
-
-
 # Deviation --------------------------------------------------------------------------------------
 
 
 def deviation_exceeded(denied_requests: int, max_denied: int) -> bool:
     """Whether a session made more denied requests than its grant allows (0: the first revokes)."""
     return denied_requests > max_denied
-
-
-# Messages ---------------------------------------------------------------------------------------
-
-
-def _listing(items: Sequence[object]) -> str:
-    """Items joined for a message, the first few only: ``a, b, c and 2 more``; ``none`` if empty."""
-    if not items:
-        return "none"
-    shown = ", ".join(str(item) for item in items[:_LISTED])
-    more = len(items) - _LISTED
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
-def _quoted(items: Sequence[str]) -> str:
-    return ", ".join(f"'{item}'" for item in items)
-
-
-def _plural(word: str, items: Sequence[object]) -> str:
-    return word if len(items) == 1 else f"{word}s"
-
-
-def _describe_rule(rule: grant.PolicyRule) -> str:
-    kinds = [f"{r}.{g}" if g else r for g in rule.api_groups for r in rule.resources]
-    names = f" named {_quoted(rule.resource_names)}" if rule.resource_names else ""
-    return f"{'/'.join(rule.verbs)} {','.join(kinds)}{names} in {rule.namespace}"

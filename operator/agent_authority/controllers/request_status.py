@@ -1,0 +1,147 @@
+"""Writing a RemediationRequest's status: phase transitions, conditions, metrics and Events.
+
+:func:`transition` is the one way a request changes phase. It sets the phase's condition and
+``Ready``, writes the audit record of each decision (correlated by the session's uid), patches the
+status subresource, counts the request in ``metrics.REQUESTS`` and emits an Event. The readers
+(:func:`status`, :func:`phase`, :func:`created`) and the clock (:func:`now`, :func:`iso`) let the
+request handlers read a body and stamp times the same way.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from agent_authority import metrics
+from agent_authority.audit import trail
+from agent_authority.controllers import handling
+from agent_authority.kube import api, resources
+from agent_authority.models import request
+from agent_authority.policy import conditions
+
+SESSION_UID_LABEL = "agentauthority.io/session-uid"
+P = request.RequestPhase
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def iso(value: datetime.datetime) -> str:
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def status(body: api.Json) -> dict[str, Any]:
+    return dict(body.get("status") or {})
+
+
+def phase(body: api.Json) -> str | None:
+    value = status(body).get("phase")
+    return str(value) if value else None
+
+
+def created(body: api.Json) -> datetime.datetime:
+    value = body["metadata"].get("creationTimestamp")
+    return datetime.datetime.fromisoformat(value) if value else now()
+
+
+async def _patch(kube: api.Kube, body: api.Json, update: dict[str, Any]) -> None:
+    meta = body["metadata"]
+    update.setdefault("observedGeneration", meta.get("generation"))
+    patched = await resources.patch_request_status(kube, meta["namespace"], meta["name"], update)
+    body["status"] = patched.get("status", update)
+
+
+def _cond(body: api.Json, type_: str, ok: bool, reason: str, message: str) -> list[dict[str, Any]]:
+    return conditions.set_condition(
+        status(body).get("conditions", []),
+        type_=type_,
+        status=ok,
+        reason=reason,
+        message=message,
+        now=now(),
+        generation=body["metadata"].get("generation"),
+    )
+
+
+def _action_label(body: api.Json) -> str:
+    return str(body["spec"]["action"]["type"])
+
+
+_EVENTS = {
+    P.DENIED: trail.Event.REQUEST_DENIED,
+    P.AWAITING_APPROVAL: trail.Event.REQUEST_EVALUATED,
+    P.APPROVED: trail.Event.REQUEST_APPROVED,
+    P.SUCCEEDED: trail.Event.REQUEST_APPLIED,
+    P.FAILED: trail.Event.REQUEST_FAILED,
+    P.EXPIRED: trail.Event.REQUEST_EXPIRED,
+    P.CANCELLED: trail.Event.REQUEST_CANCELLED,
+    P.ROLLED_BACK: trail.Event.REQUEST_ROLLED_BACK,
+}
+
+
+async def _record(body: api.Json, to: request.RequestPhase, reason: str, message: str) -> None:
+    """One audit record per decision about the request, correlated by its session's uid."""
+    event = _EVENTS.get(to)
+    if event is None:
+        return  # Applying is a step, not a decision
+    meta, spec = body["metadata"], body["spec"]
+    approvers = [
+        (a.get("approver") or {}).get("username", "") for a in status(body).get("approvals", [])
+    ]
+    actor = (
+        approvers[-1]
+        if reason in ("Approved", "DeniedByApprover") and approvers
+        else ((spec.get("requester") or {}).get("username", "unknown"))
+    )
+    await trail.TRAIL.arecord(
+        event,
+        body,
+        correlation_id=(meta.get("labels") or {}).get(SESSION_UID_LABEL)
+        or f"{meta['namespace']}/{spec['sessionRef']['name']}",
+        actor=str(actor),
+        reason=reason,
+        message=message,
+        details={
+            "session": spec["sessionRef"]["name"],
+            "action": spec["action"]["type"],
+            "target": f"{spec['action']['target']['kind']}/{spec['action']['target']['name']}",
+            "approvers": [a for a in approvers if a] or None,
+            "rollbackOf": (spec.get("rollbackOf") or {}).get("name"),
+        },
+    )
+
+
+async def transition(
+    kube: api.Kube,
+    body: api.Json,
+    to: request.RequestPhase,
+    reason: str,
+    message: str,
+    *,
+    condition: str | None = None,
+    warning: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Move the request to phase ``to``: conditions, audit record, status patch, metric, Event.
+
+    ``condition`` (``Approved`` or ``Denied``) is set True with the same reason and message;
+    ``Ready`` is True only in ``Succeeded`` and ``RolledBack``. ``extra`` fields are written to
+    the status alongside the phase.
+    """
+    update: dict[str, Any] = {"phase": to.value, "reason": reason, **(extra or {})}
+    if condition is not None:
+        update["conditions"] = _cond(body, condition, True, reason, message)
+    update.setdefault("conditions", status(body).get("conditions", []))
+    update["conditions"] = conditions.set_condition(
+        update["conditions"],
+        type_="Ready",
+        status=to in (P.SUCCEEDED, P.ROLLED_BACK),
+        reason=reason,
+        message=message,
+        now=now(),
+    )
+    await _record(body, to, reason, message)
+    await _patch(kube, body, update)
+    metrics.REQUESTS.labels(to.value, _action_label(body)).inc()
+    handling.event(body, reason=reason, message=message, warning=warning)
