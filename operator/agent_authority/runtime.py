@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from agent_authority import certs, metrics
+from agent_authority import certs, indexes, metrics, models
 from agent_authority.audit import trail
 from agent_authority.controllers import deviations, grants, requests, sessions
 from agent_authority.kube import access, api
@@ -24,13 +24,21 @@ from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
 from agent_authority.webhooks import sessions as session_webhooks
 
-FINALIZER = "agentauthority.io/finalizer"
+FINALIZER = models.FINALIZER
 ANNOTATION_PREFIX = "agentauthority.io"
 WEBHOOK_CONFIGURATION = "agentauthority.io"
 WORKER_THREADS = 64
 
 # Importing the modules registers their handlers; listed so linters see they are used.
-REGISTERED = (grants, sessions, requests, grant_webhooks, session_webhooks, request_webhooks)
+REGISTERED = (
+    indexes,
+    grants,
+    sessions,
+    requests,
+    grant_webhooks,
+    session_webhooks,
+    request_webhooks,
+)
 
 
 @dataclasses.dataclass

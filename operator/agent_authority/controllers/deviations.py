@@ -24,7 +24,7 @@ from aiohttp import web
 from agent_authority import metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
-from agent_authority.kube import api, resources
+from agent_authority.kube import api, errors, resources
 from agent_authority.models import session
 from agent_authority.policy import sessions as session_policy
 
@@ -108,18 +108,33 @@ class Receiver:
 
     async def record(self, account: tuple[str, str], event: dict[str, Any]) -> None:
         namespace, service_account = account
-        found = await resources.list_sessions(self.kube, namespace=namespace)
-        match = [
-            s for s in found if (s.get("status") or {}).get("serviceAccountName") == service_account
-        ]
-        if not match:
+        owner = await self._session_of(namespace, service_account)
+        if owner is None:
             return
-        uid = match[0]["metadata"]["uid"]
+        name, uid = owner
         async with self._locks[uid]:
-            body = await resources.get_session(self.kube, namespace, match[0]["metadata"]["name"])
-            if body is None or (body.get("status") or {}).get("phase") != sessions.ACTIVE:
+            body = await resources.get_session(self.kube, namespace, name)
+            if (
+                body is None
+                or body["metadata"]["uid"] != uid
+                or (body.get("status") or {}).get("phase") != sessions.ACTIVE
+            ):
                 return
             await self._count(body, event)
+
+    async def _session_of(self, namespace: str, service_account: str) -> tuple[str, str] | None:
+        """(name, uid) of the session owning a ServiceAccount: one small read, whatever the
+        number of sessions (listing them grew with every session in the namespace)."""
+        try:
+            account = await api.call(
+                self.kube.core.read_namespaced_service_account, service_account, namespace
+            )
+        except errors.NotFound:
+            return None  # revoked already: its remaining denials no longer matter
+        for ref in account["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "IncidentSession":
+                return str(ref["name"]), str(ref["uid"])
+        return None
 
     async def _count(self, body: api.Json, event: dict[str, Any]) -> None:
         status = body.get("status") or {}

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from agent_authority import indexes
 from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
 from agent_authority.kube import api, resources
@@ -28,7 +29,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-async def compile_status(kube: api.Kube, body: api.Json) -> dict[str, Any]:
+async def compile_status(kube: api.Kube, body: api.Json, index: Any = None) -> dict[str, Any]:
     """The grant's status: validity, compiled rules, active sessions."""
     status = dict(body.get("status") or {})
     generation = body["metadata"].get("generation")
@@ -77,7 +78,7 @@ async def compile_status(kube: api.Kube, body: api.Json) -> dict[str, Any]:
             now=_now(),
             generation=generation,
         )
-    active = await _active_sessions(kube, body["metadata"]["name"])
+    active = await _active_sessions(kube, body["metadata"]["name"], index)
     return {
         "observedGeneration": generation,
         "conditions": conds,
@@ -86,19 +87,34 @@ async def compile_status(kube: api.Kube, body: api.Json) -> dict[str, Any]:
     }
 
 
-async def _active_sessions(kube: api.Kube, name: str) -> list[api.Json]:
-    found = await resources.list_sessions(kube, label_selector=f"{resources.GRANT_LABEL}={name}")
-    return [s for s in found if (s.get("status") or {}).get("phase") == sessions.ACTIVE]
+async def _active_sessions(kube: api.Kube, name: str, index: Any = None) -> list[api.Json]:
+    """The grant's Active sessions, read fresh (their names come from the operator's index)."""
+    known = indexes.siblings(index, name)
+    if known is None:
+        listed = await resources.list_sessions(kube)
+        known = [
+            (
+                s["metadata"]["namespace"],
+                s["metadata"]["name"],
+                (s.get("status") or {}).get("phase"),
+                "",
+            )
+            for s in listed
+            if s["spec"]["grantRef"]["name"] == name
+        ]
+    active = [(ns, n) for ns, n, phase, _ in known if phase == sessions.ACTIVE]
+    found = await asyncio.gather(*[resources.get_session(kube, ns, n) for ns, n in active])
+    return [s for s in found if s and (s.get("status") or {}).get("phase") == sessions.ACTIVE]
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 @handling.translating
-async def compiled(body: kopf.Body, name: str, **_: Any) -> None:
+async def compiled(body: kopf.Body, name: str, sessions_by_grant: Any = None, **_: Any) -> None:
     kube = api.default()
     plain = handling.plain(body)
-    status = await compile_status(kube, plain)
+    status = await compile_status(kube, plain, sessions_by_grant)
     await resources.patch_grant_status(kube, name, status)
     valid = conditions.is_true(status["conditions"], "Valid")
     await trail.TRAIL.arecord(
@@ -121,26 +137,26 @@ async def compiled(body: kopf.Body, name: str, **_: Any) -> None:
             warning=True,
         )
     # Re-check every live session under this grant: keep, narrow or revoke.
-    active = await _active_sessions(kube, name)
+    active = await _active_sessions(kube, name, sessions_by_grant)
     await asyncio.gather(*[sessions.apply_grant_change(kube, s, plain) for s in active])
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 @handling.translating
-async def deleted(name: str, **_: Any) -> None:
+async def deleted(name: str, sessions_by_grant: Any = None, **_: Any) -> None:
     """Revoke the grant's sessions. No finalizer is needed: if the operator is down when a grant
     is deleted, every session re-checks its grant when the operator resumes and is revoked then.
     """
     kube = api.default()
-    active = await _active_sessions(kube, name)
+    active = await _active_sessions(kube, name, sessions_by_grant)
     await asyncio.gather(*[sessions.apply_grant_change(kube, s, None) for s in active])
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=15, initial_delay=5, idle=5)
 @handling.translating
-async def counted(body: kopf.Body, name: str, **_: Any) -> None:
+async def counted(body: kopf.Body, name: str, sessions_by_grant: Any = None, **_: Any) -> None:
     """Keep ``status.activeSessions`` current."""
     kube = api.default()
-    active = await _active_sessions(kube, name)
+    active = await _active_sessions(kube, name, sessions_by_grant)
     if (body.get("status") or {}).get("activeSessions") != len(active):
         await resources.patch_grant_status(kube, name, {"activeSessions": len(active)})

@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 
-from agent_authority import metrics
+from agent_authority import indexes, metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling
 from agent_authority.kube import api, context, credentials, resources
@@ -121,7 +121,7 @@ async def deny(kube: api.Kube, body: api.Json, reason: str, message: str) -> Non
     handling.event(body, reason=reason, message=f"session refused: {message}", warning=True)
 
 
-async def activate(kube: api.Kube, body: api.Json, logger: Any) -> None:
+async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None) -> None:
     """Admit a new (or half-created) session and give it its credentials."""
     meta = body["metadata"]
     spec = session.IncidentSessionSpec.model_validate(body["spec"])
@@ -136,7 +136,12 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any) -> None:
         return
     created = _parse(meta.get("creationTimestamp")) or _now()
     facts = await context.session_facts(
-        kube, spec, namespace=meta["namespace"], name=meta["name"], created_at=created
+        kube,
+        spec,
+        namespace=meta["namespace"],
+        name=meta["name"],
+        created_at=created,
+        siblings=indexes.siblings(by_grant, spec.grant_ref.name),
     )
     decision = sessions.admit(spec.requester, spec, facts.context)
     if not decision.allowed:
@@ -144,7 +149,7 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any) -> None:
         return
     ref = _ref(body)
     secret_uid = await credentials.ensure_identity(kube, ref)
-    await credentials.ensure_access(kube, ref, decision.rules, spec.requester)
+    await credentials.ensure_access(kube, ref, decision.rules, spec.requester, prune=False)
     token = await credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds)
     metrics.TOKENS_MINTED.inc()
     assert facts.grant_spec is not None  # admitted, so the grant exists
@@ -331,7 +336,7 @@ def _rotation_due_in(body: api.Json) -> float | None:
     return (rotated - _now()).total_seconds() + after
 
 
-async def reconcile(kube: api.Kube, body: api.Json, logger: Any) -> None:
+async def reconcile(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None) -> None:
     """Bring one session to what its spec and phase say (idempotent)."""
     phase = _status(body).get("phase")
     if phase in TERMINAL:
@@ -341,7 +346,7 @@ async def reconcile(kube: api.Kube, body: api.Json, logger: Any) -> None:
         await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
         return
     if phase != ACTIVE:
-        await activate(kube, body, logger)
+        await activate(kube, body, logger, by_grant)
         return
     left = _ttl_left(body)
     if left is not None and left <= 0:
@@ -367,8 +372,8 @@ async def reconcile(kube: api.Kube, body: api.Json, logger: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @handling.translating
-async def opened(body: kopf.Body, logger: Any, **_: Any) -> None:
-    await reconcile(api.default(), handling.plain(body), logger)
+async def opened(body: kopf.Body, logger: Any, sessions_by_grant: Any = None, **_: Any) -> None:
+    await reconcile(api.default(), handling.plain(body), logger, sessions_by_grant)
 
 
 @kopf.on.field(GROUP, VERSION, PLURAL, field="spec.ended", new=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Iterable
 
 from agent_authority.kube import api, resources
 from agent_authority.models import grant, session
@@ -21,10 +22,6 @@ class Facts:
     grant_spec: grant.AgentGrantSpec | None
 
 
-def _created(body: api.Json) -> tuple[str, str]:
-    return (body["metadata"].get("creationTimestamp") or "9999", body["metadata"]["name"])
-
-
 async def session_facts(
     kube: api.Kube,
     spec: session.IncidentSessionSpec,
@@ -32,11 +29,14 @@ async def session_facts(
     namespace: str,
     name: str | None,
     created_at: datetime.datetime | None,
+    siblings: Iterable[tuple[str, str, str | None, str]] | None = None,
 ) -> Facts:
     """Facts for admitting ``spec``; ``name``/``created_at`` are None for a not-yet-created one.
 
     Concurrency counts sessions under the same grant that are not terminal and were created
     before this one, so that simultaneous creations are admitted in creation order.
+    ``siblings`` (namespace, name, phase, creationTimestamp) come from the operator's index of
+    sessions by grant; without it they are listed from the apiserver.
     """
     grant_name = spec.grant_ref.name
     grant_body = await resources.get_grant(kube, grant_name)
@@ -50,16 +50,25 @@ async def session_facts(
     grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
     valid = not rbac.validate_grant(grant_spec)
     resolved = await resources.resolve_selectors(kube, grant_spec.read)
-    siblings = await resources.list_sessions(
-        kube, label_selector=f"{resources.GRANT_LABEL}={grant_name}"
-    )
+    if siblings is None:
+        listed = await resources.list_sessions(kube)
+        siblings = [
+            (
+                s["metadata"]["namespace"],
+                s["metadata"]["name"],
+                (s.get("status") or {}).get("phase"),
+                s["metadata"].get("creationTimestamp") or "9999",
+            )
+            for s in listed
+            if s["spec"]["grantRef"]["name"] == grant_name
+        ]
     me = (created_at.isoformat().replace("+00:00", "Z"), name or "") if created_at else ("9999", "")
     active = sum(
         1
-        for s in siblings
-        if (s.get("status") or {}).get("phase") not in TERMINAL
-        and not (s["metadata"]["namespace"] == namespace and s["metadata"]["name"] == name)
-        and (created_at is None or _created(s) < me)
+        for sib_namespace, sib_name, phase, created in siblings
+        if phase not in TERMINAL
+        and not (sib_namespace == namespace and sib_name == name)
+        and (created_at is None or (created, sib_name) < me)
     )
     parent = None
     if spec.parent_session:

@@ -95,14 +95,17 @@ async def ensure_identity(kube: api.Kube, ref: SessionRef) -> str:
         "metadata": _meta(ref, ref.service_account, ref.namespace, "identity"),
         "automountServiceAccountToken": False,
     }
-    await api.create_or_get(kube.core.create_namespaced_service_account, ref.namespace, sa)
     secret = {
         "metadata": _meta(ref, ref.secret, ref.namespace, "token"),
         "type": "Opaque",
     }
-    await api.create_or_get(kube.core.create_namespaced_secret, ref.namespace, secret)
-    existing = await api.call(kube.core.read_namespaced_secret, ref.secret, ref.namespace)
-    return str(existing["metadata"]["uid"])
+    _, created = await asyncio.gather(
+        api.create_or_get(kube.core.create_namespaced_service_account, ref.namespace, sa),
+        api.create_or_get(kube.core.create_namespaced_secret, ref.namespace, secret),
+    )
+    if created is None:  # it existed already (a retry, or a rotation): read its uid
+        created = await api.call(kube.core.read_namespaced_secret, ref.secret, ref.namespace)
+    return str(created["metadata"]["uid"])
 
 
 def _role(ref: SessionRef, namespace: str, rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -169,6 +172,8 @@ async def ensure_access(
     ref: SessionRef,
     rules: Sequence[grant.PolicyRule],
     requester: base.UserInfo,
+    *,
+    prune: bool = True,
 ) -> None:
     """Make the session's Roles/RoleBindings exactly ``rules`` (plus its own-namespace rights).
 
@@ -215,7 +220,8 @@ async def ensure_access(
         )
     )
     await asyncio.gather(*bindings)
-    await _prune(kube, ref, keep=set(by_ns))
+    if prune:  # a brand-new session has nothing to prune
+        await _prune(kube, ref, keep=set(by_ns))
 
 
 async def _prune(kube: api.Kube, ref: SessionRef, keep: set[str]) -> None:

@@ -9,3 +9,5 @@ client, or any higher layer of this package.
 GROUP = "agentauthority.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = f"{GROUP}/finalizer"
+"""The operator's finalizer (added at admission so kopf need not patch it in first)."""

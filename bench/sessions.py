@@ -1,0 +1,1520 @@
+"""Benchmark: IncidentSession latency and revocation, against a floor measured in the same run.
+
+A program, not a test. It starts its own local control plane (etcd + kube-apiserver +
+kube-controller-manager, see ``agent_authority.localcluster``) and the real operator as a child
+process (``agent-authority run``, under its own restricted identity), then measures:
+
+1. **Session-ready latency**: from the agent's ``create`` of an IncidentSession to the first
+   successful read (HTTP 200 on ``GET /api/v1/namespaces/<shop>/pods``) with the token the operator
+   minted, for ``--sessions`` sessions created at once, over ``--rounds`` rounds. Next to it the
+   **floor**: the same objects (ServiceAccount, Secret, Roles, RoleBindings, TokenRequest bound to
+   the Secret, token stored in the Secret) created by calling ``agent_authority.kube.credentials``
+   directly with the admin client, for the same number of concurrent "sessions", then the token
+   polled until it reads. Operator and floor batches take turns. Reported: p50/p99/max and the ratio
+   operator/floor (goal: at most 2x at p99).
+2. **Revocation latency**: for ``--revocations`` active sessions, ``spec.ended=true`` is patched
+   (as the agent) and the old token is polled every ``--poll-ms`` until it gets 403 (RBAC gone) and
+   then until it gets 401 (the token no longer authenticates). Floor: the RoleBindings, then the
+   Secret and the ServiceAccount of a floor identity deleted directly with the admin client.
+3. **Operator memory**: VmRSS of the operator process with 0 sessions (fresh, and again after the
+   latency phases) and with ``--rss-sessions`` Active sessions, created ``--sessions`` at a time;
+   and how long those took to become Active.
+
+It prints tables, writes ``bench/results/sessions-<UTC date-time>.json`` (and keeps the operator's
+JSON log next to it), and stops every process it started, also on Ctrl-C or SIGTERM.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/sessions.py                 # default: 50 sessions x 3 rounds, 30, 1000
+    .venv/bin/python bench/sessions.py --quick         # a smoke run (about a minute)
+    .venv/bin/python bench/sessions.py --trace         # also profile the operator's API calls
+
+Besides the admin floor, the ready phase runs the same direct calls with the *operator's* identity:
+a Role or RoleBinding created by anyone outside ``system:masters`` goes through the apiserver's RBAC
+escalation check, which the operator (deliberately not cluster-admin) always pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import concurrent.futures
+import dataclasses
+import datetime
+import http.client
+import json
+import math
+import os
+import pathlib
+import platform
+import re
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+# ``tests.e2e`` (the operator-process helper) lives in the checkout, not in the installed package.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from kubernetes import client, watch
+from tests.e2e.operator_process import OperatorProcess
+
+from agent_authority.cli import dev
+from agent_authority.kube import api, credentials, errors
+from agent_authority.localcluster import assets, cluster
+from agent_authority.models import GROUP, VERSION, base, grant
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PLURAL = "incidentsessions"
+AGENT = "agent-alice"
+AGENT_GROUP = "ai-agents"
+SESSIONS_NS = "bench-agents"
+SHOP_NS = "bench-shop"
+ROUND_LABEL = "bench.agentauthority.io/batch"
+MAX_PER_GRANT = 1000  # AgentGrant.spec.session.maxConcurrentSessions is capped at 1000
+TOKEN_SECONDS = 3600
+WORKER_THREADS = 64  # the operator's own executor size (agent_authority.runtime.WORKER_THREADS)
+READY_TIMEOUT = 60.0
+POD = "checkout-0"
+RESULTS = ROOT / "bench" / "results"
+
+
+# -- small utilities ---------------------------------------------------------------------------
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (as numpy's default); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo = math.floor(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """n, p50, p90, p99, max and mean, in seconds."""
+    return {
+        "n": len(values),
+        "p50": percentile(values, 0.50),
+        "p90": percentile(values, 0.90),
+        "p99": percentile(values, 0.99),
+        "max": max(values) if values else math.nan,
+        "mean": sum(values) / len(values) if values else math.nan,
+    }
+
+
+def ms(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def kube_for(kubeconfig: pathlib.Path) -> api.Kube:
+    """The operator's own client wrapper (a pool of 64 connections), for any identity."""
+    return api.Kube.from_kubeconfig(str(kubeconfig))
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> api.Json:
+    """One API call; the response as JSON (``agent_authority.kube.api.sync``)."""
+    return api.sync(fn, *args, **kwargs)
+
+
+# -- processes: CPU and memory from /proc ----------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (0 when it is gone)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A ``kB`` field (``VmRSS``, ``VmHWM``) or a count (``Threads``) of /proc/<pid>/status."""
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def other_control_planes(mine: Iterable[int]) -> int:
+    """kube-apiserver processes on the machine that are not ours (other engineers' test runs)."""
+    own = set(mine)
+    count = 0
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in own:
+            continue
+        try:
+            if proc.joinpath("comm").read_text().strip() == "kube-apiserver":
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+class Processes:
+    """The processes whose CPU we account per phase: operator, control plane, this harness."""
+
+    def __init__(self, local: cluster.LocalCluster, operator_pid: int) -> None:
+        self.pids: dict[str, int] = {"operator": operator_pid, "harness": os.getpid()}
+        for pid in local.state()["pids"]:
+            comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+            self.pids[{"kube-controller": "kube-controller-manager"}.get(comm, comm)] = int(pid)
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def rss_mib(self) -> dict[str, float]:
+        return {name: status_kib(pid, "VmRSS") / 1024 for name, pid in self.pids.items()}
+
+
+class Phase:
+    """Wall time, CPU seconds per process and load average over one phase of the benchmark."""
+
+    def __init__(self, procs: Processes, name: str) -> None:
+        self.procs = procs
+        self.name = name
+        self.started = time.monotonic()
+        self.cpu0 = procs.cpu()
+        self.load0 = os.getloadavg()
+        self.result: dict[str, Any] = {}
+
+    def end(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.started
+        cpu1 = self.procs.cpu()
+        used = {k: round(cpu1[k] - self.cpu0.get(k, 0.0), 2) for k in cpu1}
+        self.result = {
+            "wallSeconds": round(wall, 2),
+            "cpuSeconds": used,
+            "cpuCoresBusy": round(sum(used.values()) / wall, 2) if wall else 0.0,
+            "loadavgBefore": [round(x, 2) for x in self.load0],
+            "loadavgAfter": [round(x, 2) for x in os.getloadavg()],
+            "otherControlPlanesAtEnd": other_control_planes(self.procs.pids.values()),
+        }
+        return self.result
+
+
+class RssSampler(threading.Thread):
+    """Samples the operator's VmRSS every second (the timeline goes into the JSON result)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True, name="rss-sampler")
+        self.pid = pid
+        self.started = time.monotonic()
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(1.0):
+            rss = status_kib(self.pid, "VmRSS") / 1024
+            self.samples.append((round(time.monotonic() - self.started, 1), round(rss, 1)))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# -- presenting a token ----------------------------------------------------------------------------
+
+
+class Prober:
+    """Presents a bearer token to the apiserver over a kept-alive connection per poller."""
+
+    def __init__(self, local: cluster.LocalCluster, poll_seconds: float) -> None:
+        self.port = local.apiserver_port
+        self.context = ssl.create_default_context(cafile=str(local.ca_file))
+        self.every = poll_seconds
+
+    def connect(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=5)
+
+    def status(self, conn: http.client.HTTPSConnection, path: str, token: str) -> int:
+        for attempt in (1, 2):
+            try:
+                conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+                response = conn.getresponse()
+                response.read()
+                return int(response.status)
+            except (OSError, http.client.HTTPException):
+                conn.close()  # reconnects on the next request
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def until(
+        self,
+        conn: http.client.HTTPSConnection,
+        path: str,
+        token: str,
+        want: set[int],
+        timeout: float,
+    ) -> Poll:
+        """Poll every ``self.every`` s until a status in ``want`` (or ``timeout`` s)."""
+        result = Poll()
+        started = time.monotonic()
+        while True:
+            sent = time.monotonic()
+            code = self.status(conn, path, token)
+            done = time.monotonic()
+            result.polls += 1
+            result.seen[code] += 1
+            result.code = code
+            if code in want:
+                result.sent, result.done = sent, done
+                return result
+            result.previous_sent = sent
+            if done - started > timeout:
+                return result
+            time.sleep(max(0.0, started + result.polls * self.every - time.monotonic()))
+
+
+@dataclasses.dataclass
+class Poll:
+    """How polling ended: when the matching request was sent and answered (monotonic; None on
+    timeout), when the poll before it was sent, the last status, and every status seen."""
+
+    sent: float | None = None
+    done: float | None = None
+    previous_sent: float = 0.0
+    code: int = 0
+    polls: int = 0
+    seen: collections.Counter[int] = dataclasses.field(default_factory=collections.Counter)
+
+
+# -- the world: namespaces, the agent's RBAC, the grant(s) -----------------------------------------
+
+
+def grant_spec(max_sessions: int) -> dict[str, Any]:
+    return {
+        "subjects": [{"kind": "Group", "name": AGENT_GROUP}],
+        "incidents": {"severities": ["SEV1", "SEV2"], "classes": ["latency", "crashloop"]},
+        "read": [
+            {
+                "name": "workloads",
+                "namespaces": [SHOP_NS],
+                "apiGroups": ["", "apps"],
+                "resources": ["pods", "pods/log", "deployments"],
+                "verbs": ["get", "list"],
+            },
+            {"name": "config", "namespaces": [SHOP_NS], "resources": ["configmaps"]},
+        ],
+        "session": {
+            "maxTtlSeconds": TOKEN_SECONDS,
+            "maxConcurrentSessions": max_sessions,
+            # Probes racing the RBAC informer may see one 403; do not let it revoke the session.
+            "maxDeniedRequests": 1000,
+        },
+    }
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def create_grant(admin: api.Kube, name: str, max_sessions: int) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AgentGrant",
+        "metadata": {"name": name},
+        "spec": grant_spec(max_sessions),
+    }
+    call(admin.custom.create_cluster_custom_object, GROUP, VERSION, "agentgrants", body)
+
+    def valid() -> bool:
+        found = call(admin.custom.get_cluster_custom_object, GROUP, VERSION, "agentgrants", name)
+        conditions = (found.get("status") or {}).get("conditions", [])
+        return any(c["type"] == "Valid" and c["status"] == "True" for c in conditions)
+
+    wait_for(valid, 30, f"grant {name} to be Valid")
+
+
+def setup_world(admin: api.Kube) -> None:
+    core, rbac = admin.core, admin.rbac
+    for ns in (SESSIONS_NS, SHOP_NS):
+        call(core.create_namespace, {"metadata": {"name": ns}})
+    call(
+        core.create_namespaced_pod,
+        SHOP_NS,
+        {
+            "metadata": {"name": POD, "labels": {"app": "checkout"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.invalid/checkout:1"}]},
+        },
+    )
+    call(
+        rbac.create_namespaced_role,
+        SESSIONS_NS,
+        {
+            "metadata": {"name": "open-sessions"},
+            "rules": [
+                {
+                    "apiGroups": [GROUP],
+                    "resources": ["incidentsessions"],
+                    "verbs": ["create", "get", "list", "watch", "patch"],
+                }
+            ],
+        },
+    )
+    call(
+        rbac.create_namespaced_role_binding,
+        SESSIONS_NS,
+        {
+            "metadata": {"name": "open-sessions"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "open-sessions",
+            },
+            "subjects": [
+                {"kind": "Group", "name": AGENT_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+
+
+def session_body(name: str, grant_name: str, batch: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "IncidentSession",
+        "metadata": {"name": name, "labels": {ROUND_LABEL: batch}},
+        "spec": {
+            "grantRef": {"name": grant_name},
+            "incident": {"id": f"INC-{batch}", "severity": "SEV2", "class": "latency"},
+            "purpose": "benchmark",
+            "ttlSeconds": TOKEN_SECONDS,
+        },
+    }
+
+
+# -- watching sessions become Active --------------------------------------------------------------
+
+
+class ActiveWatcher(threading.Thread):
+    """One watch on the sessions namespace; records when each session is first seen Active.
+
+    An agent would watch (or poll) its own session; one shared watch measures the same moment
+    without adding 50 pollers' load to a 2-core machine.
+    """
+
+    def __init__(self, admin: api.Kube) -> None:
+        super().__init__(daemon=True, name="active-watcher")
+        self.custom = admin.custom
+        self.lock = threading.Lock()
+        self.active: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.phases: dict[str, str] = {}
+        self.events: dict[str, threading.Event] = collections.defaultdict(threading.Event)
+        self._stop = threading.Event()
+        self.errors = 0
+
+    def expect(self, name: str) -> threading.Event:
+        with self.lock:
+            return self.events[name]
+
+    def seen(self, name: str) -> tuple[float, dict[str, Any]]:
+        with self.lock:
+            return self.active[name]
+
+    def _see(self, body: dict[str, Any], now: float) -> None:
+        name = body["metadata"]["name"]
+        phase = (body.get("status") or {}).get("phase") or "Pending"
+        with self.lock:
+            self.phases[name] = phase
+            if phase in {"Active", "Denied"} and name not in self.active:
+                self.active[name] = (now, body)
+                self.events[name].set()
+
+    def run(self) -> None:
+        version = ""
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    listing = call(
+                        self.custom.list_namespaced_custom_object,
+                        GROUP,
+                        VERSION,
+                        SESSIONS_NS,
+                        PLURAL,
+                    )
+                    now = time.monotonic()
+                    for item in listing["items"]:
+                        self._see(item, now)
+                    version = listing["metadata"]["resourceVersion"]
+                stream = watch.Watch()  # type: ignore[no-untyped-call]
+                for event in stream.stream(  # type: ignore[no-untyped-call]
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    SESSIONS_NS,
+                    PLURAL,
+                    resource_version=version,
+                    timeout_seconds=10,
+                ):
+                    now = time.monotonic()
+                    if event["type"] == "ERROR":
+                        version = ""
+                        break
+                    obj = event["object"]
+                    version = obj["metadata"]["resourceVersion"]
+                    if event["type"] != "DELETED":
+                        self._see(obj, now)
+                    if self._stop.is_set():
+                        stream.stop()  # type: ignore[no-untyped-call]
+            except (errors.KubeError, client.ApiException) as e:
+                self.errors += 1
+                version = "" if e.status == 410 else version
+                time.sleep(0.2)
+            except Exception:  # connection reset and the like: retry from the last version
+                self.errors += 1
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+# -- the operator path -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ReadySample:
+    name: str
+    ready: float | None
+    steps: dict[str, float]
+    refused_probes: int = 0
+    error: str | None = None
+    created_wall: float = 0.0
+
+
+@dataclasses.dataclass
+class Bench:
+    local: cluster.LocalCluster
+    admin: api.Kube
+    agent: api.Kube
+    watcher: ActiveWatcher
+    prober: Prober
+    grant: str
+    shop_path: str = f"/api/v1/namespaces/{SHOP_NS}/pods"
+    pod_path: str = f"/api/v1/namespaces/{SHOP_NS}/pods/{POD}"
+    tokens: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def read_token(agent: api.Kube, secret: str) -> str:
+    """The session token, read the way the requester reads it (its RBAC on that one Secret)."""
+    found = call(agent.core.read_namespaced_secret, secret, SESSIONS_NS)
+    return base64.b64decode(found["data"]["token"]).decode()
+
+
+def operator_session(b: Bench, name: str, batch: str, start: threading.Barrier) -> ReadySample:
+    """Create one session as the agent, wait for Active, read the token, poll until it reads."""
+    done = b.watcher.expect(name)
+    start.wait()
+    wall, t0 = time.time(), time.monotonic()
+    try:
+        call(
+            b.agent.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            SESSIONS_NS,
+            PLURAL,
+            session_body(name, b.grant, batch),
+        )
+    except errors.KubeError as e:
+        return ReadySample(name, None, {}, error=f"create refused: {e.status} {e}")
+    t_created = time.monotonic()
+    if not done.wait(READY_TIMEOUT):
+        phase = b.watcher.phases.get(name, "unseen")
+        return ReadySample(name, None, {}, error=f"not Active after {READY_TIMEOUT:.0f} s: {phase}")
+    t_active, body = b.watcher.seen(name)
+    if body["status"]["phase"] != "Active":
+        return ReadySample(name, None, {}, error=f"Denied: {body['status'].get('conditions')}")
+    token = read_token(b.agent, body["status"]["secretName"])
+    t_token = time.monotonic()
+    conn = b.prober.connect()
+    try:
+        poll = b.prober.until(conn, b.shop_path, token, {200}, READY_TIMEOUT)
+    finally:
+        conn.close()
+    t_ready, polls = poll.done, poll.polls
+    if t_ready is None:
+        return ReadySample(name, None, {}, error=f"token never read: last status {poll.code}")
+    b.tokens[name] = token
+    steps = {
+        "admission": t_created - t0,
+        "createdToActive": max(0.0, t_active - t_created),
+        "readToken": t_token - max(t_active, t_created),
+        "firstRead": t_ready - t_token,
+    }
+    return ReadySample(name, t_ready - t0, steps, polls - 1, created_wall=wall)
+
+
+def operator_batch(b: Bench, batch: str, count: int) -> list[ReadySample]:
+    start = threading.Barrier(count)
+    names = [f"op-{batch}-{i:03d}-{uuid.uuid4().hex[:4]}" for i in range(count)]
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return list(pool.map(lambda n: operator_session(b, n, batch, start), names))
+
+
+def delete_sessions(b: Bench, selector: str, timeout: float = 180) -> float:
+    """Delete sessions (the operator revokes them and lifts its finalizer); seconds until gone."""
+    custom = b.admin.custom
+    started = time.monotonic()
+    call(
+        custom.delete_collection_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        SESSIONS_NS,
+        PLURAL,
+        label_selector=selector,
+    )
+
+    def gone() -> bool:
+        found = call(
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            SESSIONS_NS,
+            PLURAL,
+            label_selector=selector,
+            limit=1,
+        )
+        return not found["items"]
+
+    wait_for(gone, timeout, f"sessions {selector} to be deleted", every=0.5)
+    return time.monotonic() - started
+
+
+# -- the floor: the same credentials, created directly ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FloorRef(credentials.SessionRef):
+    """A floor identity: named ``fl-…`` so the operator's audit receiver ignores it, and owned by
+    a ConfigMap (so that the garbage collector keeps it, as it keeps a live session's objects)."""
+
+    @property
+    def base_name(self) -> str:
+        return "fl-" + super().base_name[3:]
+
+
+def floor_owners(admin: api.Kube, batch: str, count: int) -> list[FloorRef]:
+    """One owner ConfigMap per floor identity, created before the clock starts."""
+    refs = []
+    for i in range(count):
+        cm = call(
+            admin.core.create_namespaced_config_map,
+            SESSIONS_NS,
+            {"metadata": {"name": f"floor-{batch}-{i:03d}", "labels": {ROUND_LABEL: batch}}},
+        )
+        refs.append(
+            FloorRef(
+                namespace=SESSIONS_NS,
+                name=cm["metadata"]["name"],
+                uid=cm["metadata"]["uid"],
+                api_version="v1",
+                kind="ConfigMap",
+            )
+        )
+    return refs
+
+
+async def floor_session(
+    kube: api.Kube,
+    b: Bench,
+    ref: FloorRef,
+    rules: Sequence[grant.PolicyRule],
+    probes: concurrent.futures.ThreadPoolExecutor,
+) -> ReadySample:
+    requester = base.UserInfo(username=AGENT, groups=[AGENT_GROUP])
+    t0 = time.monotonic()
+    secret_uid = await credentials.ensure_identity(kube, ref)
+    t_identity = time.monotonic()
+    await credentials.ensure_access(kube, ref, rules, requester)
+    t_access = time.monotonic()
+    token = await credentials.mint(kube, ref, secret_uid, TOKEN_SECONDS)
+    t_minted = time.monotonic()
+
+    def first_read() -> Poll:
+        conn = b.prober.connect()
+        try:
+            return b.prober.until(conn, b.shop_path, token.token, {200}, READY_TIMEOUT)
+        finally:
+            conn.close()
+
+    poll = await asyncio.get_running_loop().run_in_executor(probes, first_read)
+    t_ready, polls = poll.done, poll.polls
+    if t_ready is None:
+        return ReadySample(ref.name, None, {}, error=f"token never read: last status {poll.code}")
+    b.tokens[ref.name] = token.token
+    steps = {
+        "identity": t_identity - t0,
+        "access": t_access - t_identity,
+        "mint": t_minted - t_access,
+        "firstRead": t_ready - t_minted,
+    }
+    return ReadySample(ref.name, t_ready - t0, steps, polls - 1)
+
+
+def floor_batch(
+    b: Bench,
+    refs: Sequence[FloorRef],
+    rules: Sequence[grant.PolicyRule],
+    identity: pathlib.Path,
+) -> list[ReadySample]:
+    """The floor for ``refs``, all at once, with the client of ``identity`` (a kubeconfig)."""
+
+    async def run() -> list[ReadySample]:
+        # As the operator: one shared client (pool of 64) and 64 worker threads for its calls.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
+        )
+        kube = api.Kube.from_kubeconfig(str(identity))
+        with concurrent.futures.ThreadPoolExecutor(len(refs)) as probes:
+            return list(
+                await asyncio.gather(*[floor_session(kube, b, r, rules, probes) for r in refs])
+            )
+
+    return asyncio.run(run())
+
+
+def delete_floor(b: Bench, refs: Sequence[FloorRef]) -> None:
+    async def run() -> None:
+        kube = api.Kube.from_kubeconfig(str(b.local.kubeconfig))
+        await asyncio.gather(*[credentials.revoke(kube, r) for r in refs])
+
+    asyncio.run(run())
+    for ref in refs:
+        call(b.admin.core.delete_namespaced_config_map, ref.name, SESSIONS_NS)
+
+
+# -- revocation ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RevocationSample:
+    name: str
+    trigger: float  # duration of the revoking API call(s)
+    forbidden: float | None  # start -> the first request answered 403 was sent
+    unauthorized: float | None  # start -> the first request answered 401 was sent
+    polls: int
+    poll_interval: float  # achieved mean seconds between polls
+    resolution403: float  # the request before the first 403 was sent this much earlier
+    statuses: dict[str, int]
+    error: str | None = None
+    triggered_wall: float = 0.0
+
+
+def measure_revocation(
+    b: Bench, name: str, token: str, trigger: Callable[[], None]
+) -> RevocationSample:
+    """200 first; then revoke (in another thread) while polling: a single pod until 403, then
+    ``/version`` until 401. Latencies are to when the first refused request was *sent*: the
+    apiserver decides at the start of a request.
+
+    Single-object GETs are used because a LIST right after any write in the cluster may wait up
+    to ~100 ms for the watch cache to be provably fresh (consistent reads from cache), which
+    would blur when the refusal began. ``/version`` is readable by every authenticated identity
+    and is not audited, so the 401 phase neither depends on RBAC nor makes the apiserver post a
+    forbidden event per poll to the operator.
+    """
+    conn = b.prober.connect()
+    try:
+        before = b.prober.status(conn, b.pod_path, token)
+        if before != 200:
+            return RevocationSample(
+                name, 0, None, None, 0, 0, 0, {}, f"not readable before: {before}"
+            )
+        took: list[float] = []
+
+        def run() -> None:
+            began = time.monotonic()
+            trigger()
+            took.append(time.monotonic() - began)
+
+        revoker = threading.Thread(target=run, name=f"revoke-{name}")
+        wall, t0 = time.time(), time.monotonic()
+        revoker.start()
+        denied = b.prober.until(conn, b.pod_path, token, {401, 403}, 10)
+        dead = b.prober.until(conn, "/version", token, {401}, 25)
+        t_end = time.monotonic()
+        revoker.join(30)
+    finally:
+        conn.close()
+    polls = denied.polls + dead.polls
+    return RevocationSample(
+        name,
+        took[0] if took else math.nan,
+        None if denied.sent is None else denied.sent - t0,
+        None if dead.sent is None else dead.sent - t0,
+        polls,
+        (t_end - t0) / polls if polls else 0.0,
+        0.0 if denied.sent is None else denied.sent - max(t0, denied.previous_sent),
+        {str(k): v for k, v in sorted((denied.seen + dead.seen).items())},
+        None if denied.sent and dead.sent else f"timed out; last status {dead.code}",
+        wall,
+    )
+
+
+def end_session(b: Bench, name: str) -> Callable[[], None]:
+    def trigger() -> None:
+        call(
+            b.agent.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            SESSIONS_NS,
+            PLURAL,
+            name,
+            {"spec": {"ended": True}},
+        )
+
+    return trigger
+
+
+def floor_revoke(kube: api.Kube, ref: FloorRef) -> Callable[[], None]:
+    """RoleBindings deleted directly (in parallel), then the Secret and the ServiceAccount."""
+    bindings = [
+        (ref.base_name, SHOP_NS),
+        (ref.base_name, SESSIONS_NS),
+        (f"{ref.base_name}-requester", SESSIONS_NS),
+    ]
+
+    async def run() -> None:
+        await asyncio.gather(
+            *[
+                api.ignore_missing(kube.rbac.delete_namespaced_role_binding, name, ns)
+                for name, ns in bindings
+            ]
+        )
+        await api.ignore_missing(kube.core.delete_namespaced_secret, ref.secret, ref.namespace)
+        await api.ignore_missing(
+            kube.core.delete_namespaced_service_account, ref.service_account, ref.namespace
+        )
+
+    return lambda: asyncio.run(run())
+
+
+def revocations(
+    b: Bench,
+    operator_names: Sequence[str],
+    floor_refs: Sequence[FloorRef],
+    interval: float,
+) -> tuple[list[RevocationSample], list[RevocationSample]]:
+    """Interleave operator and floor revocations, one every ``interval / 2`` s."""
+    kube = api.Kube.from_kubeconfig(str(b.local.kubeconfig))
+    count = min(len(operator_names), len(floor_refs))
+    op_futures, floor_futures = [], []
+    with concurrent.futures.ThreadPoolExecutor(2 * count) as pool:
+        for i in range(count):
+            name = operator_names[i]
+            op_futures.append(
+                pool.submit(measure_revocation, b, name, b.tokens[name], end_session(b, name))
+            )
+            time.sleep(interval / 2)
+            ref = floor_refs[i]
+            floor_futures.append(
+                pool.submit(
+                    measure_revocation, b, ref.name, b.tokens[ref.name], floor_revoke(kube, ref)
+                )
+            )
+            time.sleep(interval / 2)
+        return [f.result() for f in op_futures], [f.result() for f in floor_futures]
+
+
+# -- many sessions: memory -------------------------------------------------------------------------
+
+
+def many_sessions(
+    b: Bench, grants: Sequence[str], total: int, concurrency: int, timeout: float
+) -> dict[str, Any]:
+    """Create ``total`` sessions, ``concurrency`` in flight at a time; wait until each is Active."""
+    deadline = time.monotonic() + timeout
+    names = [f"rss-{i:04d}-{uuid.uuid4().hex[:4]}" for i in range(total)]
+
+    def one(i: int) -> tuple[str, float | None, float, str | None]:
+        name = names[i]
+        done = b.watcher.expect(name)
+        t0 = time.monotonic()
+        try:
+            call(
+                b.agent.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                SESSIONS_NS,
+                PLURAL,
+                session_body(name, grants[i // MAX_PER_GRANT], "rss"),
+            )
+        except errors.KubeError as e:
+            return name, None, 0.0, f"create refused: {e.status} {e}"
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            return name, None, 0.0, f"not Active: {b.watcher.phases.get(name, 'unseen')}"
+        t_active, body = b.watcher.seen(name)
+        if body["status"]["phase"] != "Active":
+            return name, None, 0.0, f"Denied: {body['status'].get('conditions')}"
+        return name, t_active - t0, t_active, None
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, range(total)))
+    finished = time.monotonic()
+    latencies = [t for _, t, _, _ in results if t is not None]
+    failures = [(n, err) for n, _, _, err in results if err]
+    # When the k-th session became Active: the slope shows whether each new session costs more.
+    actives = sorted(at - started for _, t, at, _ in results if t is not None)
+    step = max(1, total // 10)
+    timeline = [(k, round(actives[k - 1], 1)) for k in range(step, len(actives) + 1, step)]
+    return {
+        "requested": total,
+        "active": len(latencies),
+        "seconds": finished - started,
+        "createToActive": summary(latencies),
+        "kthActiveAtSeconds": timeline,
+        "failures": failures[:20],
+        "failureCount": len(failures),
+    }
+
+
+# -- the operator's own account of where time goes (its JSON log) ---------------------------------
+
+LOG_MARKS = {
+    "Webhook 'stamp-requester' succeeded.": "mutated",
+    "Webhook 'admit-session' succeeded.": "admitted",
+    "Webhook 'guard-session-labels' succeeded.": "firstUpdate",
+}
+STAGES = (
+    ("create", "mutated", "create call -> mutating webhook done"),
+    ("mutated", "admitted", "-> validating webhook done (admission policy)"),
+    ("admitted", "firstUpdate", "-> operator's first write (kopf's finalizer patch)"),
+    ("firstUpdate", "active", "-> operator logs Active (the handler: facts, credentials, status)"),
+    ("active", "observed", "-> the agent's watch sees Active"),
+    ("observed", "ready", "-> agent read the token and it read pods"),
+)
+
+
+def operator_stages(log: pathlib.Path, samples: Sequence[ReadySample]) -> dict[str, Any]:
+    """Where a session's time goes, from the operator's JSON log and the agent's clock.
+
+    Per session: the agent's create (wall clock), the end of each admission webhook, the first
+    UPDATE the operator makes (kopf adds its finalizer before any handler runs), the operator's
+    "active" log line (after the status patch), the agent seeing Active, the first 200. The
+    operator and the harness run on the same machine, so their wall clocks agree.
+    """
+    marks: dict[str, dict[str, float]] = {}
+    for s in samples:
+        if s.created_wall and s.ready is not None:
+            observed = s.steps["admission"] + s.steps["createdToActive"]
+            marks[s.name] = {
+                "create": s.created_wall,
+                "observed": s.created_wall + observed,
+                "ready": s.created_wall + s.ready,
+            }
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        message = str(record.get("message", ""))
+        name = str((record.get("object") or {}).get("name") or "")
+        mark = LOG_MARKS.get(message)
+        if " active: " in message:
+            name, mark = message.split(" active: ")[0].rsplit("/", 1)[-1], "active"
+        if mark is None or name not in marks or mark in marks[name]:
+            continue
+        stamp = datetime.datetime.fromisoformat(str(record["timestamp"])).timestamp()
+        marks[name][mark] = stamp
+    out: dict[str, Any] = {}
+    for a, z, what in STAGES:
+        values = [m[z] - m[a] for m in marks.values() if a in m and z in m]
+        out[f"{a}->{z}"] = {"what": what, **summary(values)}
+    return out
+
+
+# -- opt-in tracing of the operator's API calls (--trace) -----------------------------------------
+
+TRACE_SHIM = ROOT / "bench" / "operator_trace"
+
+
+def _phase_of(name: str) -> str:
+    return "ready" if name.startswith("op-") else "rss" if name.startswith("rss-") else "other"
+
+
+def trace_profile(
+    path: pathlib.Path, op: Sequence[ReadySample], revoked: Sequence[RevocationSample]
+) -> dict[str, Any]:
+    """Where the operator's time goes, from ``bench/operator_trace`` records (one per API call).
+
+    - per (phase, handler, call): how many, call time (HTTP and JSON decoding, in the worker
+      thread) and time waiting for a worker thread;
+    - per ready-phase session: when kopf wrote its finalizer, when the ``opened`` handler made its
+      first and last call, relative to the agent's create;
+    - per revoked session: from the agent's patch to the ``ended`` handler's first call and to its
+      RoleBindings being deleted.
+    """
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    calls: dict[tuple[str, str, str], list[tuple[float, float]]] = collections.defaultdict(list)
+    by_object: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in records:
+        calls[(_phase_of(r["o"]), r["h"] or "(kopf)", r["f"])].append(
+            (r["e"] - r["b"], r["b"] - r["s"])
+        )
+        by_object[r["o"]].append(r)
+    table = {
+        " ".join(key): {
+            "count": len(values),
+            "httpP50": percentile([h for h, _ in values], 0.5),
+            "httpP99": percentile([h for h, _ in values], 0.99),
+            "threadWaitP50": percentile([w for _, w in values], 0.5),
+            "threadWaitP99": percentile([w for _, w in values], 0.99),
+        }
+        for key, values in sorted(calls.items())
+    }
+    stages: dict[str, list[float]] = collections.defaultdict(list)
+    for sample in op:
+        mine = sorted(by_object.get(sample.name, []), key=lambda r: r["s"])
+        patches = [r for r in mine if r["f"] == "kopf.patch"]
+        opened = [r for r in mine if r["h"] == "opened" and r["f"] != "kopf.patch"]
+        if not sample.created_wall or not patches or not opened:
+            continue
+        first_patch, t0 = patches[0], sample.created_wall
+        stages["create -> kopf starts its finalizer patch"].append(first_patch["s"] - t0)
+        stages["finalizer patch (HTTP)"].append(first_patch["e"] - first_patch["s"])
+        stages["finalizer patched -> handler's first call"].append(
+            opened[0]["s"] - first_patch["e"]
+        )
+        stages["handler: first call -> last call done"].append(
+            max(r["e"] for r in opened) - opened[0]["s"]
+        )
+        stages["handler: sum of call times"].append(sum(r["e"] - r["b"] for r in opened))
+        stages["handler: sum of thread waits"].append(sum(r["b"] - r["s"] for r in opened))
+        stages["handler: calls"].append(float(len(opened)))
+    for rev in revoked:
+        mine = [r for r in by_object.get(rev.name, []) if str(r["h"]).startswith("ended")]
+        if not rev.triggered_wall or not mine:
+            continue
+        stages["end patch -> 'ended' handler's first call"].append(
+            min(r["s"] for r in mine) - rev.triggered_wall
+        )
+        deletes = [r for r in mine if r["f"] == "delete_namespaced_role_binding"]
+        if deletes:
+            stages["end patch -> its RoleBindings deleted"].append(
+                max(r["e"] for r in deletes) - rev.triggered_wall
+            )
+    return {
+        "calls": table,
+        "stages": {k: summary(v) for k, v in stages.items()},
+        "rssGrowth": rss_growth(records),
+        "records": len(records),
+    }
+
+
+def rss_growth(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean time per call kind for the first and the last tenth of the many-sessions phase
+    (sessions are numbered in creation order): what costs more as sessions accumulate."""
+    index = re.compile(r"^rss-(\d+)-")
+    numbered = [(int(m.group(1)), r) for r in records if (m := index.match(r["o"]))]
+    if not numbered:
+        return {}
+    total = max(i for i, _ in numbered) + 1
+    tenth = max(1, total // 10)
+    out: dict[str, dict[str, float]] = {}
+    keys = sorted({f"{r['h'] or '(kopf)'} {r['f']}" for _, r in numbered})
+    for key in keys:
+        first = [r["e"] - r["b"] for i, r in numbered if i < tenth and _key(r) == key]
+        last = [r["e"] - r["b"] for i, r in numbered if i >= total - tenth and _key(r) == key]
+        if first and last:
+            out[key] = {
+                "firstTenthMean": sum(first) / len(first),
+                "lastTenthMean": sum(last) / len(last),
+                "callsPerSession": len(last) / tenth,
+            }
+    return out
+
+
+def _key(record: dict[str, Any]) -> str:
+    return f"{record['h'] or '(kopf)'} {record['f']}"
+
+
+def print_trace(profile: dict[str, Any]) -> None:
+    growth = profile.get("rssGrowth") or {}
+    if growth:
+        print(
+            "\nMany-sessions phase: mean time per call (HTTP + JSON decode), "
+            "first vs last tenth of the sessions"
+        )
+        for key, g in sorted(growth.items(), key=lambda kv: -kv[1]["lastTenthMean"]):
+            print(
+                f"  {key[:58]:<58}{ms(g['firstTenthMean']):>9} ->{ms(g['lastTenthMean']):>9}"
+                f"  ({g['callsPerSession']:.1f} per session)"
+            )
+    print(f"\nOperator trace ({profile['records']} calls recorded)")
+    print("  per session (p50 / p99):")
+    for what, s in profile["stages"].items():
+        if what == "handler: calls":
+            print(f"    {what:<48}{s['p50']:>9.0f} /{s['p99']:>9.0f}")
+        else:
+            print(f"    {what:<48}{ms(s['p50']):>9} /{ms(s['p99']):>9}")
+    print(
+        f"  {'phase handler call':<62}{'count':>7}{'call p50/p99':>20}{'thread wait p50/p99':>22}"
+    )
+    for key, c in profile["calls"].items():
+        print(
+            f"  {key[:62]:<62}{c['count']:>7}{ms(c['httpP50']):>11}/{ms(c['httpP99']):>8}"
+            f"{ms(c['threadWaitP50']):>13}/{ms(c['threadWaitP99']):>8}"
+        )
+
+
+# -- reporting -------------------------------------------------------------------------------------
+
+
+def ready_table(kinds: dict[str, list[ReadySample]]) -> dict[str, Any]:
+    """The session-ready table; ratios are against the first floor (admin identity)."""
+    stats = {k: summary([s.ready for s in v if s.ready is not None]) for k, v in kinds.items()}
+    o, f = stats["operator"], stats["floor"]
+    ratios = {k: ratio(o[k], f[k]) for k in ("p50", "p90", "p99", "max", "mean")}
+    labels = {
+        "operator": "operator",
+        "floor": "floor (admin)",
+        "floorOperatorIdentity": "floor (operator's id)",
+    }
+    print("\nSession-ready latency: create -> token authenticates and reads pods (HTTP 200)")
+    print(f"  {'':<24}{'n':>5}{'p50':>11}{'p90':>11}{'p99':>11}{'max':>11}")
+    for key, st in stats.items():
+        print(
+            f"  {labels[key]:<24}{st['n']:>5}{ms(st['p50']):>11}{ms(st['p90']):>11}"
+            f"{ms(st['p99']):>11}{ms(st['max']):>11}"
+        )
+    print(
+        f"  {'ratio operator/floor':<24}{'':>5}{ratios['p50']:>10.2f}x{ratios['p90']:>10.2f}x"
+        f"{ratios['p99']:>10.2f}x{ratios['max']:>10.2f}x"
+    )
+    met = ratios["p99"] <= 2.0
+    print(f"  goal <= 2x at p99: {'MET' if met else 'NOT MET'} ({ratios['p99']:.2f}x)")
+    others = {
+        k: {q: ratio(o[q], stats[k][q]) for q in ("p50", "p99")}
+        for k in stats
+        if k not in {"operator", "floor"}
+    }
+    for k, r in others.items():
+        print(f"  ratio operator/{labels[k]}: p50 {r['p50']:.2f}x, p99 {r['p99']:.2f}x")
+    # The same, up to the token being in the agent's hands (without the first read).
+    in_hand = {
+        k: summary([s.ready - s.steps["firstRead"] for s in v if s.ready is not None and s.steps])
+        for k, v in kinds.items()
+    }
+    in_hand_ratio = {q: ratio(in_hand["operator"][q], in_hand["floor"][q]) for q in ("p50", "p99")}
+    print(
+        f"  create -> token in hand (no first read), p50 / p99: operator "
+        f"{ms(in_hand['operator']['p50'])} / {ms(in_hand['operator']['p99'])}, floor (admin) "
+        f"{ms(in_hand['floor']['p50'])} / {ms(in_hand['floor']['p99'])}: ratio "
+        f"{in_hand_ratio['p50']:.2f}x / {in_hand_ratio['p99']:.2f}x"
+    )
+    breakdown: dict[str, dict[str, float]] = {}
+    for label, samples in kinds.items():
+        keys = list(next((s.steps for s in samples if s.steps), {}))
+        breakdown[label] = {}
+        parts = []
+        for key in keys:
+            values = [s.steps[key] for s in samples if key in s.steps]
+            p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+            breakdown[label][key + "P50"] = p50
+            breakdown[label][key + "P99"] = p99
+            parts.append(f"{key} {ms(p50)} / {ms(p99)}")
+        print(f"  {labels[label]} steps (p50 / p99): " + "; ".join(parts))
+    refused = {k: sum(1 for s in v if s.refused_probes) for k, v in kinds.items()}
+    print(f"  sessions whose first probe was refused (RBAC not yet served): {refused}")
+    errors = [f"{s.name}: {s.error}" for v in kinds.values() for s in v if s.error]
+    for err in errors:
+        print(f"  ERROR {err}")
+    return {
+        **stats,
+        "samplesSeconds": {
+            k: [round(s.ready, 4) for s in v if s.ready is not None] for k, v in kinds.items()
+        },
+        "ratio": ratios,
+        "ratioToOtherFloors": others,
+        "goalP99Ratio": 2.0,
+        "goalMet": met,
+        "tokenInHand": in_hand,
+        "tokenInHandRatio": in_hand_ratio,
+        "steps": breakdown,
+        "firstProbeRefused": refused,
+        "errors": errors,
+    }
+
+
+def revocation_table(op: list[RevocationSample], fl: list[RevocationSample]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    print("\nRevocation latency: revoking call -> old token gets 403 / gets 401")
+    print(f"  {'':<30}{'n':>4}{'403 p50':>10}{'403 p99':>10}{'401 p50':>10}{'401 p99':>10}")
+    for label, samples in (
+        ("operator (spec.ended=true)", op),
+        ("floor (delete RoleBindings..)", fl),
+    ):
+        f403 = summary([s.forbidden for s in samples if s.forbidden is not None])
+        f401 = summary([s.unauthorized for s in samples if s.unauthorized is not None])
+        trigger = summary([s.trigger for s in samples])
+        interval = summary([s.poll_interval for s in samples if s.polls])
+        resolution = summary([s.resolution403 for s in samples if s.forbidden is not None])
+        print(
+            f"  {label:<30}{f403['n']:>4}{ms(f403['p50']):>10}{ms(f403['p99']):>10}"
+            f"{ms(f401['p50']):>10}{ms(f401['p99']):>10}"
+        )
+        print(
+            f"  {'':<30}  revoking call p50 {ms(trigger['p50'])}; poll interval mean "
+            f"{ms(interval['mean'])}; last 200 sent {ms(resolution['mean'])} before first 403"
+        )
+        errors = [f"{s.name}: {s.error}" for s in samples if s.error]
+        for err in errors:
+            print(f"  ERROR {err}")
+        key = "operator" if samples is op else "floor"
+        out[key] = {
+            "to403": f403,
+            "to401": f401,
+            "revokingCall": trigger,
+            "pollInterval": interval,
+            "resolution403": resolution,
+            "errors": errors,
+            "samples": [dataclasses.asdict(s) for s in samples],
+        }
+    out["ratio403"] = {
+        k: ratio(out["operator"]["to403"][k], out["floor"]["to403"][k]) for k in ("p50", "p99")
+    }
+    print(
+        f"  403 ratio operator/floor: p50 {out['ratio403']['p50']:.2f}x, "
+        f"p99 {out['ratio403']['p99']:.2f}x"
+    )
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = status_meminfo("MemTotal")
+    return {
+        "cpus": os.cpu_count(),
+        "cpuModel": model,
+        "memoryGiB": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "kubernetes": assets.KUBERNETES_VERSION,
+        "etcd": assets.ETCD_VERSION,
+    }
+
+
+def status_meminfo(key: str) -> int:
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+# -- the program -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--sessions", type=int, default=50, help="concurrent sessions per batch")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of 3 batches (operator, 2 floors)")
+    p.add_argument("--revocations", type=int, default=30, help="sessions revoked (each path)")
+    p.add_argument(
+        "--revoke-interval", type=float, default=1.0, help="s between two operator revocations"
+    )
+    p.add_argument("--poll-ms", type=float, default=20.0, help="token poll interval")
+    p.add_argument("--rss-sessions", type=int, default=1000, help="active sessions for RSS")
+    p.add_argument("--rss-timeout", type=float, default=360.0, help="s to get them Active")
+    p.add_argument("--quick", action="store_true", help="10 sessions, 1 round, 5, 100")
+    p.add_argument("--out", type=pathlib.Path, default=None, help="JSON result file")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="record the operator's API calls (bench/operator_trace) and profile them; "
+        "adds a little overhead, so compare untraced runs with each other",
+    )
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sessions, args.rounds, args.revocations, args.rss_sessions = 10, 1, 5, 100
+    args.revocations = min(args.revocations, args.sessions)
+    return args
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = args.out or RESULTS / f"sessions-{stamp}.json"
+    log = out.with_suffix(".operator.log")
+    trace = out.with_suffix(".trace.jsonl")
+    result: dict[str, Any] = {
+        "benchmark": "sessions",
+        "startedAt": stamp,
+        "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv]),
+        "parameters": {
+            k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()
+        },
+        "machine": machine(),
+        "loadavgAtStart": [round(x, 2) for x in os.getloadavg()],
+        "phases": {},
+    }
+    local = cluster.LocalCluster(
+        cluster.Options(audit_url=f"https://127.0.0.1:{free_port()}/audit")
+    )
+    operator: BenchOperator | None = None
+    sampler: RssSampler | None = None
+    watcher: ActiveWatcher | None = None
+    try:
+        local.start()
+        say(f"control plane ready in {local.startup_seconds:.1f} s at {local.url}")
+        audit_port = int(local.options.audit_url.rsplit(":", 1)[1].split("/")[0])
+        env = dev.prepare(
+            local, metrics_port=free_port(), webhook_port=free_port(), audit_port=audit_port
+        )
+        env.options.token_seconds = TOKEN_SECONDS
+        operator = BenchOperator(local, env, log)
+        saved = dict(os.environ)
+        if args.trace:  # only the operator process sees these
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(TRACE_SHIM), os.environ.get("PYTHONPATH", "")) if p
+            )
+            os.environ["BENCH_TRACE_FILE"] = str(trace)
+        try:
+            operator.start(timeout=60)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        say(f"operator running (pid {operator.pid}); log: {log}")
+        procs = Processes(local, operator.pid)
+        result["otherControlPlanesAtStart"] = other_control_planes(procs.pids.values())
+        sampler = RssSampler(operator.pid)
+        sampler.start()
+        time.sleep(3)
+        rss: dict[str, Any] = {"freshZeroSessionsMiB": status_kib(operator.pid, "VmRSS") / 1024}
+        result["controlPlaneRssAtStartMiB"] = procs.rss_mib()
+
+        admin = kube_for(local.kubeconfig)
+        agent = kube_for(local.user_kubeconfig(AGENT, [AGENT_GROUP]))
+        setup_world(admin)
+        grants = [f"bench-{i}" for i in range(max(1, math.ceil(args.rss_sessions / MAX_PER_GRANT)))]
+        for g in grants:
+            create_grant(admin, g, MAX_PER_GRANT)
+        watcher = ActiveWatcher(kube_for(local.kubeconfig))
+        watcher.start()
+        b = Bench(local, admin, agent, watcher, Prober(local, args.poll_ms / 1000), grants[0])
+
+        # Warm-up: connection pools, webhook TLS, informers; and the compiled rules of a session.
+        warm = operator_batch(b, "warm", 2)
+        if any(s.error for s in warm):
+            raise RuntimeError(f"warm-up sessions failed: {[s.error for s in warm]}")
+        body = watcher.seen(warm[0].name)[1]
+        rules = [grant.PolicyRule.model_validate(r) for r in body["status"]["effectiveRules"]]
+        for i, identity in enumerate((local.kubeconfig, env.kubeconfig)):
+            refs = floor_owners(admin, f"warm{i}", 2)
+            floor_batch(b, refs, rules, identity)
+            delete_floor(b, refs)
+
+        # 1. Session-ready latency, operator and floor batches alternating.
+        phase = Phase(procs, "ready")
+        kinds: dict[str, list[ReadySample]] = {
+            "operator": [],
+            "floor": [],
+            "floorOperatorIdentity": [],
+        }
+        per_batch: list[dict[str, Any]] = []
+        last_op: list[ReadySample] = []
+        last_floor: list[FloorRef] = []
+        order = list(kinds)
+        for r in range(args.rounds):
+            batch = f"r{r}"
+            for kind in order[r % 3 :] + order[: r % 3]:  # rotate who goes first
+                say(f"round {r + 1}/{args.rounds}: {args.sessions} at once, {kind}")
+                if kind == "operator":
+                    last_op = operator_batch(b, batch, args.sessions)
+                    kinds[kind] += last_op
+                    batch_samples = last_op
+                    if r < args.rounds - 1:
+                        delete_sessions(b, f"{ROUND_LABEL}={batch}")
+                else:
+                    identity = local.kubeconfig if kind == "floor" else env.kubeconfig
+                    refs = floor_owners(admin, f"{batch}-{kind[:7].lower()}", args.sessions)
+                    batch_samples = floor_batch(b, refs, rules, identity)
+                    kinds[kind] += batch_samples
+                    if kind == "floor" and r == args.rounds - 1:
+                        last_floor = refs  # kept for the revocation phase
+                    else:
+                        delete_floor(b, refs)
+                ready = [x.ready for x in batch_samples if x.ready is not None]
+                per_batch.append({"round": r, "kind": kind, **summary(ready)})
+                time.sleep(1)
+        result["phases"]["ready"] = phase.end()
+        result["ready"] = ready_table(kinds)
+        result["ready"]["batches"] = per_batch
+        print_batches(per_batch)
+        op_samples = kinds["operator"]
+        result["ready"]["operatorStages"] = operator_stages(log, op_samples)
+        print_stages(result["ready"]["operatorStages"])
+        result["ready"]["sessionsPerBatch"] = args.sessions
+        result["ready"]["rounds"] = args.rounds
+
+        # 2. Revocation latency.
+        say(f"revoking {args.revocations} sessions and {args.revocations} floor identities")
+        phase = Phase(procs, "revocation")
+        live = [s.name for s in last_op if s.ready is not None]
+        op_rev, fl_rev = revocations(
+            b, live[: args.revocations], last_floor[: args.revocations], args.revoke_interval
+        )
+        result["phases"]["revocation"] = phase.end()
+        result["revocation"] = revocation_table(op_rev, fl_rev)
+
+        # 3. Memory with many active sessions.
+        say("deleting every session before the memory phase")
+        delete_sessions(b, ROUND_LABEL)
+        delete_floor(b, last_floor)
+        time.sleep(5)
+        rss["afterLatencyPhasesZeroSessionsMiB"] = status_kib(operator.pid, "VmRSS") / 1024
+        say(f"creating {args.rss_sessions} sessions, {args.sessions} at a time")
+        phase = Phase(procs, "rss")
+        many = many_sessions(b, grants, args.rss_sessions, args.sessions, args.rss_timeout)
+        time.sleep(5)
+        rss["activeSessions"] = many["active"]
+        rss["withSessionsMiB"] = status_kib(operator.pid, "VmRSS") / 1024
+        rss["peakMiB"] = status_kib(operator.pid, "VmHWM") / 1024
+        rss["threads"] = status_kib(operator.pid, "Threads")
+        rss["perSessionKiB"] = (
+            (rss["withSessionsMiB"] - rss["afterLatencyPhasesZeroSessionsMiB"])
+            * 1024
+            / max(1, many["active"])
+        )
+        result["phases"]["rss"] = phase.end()
+        result["rss"] = {**rss, "creation": many}
+        result["controlPlaneRssAtEndMiB"] = procs.rss_mib()
+        print_rss(result["rss"])
+        if args.trace:
+            result["trace"] = trace_profile(trace, op_samples, op_rev)
+            print_trace(result["trace"])
+        print_phases(result["phases"])
+        result["watchErrors"] = watcher.errors
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        if sampler is not None:
+            sampler.stop()
+            result["operatorRssTimelineMiB"] = sampler.samples
+        if operator is not None:
+            operator.stop()
+        local.stop()
+        result["loadavgAtEnd"] = [round(x, 2) for x in os.getloadavg()]
+        out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        say(f"stopped everything; results in {out}")
+    return 0
+
+
+class BenchOperator(OperatorProcess):
+    """The e2e helper's operator process, plus its pid (for /proc)."""
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return int(self._proc.pid)
+
+
+def print_rss(rss: dict[str, Any]) -> None:
+    creation = rss["creation"]
+    print("\nOperator memory (VmRSS)")
+    print(f"  0 sessions, fresh start:             {rss['freshZeroSessionsMiB']:8.1f} MiB")
+    after = rss["afterLatencyPhasesZeroSessionsMiB"]
+    print(f"  0 sessions, after the latency runs:  {after:8.1f} MiB")
+    print(
+        f"  {rss['activeSessions']} active sessions:"
+        f"{'':<{max(1, 20 - len(str(rss['activeSessions'])))}}{rss['withSessionsMiB']:8.1f} MiB"
+        f"  (peak {rss['peakMiB']:.1f} MiB, {rss['perSessionKiB']:.0f} KiB per session, "
+        f"{rss['threads']} threads)"
+    )
+    c = creation["createToActive"]
+    print(
+        f"  {creation['active']}/{creation['requested']} Active in {creation['seconds']:.1f} s "
+        f"({creation['active'] / creation['seconds']:.1f} sessions/s); create -> Active "
+        f"p50 {ms(c['p50'])}, p99 {ms(c['p99'])}, max {ms(c['max'])}"
+    )
+    timeline = creation["kthActiveAtSeconds"]
+    rates = []
+    previous_k, previous_t = 0, 0.0
+    for k, t in timeline:
+        rates.append(f"{previous_k}-{k}: {(k - previous_k) / max(t - previous_t, 1e-9):.1f}/s")
+        previous_k, previous_t = k, t
+    print("  activation rate by slice: " + ", ".join(rates))
+    for name, err in creation["failures"]:
+        print(f"  ERROR {name}: {err}")
+
+
+def print_batches(batches: Sequence[dict[str, Any]]) -> None:
+    print("  each batch, p50 / p99 (run-to-run spread; kinds rotate which goes first):")
+    for kind in dict.fromkeys(x["kind"] for x in batches):
+        cells = [
+            f"r{x['round']} {ms(x['p50'])} / {ms(x['p99'])}" for x in batches if x["kind"] == kind
+        ]
+        print(f"    {kind:<22}" + "; ".join(cells))
+
+
+def print_stages(stages: dict[str, Any]) -> None:
+    print("  operator path, stage by stage (p50 / p99), from its JSON log:")
+    for stage in stages.values():
+        print(f"    {stage['what']:<68}{ms(stage['p50']):>9} /{ms(stage['p99']):>9}")
+
+
+def print_phases(phases: dict[str, Any]) -> None:
+    print("\nWhere the CPU went (seconds of CPU per process; 2 cores = 2.0 busy)")
+    for name, p in phases.items():
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(p["cpuSeconds"].items()))
+        print(
+            f"  {name:<11} wall {p['wallSeconds']:.1f} s, busy {p['cpuCoresBusy']:.2f} cores, "
+            f"loadavg {p['loadavgBefore'][0]:.2f} -> {p['loadavgAfter'][0]:.2f}, "
+            f"other control planes {p['otherControlPlanesAtEnd']}: {cpu}"
+        )
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        say(f"interrupted ({e or 'Ctrl-C'}); every process was stopped")
+        sys.exit(130)
