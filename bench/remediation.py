@@ -137,7 +137,6 @@ class Bench:
                     "subjects": [{"kind": "User", "name": user, "apiGroup": RBAC}],
                 }
             )
-        entry = {"action": "scale-workload", "limits": {"maxReplicasDelta": 1000}}
         agents.create_grant(
             self.admin,
             self.grant,
@@ -153,8 +152,13 @@ class Bench:
                     }
                 ],
                 "remediations": [
-                    {**entry, "namespaces": [self.auto], "autonomy": "auto"},
-                    {**entry, "namespaces": [self.propose], "autonomy": "propose"},
+                    # Within the auto limit (+1) applies at once; +5 waits for an approver.
+                    {
+                        "action": "scale-workload",
+                        "namespaces": [self.auto, self.propose],
+                        "autonomy": "auto",
+                        "limits": {"maxReplicasDelta": 1},
+                    }
                 ],
                 "approval": {"timeoutSeconds": 3600},
                 "session": {
@@ -235,7 +239,7 @@ class Bench:
         for i in range(n):
             name = f"appr-{i}"
             client.CustomObjectsApi(self.session_client).create_namespaced_custom_object(
-                GROUP, VERSION, self.ns, RR, self._request_body(name, self.propose, f"d{i}", 1)
+                GROUP, VERSION, self.ns, RR, self._request_body(name, self.propose, f"d{i}", 5)
             )
             _until(lambda name=name: self._phase(name) == "AwaitingApproval")
             started = time.monotonic()
@@ -253,11 +257,11 @@ class Bench:
         for i in range(n):
             name = f"floor-appr-{i}"
             custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.ns, RR, self._request_body(name, self.propose, f"d{n + i}", 1)
+                GROUP, VERSION, self.ns, RR, self._request_body(name, self.propose, f"d{n + i}", 5)
             )
             started = time.monotonic()
             self._approve(self.admin, name)
-            self._direct_apply(custom, name, self.propose, f"d{n + i}", 2)
+            self._direct_apply(custom, name, self.propose, f"d{n + i}", 5)
             out.append(time.monotonic() - started)
         return out
 

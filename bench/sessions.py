@@ -1341,14 +1341,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         watcher.start()
         b = Bench(local, admin, agent, watcher, Prober(local, args.poll_ms / 1000), grants[0])
 
-        # Warm-up: connection pools, webhook TLS, informers; and the compiled rules of a session.
-        warm = operator_batch(b, "warm", 2)
+        # Warm-up, one unmeasured batch of each kind at full concurrency: thread and connection
+        # pools, webhook TLS, informers (a first batch pays for growing them, every kind alike);
+        # and the compiled rules of a session, which the floors create too.
+        warm = operator_batch(b, "warm", args.sessions)
         if any(s.error for s in warm):
             raise RuntimeError(f"warm-up sessions failed: {[s.error for s in warm]}")
         body = watcher.seen(warm[0].name)[1]
         rules = [grant.PolicyRule.model_validate(r) for r in body["status"]["effectiveRules"]]
+        delete_sessions(b, f"{ROUND_LABEL}=warm")
         for i, identity in enumerate((local.kubeconfig, env.kubeconfig)):
-            refs = floor_owners(admin, f"warm{i}", 2)
+            refs = floor_owners(admin, f"warm{i}", args.sessions)
             floor_batch(b, refs, rules, identity)
             delete_floor(b, refs)
 

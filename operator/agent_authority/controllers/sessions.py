@@ -148,9 +148,16 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
         await deny(kube, body, decision.reason.value, decision.message)
         return
     ref = _ref(body)
-    secret_uid = await credentials.ensure_identity(kube, ref)
-    await credentials.ensure_access(kube, ref, decision.rules, spec.requester, prune=False)
-    token = await credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds)
+    # Identity and Roles at once; then bindings while the token is minted (a brand-new session
+    # has nothing to prune). Bindings need their Roles; the token needs the ServiceAccount.
+    secret_uid, namespaces = await asyncio.gather(
+        credentials.ensure_identity(kube, ref),
+        credentials.ensure_roles(kube, ref, decision.rules),
+    )
+    _, token = await asyncio.gather(
+        credentials.ensure_bindings(kube, ref, namespaces, spec.requester),
+        credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds),
+    )
     metrics.TOKENS_MINTED.inc()
     assert facts.grant_spec is not None  # admitted, so the grant exists
     ttl = sessions.effective_ttl(spec, facts.grant_spec)

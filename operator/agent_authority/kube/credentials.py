@@ -180,48 +180,61 @@ async def ensure_access(
     Narrowing replaces Roles in place and deletes the RoleBindings of namespaces that dropped out.
     The requester gets ``get`` on the session's Secret only, by ``resourceNames``.
     """
+    namespaces = await ensure_roles(kube, ref, rules)
+    await ensure_bindings(kube, ref, namespaces, requester)
+    if prune:  # a brand-new session has nothing to prune
+        await _prune(kube, ref, keep=set(namespaces))
+
+
+async def ensure_roles(
+    kube: api.Kube, ref: SessionRef, rules: Sequence[grant.PolicyRule]
+) -> list[str]:
+    """Create or replace the session's Roles (one per namespace, and the requester's); the
+    namespaces that have one. Bindings come after: binding a Role needs the Role to exist."""
     by_ns = rules_by_namespace(rules)
     by_ns.setdefault(ref.namespace, [])
     by_ns[ref.namespace] = by_ns[ref.namespace] + agent_rules()
+    reader = {
+        "metadata": _meta(ref, _reader(ref), ref.namespace, "requester"),
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "verbs": ["get"],
+                "resourceNames": [ref.secret],
+            }
+        ],
+    }
+    await asyncio.gather(
+        *[_apply_role(kube, ns, _role(ref, ns, ns_rules)) for ns, ns_rules in by_ns.items()],
+        _apply_role(kube, ref.namespace, reader),
+    )
+    return list(by_ns)
+
+
+async def ensure_bindings(
+    kube: api.Kube, ref: SessionRef, namespaces: Sequence[str], requester: base.UserInfo
+) -> None:
+    """Bind the session's ServiceAccount to its Roles, and the requester to its Secret reader."""
     sa_subject = [
         {"kind": "ServiceAccount", "name": ref.service_account, "namespace": ref.namespace}
     ]
-    tasks = []
-    for namespace, ns_rules in by_ns.items():
-        tasks.append(_apply_role(kube, namespace, _role(ref, namespace, ns_rules)))
-    await asyncio.gather(*tasks)
-    reader = f"{ref.base_name}-requester"
-    await _apply_role(
-        kube,
-        ref.namespace,
-        {
-            "metadata": _meta(ref, reader, ref.namespace, "requester"),
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["secrets"],
-                    "verbs": ["get"],
-                    "resourceNames": [ref.secret],
-                }
-            ],
-        },
-    )
-    bindings = [
-        _apply_binding(
-            kube, namespace, _binding(ref, ref.base_name, namespace, ref.base_name, sa_subject)
-        )
-        for namespace in by_ns
-    ]
-    bindings.append(
+    reader = _reader(ref)
+    await asyncio.gather(
+        *[
+            _apply_binding(kube, ns, _binding(ref, ref.base_name, ns, ref.base_name, sa_subject))
+            for ns in namespaces
+        ],
         _apply_binding(
             kube,
             ref.namespace,
             _binding(ref, reader, ref.namespace, reader, [requester_subject(requester)]),
-        )
+        ),
     )
-    await asyncio.gather(*bindings)
-    if prune:  # a brand-new session has nothing to prune
-        await _prune(kube, ref, keep=set(by_ns))
+
+
+def _reader(ref: SessionRef) -> str:
+    return f"{ref.base_name}-requester"
 
 
 async def _prune(kube: api.Kube, ref: SessionRef, keep: set[str]) -> None:
