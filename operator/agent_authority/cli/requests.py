@@ -8,13 +8,11 @@ self-approval and duplicate approvers. Its refusal is printed as it came.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import uuid
 from typing import Any
 
-from kubernetes import config
-
+from agent_authority.cli import connection
 from agent_authority.kube import api, errors
 from agent_authority.models import GROUP, VERSION
 
@@ -28,12 +26,12 @@ def add_parser(sub: Any) -> None:
     )
     listing.add_argument("-A", "--all-namespaces", action="store_true")
     listing.add_argument("--all-phases", action="store_true", help="not only AwaitingApproval")
-    _common(listing)
+    connection.add_options(listing)
     listing.set_defaults(func=list_)
 
     show = sub.add_parser("show", help="everything an approver needs to decide on a request")
     show.add_argument("name")
-    _common(show)
+    connection.add_options(show)
     show.set_defaults(func=show_)
 
     for verb, decision in (("approve", "approve"), ("deny", "deny")):
@@ -43,41 +41,15 @@ def add_parser(sub: Any) -> None:
         cmd.add_argument("name")
         cmd.add_argument("--reason", required=True, help="why (recorded in status.approvals)")
         cmd.add_argument("--timeout", type=float, default=30, help="wait this long for the outcome")
-        _common(cmd)
+        connection.add_options(cmd)
         cmd.set_defaults(func=decide, decision=decision)
 
     rollback = sub.add_parser("rollback", help="undo an applied request with its recorded inverse")
     rollback.add_argument("name")
     rollback.add_argument("--reason", required=True)
     rollback.add_argument("--timeout", type=float, default=30)
-    _common(rollback)
+    connection.add_options(rollback)
     rollback.set_defaults(func=rollback_)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace")
-    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG or ~/.kube/config")
-
-
-def _kube(args: argparse.Namespace) -> api.Kube:
-    return api.Kube.from_kubeconfig(args.kubeconfig)
-
-
-def _namespace(args: argparse.Namespace) -> str:
-    if args.namespace:
-        return str(args.namespace)
-    try:
-        _, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            config_file=args.kubeconfig
-        )
-    except (config.ConfigException, OSError):
-        return "default"
-    return str(active.get("context", {}).get("namespace") or "default")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 def _get(kube: api.Kube, namespace: str, name: str) -> api.Json:
@@ -98,16 +70,20 @@ def _approvals(status: api.Json) -> str:
 
 
 def list_(args: argparse.Namespace) -> int:
-    kube = _kube(args)
+    kube = connection.kube(args)
     try:
         if args.all_namespaces:
             found = api.sync(kube.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
         else:
             found = api.sync(
-                kube.custom.list_namespaced_custom_object, GROUP, VERSION, _namespace(args), PLURAL
+                kube.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                connection.namespace(args),
+                PLURAL,
             )
     except errors.KubeError as e:
-        return _fail(str(e))
+        return connection.fail(str(e))
     rows = [
         [
             "NAMESPACE",
@@ -151,12 +127,12 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def show_(args: argparse.Namespace) -> int:
-    kube = _kube(args)
-    namespace = _namespace(args)
+    kube = connection.kube(args)
+    namespace = connection.namespace(args)
     try:
         item = _get(kube, namespace, args.name)
     except errors.KubeError as e:
-        return _fail(str(e))
+        return connection.fail(str(e))
     print(describe(item, session=_session(kube, namespace, item)))
     return 0
 
@@ -233,8 +209,8 @@ def describe(item: api.Json, session: api.Json | None = None) -> str:
 
 
 def decide(args: argparse.Namespace) -> int:
-    kube = _kube(args)
-    namespace = _namespace(args)
+    kube = connection.kube(args)
+    namespace = connection.namespace(args)
     for _attempt in range(5):
         try:
             item = _get(kube, namespace, args.name)
@@ -256,9 +232,9 @@ def decide(args: argparse.Namespace) -> int:
         except errors.Conflict:
             continue  # someone else wrote meanwhile: re-read and append again
         except errors.KubeError as e:
-            return _fail(f"{args.decision} refused: {e}")
+            return connection.fail(f"{args.decision} refused: {e}")
     else:
-        return _fail("the request kept changing; try again")
+        return connection.fail("the request kept changing; try again")
     final = _settle(kube, namespace, args.name, args.timeout)
     status = final.get("status") or {}
     print(f"{args.name}: {status.get('phase')} ({status.get('reason', '')})")
@@ -278,15 +254,15 @@ def _settle(kube: api.Kube, namespace: str, name: str, timeout: float) -> api.Js
 
 
 def rollback_(args: argparse.Namespace) -> int:
-    kube = _kube(args)
-    namespace = _namespace(args)
+    kube = connection.kube(args)
+    namespace = connection.namespace(args)
     try:
         original = _get(kube, namespace, args.name)
     except errors.KubeError as e:
-        return _fail(str(e))
+        return connection.fail(str(e))
     status = original.get("status") or {}
     if status.get("phase") != "Succeeded" or not status.get("inverse"):
-        return _fail(
+        return connection.fail(
             f"{args.name} is {status.get('phase')} and "
             f"{'has a recorded inverse' if status.get('inverse') else 'has no recorded inverse'}"
             "; only a Succeeded, reversible request can be rolled back"
@@ -309,7 +285,7 @@ def rollback_(args: argparse.Namespace) -> int:
             kube.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, body
         )
     except errors.KubeError as e:
-        return _fail(f"rollback refused: {e}")
+        return connection.fail(f"rollback refused: {e}")
     final = _settle(kube, namespace, name, args.timeout)
     final_status = final.get("status") or {}
     print(f"{name}: {final_status.get('phase', 'Pending')} ({final_status.get('reason', '')})")

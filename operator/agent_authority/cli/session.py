@@ -17,8 +17,8 @@ import uuid
 from typing import Any
 
 import yaml
-from kubernetes import config
 
+from agent_authority.cli import connection
 from agent_authority.kube import api, errors
 from agent_authority.models import GROUP, VERSION
 
@@ -52,51 +52,25 @@ def add_parser(sub: Any) -> None:
         "-o", "--kubeconfig-out", help="write the kubeconfig here (default: stdout)"
     )
     opening.add_argument("--timeout", type=float, default=60)
-    _common(opening)
+    connection.add_options(opening)
     opening.set_defaults(func=open_)
 
     kubeconfig = verbs.add_parser("kubeconfig", help="write the kubeconfig of an active session")
     kubeconfig.add_argument("name")
     kubeconfig.add_argument("-o", "--kubeconfig-out")
-    _common(kubeconfig)
+    connection.add_options(kubeconfig)
     kubeconfig.set_defaults(func=write_kubeconfig)
 
     end = verbs.add_parser("end", help="end a session (its credentials are revoked at once)")
     end.add_argument("name")
     end.add_argument("--timeout", type=float, default=30)
-    _common(end)
+    connection.add_options(end)
     end.set_defaults(func=end_)
 
     listing = verbs.add_parser("list", help="list sessions")
     listing.add_argument("-A", "--all-namespaces", action="store_true")
-    _common(listing)
+    connection.add_options(listing)
     listing.set_defaults(func=list_)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--namespace", help="default: the kubeconfig context's namespace")
-    parser.add_argument("--kubeconfig", help="default: $KUBECONFIG or ~/.kube/config")
-
-
-def _kube(args: argparse.Namespace) -> api.Kube:
-    return api.Kube.from_kubeconfig(args.kubeconfig)
-
-
-def _namespace(args: argparse.Namespace) -> str:
-    if args.namespace:
-        return str(args.namespace)
-    try:
-        _, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            config_file=args.kubeconfig
-        )
-    except (config.ConfigException, OSError):
-        return "default"
-    return str(active.get("context", {}).get("namespace") or "default")
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 def _scopes(values: list[str]) -> list[dict[str, Any]] | None:
@@ -131,8 +105,8 @@ def _wait(kube: api.Kube, namespace: str, name: str, phases: set[str], timeout: 
 
 
 def open_(args: argparse.Namespace) -> int:
-    kube = _kube(args)
-    namespace = _namespace(args)
+    kube = connection.kube(args)
+    namespace = connection.namespace(args)
     name = args.name or f"{args.incident_id.lower()[:40].strip('-.')}-{uuid.uuid4().hex[:5]}"
     incident: dict[str, Any] = {
         "id": args.incident_id,
@@ -167,13 +141,13 @@ def open_(args: argparse.Namespace) -> int:
         )
         session = _wait(kube, namespace, name, {"Active", *TERMINAL}, args.timeout)
     except errors.KubeError as e:
-        return _fail(f"session refused: {e}")
+        return connection.fail(f"session refused: {e}")
     except TimeoutError as e:
-        return _fail(str(e))
+        return connection.fail(str(e))
     status = session.get("status") or {}
     if status.get("phase") != "Active":
         revocation = status.get("revocation") or {}
-        return _fail(
+        return connection.fail(
             f"session {namespace}/{name} is {status.get('phase')}: "
             f"{revocation.get('reason', '')}: {revocation.get('message', '')}"
         )
@@ -185,14 +159,14 @@ def open_(args: argparse.Namespace) -> int:
 
 
 def write_kubeconfig(args: argparse.Namespace) -> int:
-    kube = _kube(args)
-    namespace = _namespace(args)
+    kube = connection.kube(args)
+    namespace = connection.namespace(args)
     try:
         session = _get(kube, namespace, args.name)
     except errors.KubeError as e:
-        return _fail(str(e))
+        return connection.fail(str(e))
     if (session.get("status") or {}).get("phase") != "Active":
-        return _fail(f"session {namespace}/{args.name} is not Active")
+        return connection.fail(f"session {namespace}/{args.name} is not Active")
     return _emit_kubeconfig(kube, args, namespace, session)
 
 
@@ -204,7 +178,7 @@ def _emit_kubeconfig(
             kube.core.read_namespaced_secret, session["status"]["secretName"], namespace
         )
     except errors.KubeError as e:
-        return _fail(f"cannot read the session token (only the requester may): {e}")
+        return connection.fail(f"cannot read the session token (only the requester may): {e}")
     token = base64.b64decode(secret["data"]["token"]).decode()
     text = session_kubeconfig(kube, session["metadata"]["name"], namespace, token)
     if args.kubeconfig_out:
@@ -244,8 +218,8 @@ def session_kubeconfig(kube: api.Kube, name: str, namespace: str, token: str) ->
 
 
 def end_(args: argparse.Namespace) -> int:
-    kube = _kube(args)
-    namespace = _namespace(args)
+    kube = connection.kube(args)
+    namespace = connection.namespace(args)
     try:
         api.sync(
             kube.custom.patch_namespaced_custom_object,
@@ -258,22 +232,26 @@ def end_(args: argparse.Namespace) -> int:
         )
         body = _wait(kube, namespace, args.name, TERMINAL, args.timeout)
     except (errors.KubeError, TimeoutError) as e:
-        return _fail(str(e))
+        return connection.fail(str(e))
     print(f"session {namespace}/{args.name} is {body['status']['phase']}; credentials revoked")
     return 0
 
 
 def list_(args: argparse.Namespace) -> int:
-    kube = _kube(args)
+    kube = connection.kube(args)
     try:
         if args.all_namespaces:
             found = api.sync(kube.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
         else:
             found = api.sync(
-                kube.custom.list_namespaced_custom_object, GROUP, VERSION, _namespace(args), PLURAL
+                kube.custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                connection.namespace(args),
+                PLURAL,
             )
     except errors.KubeError as e:
-        return _fail(str(e))
+        return connection.fail(str(e))
     rows = [["NAMESPACE", "NAME", "PHASE", "GRANT", "INCIDENT", "SEVERITY", "EXPIRES", "REQUESTER"]]
     for item in found.get("items", []):
         spec, status = item["spec"], item.get("status") or {}

@@ -51,15 +51,7 @@ async def list_sessions(
 async def patch_session_status(
     kube: api.Kube, namespace: str, name: str, status: Mapping[str, Any]
 ) -> api.Json:
-    return await api.call(
-        kube.custom.patch_namespaced_custom_object_status,
-        GROUP,
-        VERSION,
-        namespace,
-        SESSIONS,
-        name,
-        {"status": dict(status)},
-    )
+    return await _patch_status(kube, SESSIONS, namespace, name, status)
 
 
 async def patch_grant_status(kube: api.Kube, name: str, status: Mapping[str, Any]) -> api.Json:
@@ -124,12 +116,19 @@ async def list_requests(kube: api.Kube, namespace: str) -> list[api.Json]:
 async def patch_request_status(
     kube: api.Kube, namespace: str, name: str, status: Mapping[str, Any]
 ) -> api.Json:
+    return await _patch_status(kube, REQUESTS, namespace, name, status)
+
+
+async def _patch_status(
+    kube: api.Kube, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+) -> api.Json:
+    """A merge patch of ``status`` through the status subresource."""
     return await api.call(
         kube.custom.patch_namespaced_custom_object_status,
         GROUP,
         VERSION,
         namespace,
-        REQUESTS,
+        plural,
         name,
         {"status": dict(status)},
     )
