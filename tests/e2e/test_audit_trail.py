@@ -73,3 +73,34 @@ def test_a_session_is_recorded_in_a_verifiable_trail(
     assert f"TAMPERED at seq {json.loads(log.read_text().splitlines()[index])['seq']}" in (
         caught.stdout
     )
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    prefix = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(prefix + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_metrics_count_what_happened(world: World, operator: OperatorProcess) -> None:
+    import urllib.request
+
+    url = f"http://127.0.0.1:{operator.env.options.metrics_port}/metrics"
+
+    def scrape() -> str:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+
+    before = scrape()
+    body, _ = _active(world)
+    agents.end_session(world.agent, world.ns, body["metadata"]["name"])
+    agents.wait_phase(world.admin, world.ns, body["metadata"]["name"], {"Ended"})
+    after = scrape()
+    minted = "agent_authority_tokens_minted_total"
+    assert _metric(after, minted) == _metric(before, minted) + 1
+    ended = 'reason="Ended"'
+    revocations = "agent_authority_revocations_total"
+    assert _metric(after, revocations, ended) == _metric(before, revocations, ended) + 1
+    ready = "agent_authority_session_ready_latency_seconds_count"
+    assert _metric(after, ready) == _metric(before, ready) + 1
