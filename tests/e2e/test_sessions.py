@@ -470,3 +470,84 @@ def test_cli_prints_the_refusal(world: World) -> None:
     assert refused.returncode == 1
     assert "SeverityNotAllowed" in refused.stderr
     assert "SEV4" in refused.stderr
+
+
+def test_grant_author_must_hold_what_the_remediations_delegate(world: World) -> None:
+    """Reads are not enough: a grant letting an agent ask for scaling delegates patching."""
+    w = world
+    rbac = client.RbacAuthorizationV1Api(w.admin)
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": "grant-writer-2-" + w.shop},
+            "rules": [{"apiGroups": [GROUP], "resources": ["agentgrants"], "verbs": ["create"]}],
+        }
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": "grant-writer-2-" + w.shop},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "grant-writer-2-" + w.shop,
+            },
+            "subjects": [
+                {"kind": "User", "name": "reader-dev", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        }
+    )
+    rbac.create_namespaced_role(
+        w.shop,
+        {
+            "metadata": {"name": "reader-dev"},
+            "rules": [
+                {
+                    "apiGroups": ["", "apps"],
+                    "resources": ["pods", "pods/log", "deployments", "configmaps"],
+                    "verbs": ["get", "list"],
+                }
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        w.shop,
+        {
+            "metadata": {"name": "reader-dev"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "reader-dev",
+            },
+            "subjects": [
+                {"kind": "User", "name": "reader-dev", "apiGroup": "rbac.authorization.k8s.io"}
+            ],
+        },
+    )
+    author = client.CustomObjectsApi(agents.as_user(w.local, "reader-dev"))
+    reads_only = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AgentGrant",
+        "metadata": {"name": agents.unique("reads")},
+        "spec": grant_spec(w.shop),
+    }
+    author.create_cluster_custom_object(GROUP, VERSION, "agentgrants", reads_only)
+    delegating = {**reads_only, "metadata": {"name": agents.unique("delegates")}}
+    delegating["spec"] = {
+        **grant_spec(w.shop),
+        "remediations": [
+            {
+                "action": "scale-workload",
+                "namespaces": [w.shop],
+                "autonomy": "auto",
+                "limits": {"maxReplicasDelta": 1},
+            }
+        ],
+    }
+    with pytest.raises(client.ApiException) as refused:
+        author.create_cluster_custom_object(GROUP, VERSION, "agentgrants", delegating)
+    message = agents.refusal(refused.value)
+    assert refused.value.status == 403
+    assert f"patch deployments.apps in namespace {w.shop}" in message
+    for body in (reads_only,):
+        client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
+            GROUP, VERSION, "agentgrants", body["metadata"]["name"]
+        )

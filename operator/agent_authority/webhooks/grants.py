@@ -1,7 +1,8 @@
 """AgentGrant admission: policy validation and the escalation check.
 
-Whoever creates or edits a grant must already hold every permission the grant hands out, as RBAC's
-own escalation rule: one SubjectAccessReview of the author per permission. Scopes chosen by a
+Whoever creates or edits a grant must already hold every permission the grant hands out — the
+reads of its scopes and the writes its remediations delegate to the operator — as RBAC's own
+escalation rule: one SubjectAccessReview of the author per permission. Scopes chosen by a
 ``namespaceSelector`` can grow as namespaces are labelled later, so for them the author must hold
 the permission in every namespace. The refusal lists what is missing.
 """
@@ -14,7 +15,7 @@ import kopf
 
 from agent_authority.kube import access, api
 from agent_authority.models import GROUP, VERSION, grant
-from agent_authority.policy import rbac
+from agent_authority.policy import delegation, rbac
 from agent_authority.webhooks import identity
 
 PLURAL = "agentgrants"
@@ -22,13 +23,20 @@ LISTED = 10
 
 
 def required(spec: grant.AgentGrantSpec) -> list[rbac.Permission]:
-    """What the author must hold; selector scopes count in every namespace (``""``)."""
+    """What the author must hold: what the read scopes hand out and what the remediations
+    delegate. Selector scopes count in every namespace (``""``)."""
     every_namespace = {s.name: [""] for s in spec.read if s.namespace_selector is not None}
-    return rbac.required_permissions(spec, every_namespace)
+    reads = rbac.required_permissions(spec, every_namespace)
+    read_namespaces = sorted({p.namespace for p in reads})
+    writes = delegation.remediation_permissions(spec, read_namespaces)
+    return sorted(set(reads) | set(writes))
 
 
 def _describe(p: rbac.Permission) -> str:
-    where = f"namespace {p.namespace}" if p.namespace else "every namespace"
+    if p.namespace:
+        where = f"namespace {p.namespace}"
+    else:
+        where = "the cluster" if p.resource == "nodes" else "every namespace"
     group = f".{p.api_group}" if p.api_group else ""
     return f"{p.verb} {p.resource}{group} in {where}"
 
