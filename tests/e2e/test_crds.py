@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 
+from agent_authority.kube import manifests
+from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -19,6 +23,40 @@ PLURALS = {
     "IncidentSession": "incidentsessions",
     "RemediationRequest": "remediationrequests",
 }
+
+
+@pytest.fixture(scope="module")
+def bare() -> Iterator[Any]:
+    """A control plane of this module's own, with the CRDs and without the operator.
+
+    These tests are about what the apiserver itself refuses (schema, CEL); with the operator's
+    admission webhooks registered — by whichever earlier test started it — the valid objects they
+    create as cluster-admin would be refused as not coming from a grant subject or a session.
+    """
+    local = cluster.LocalCluster().start()
+    try:
+        api = config.new_client_from_config(config_file=str(local.kubeconfig))
+        manifests.install_crds(api, sorted((ROOT / "crds").glob("*.yaml")))
+        yield api
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def admin(bare: Any) -> Any:
+    return bare
+
+
+@pytest.fixture
+def crds(bare: Any) -> list[str]:
+    return [f"{p}.{GROUP}" for p in PLURALS.values()]
+
+
+@pytest.fixture
+def namespace(bare: Any) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(bare).create_namespace(client.V1Namespace(metadata={"name": name}))
+    return name
 
 
 def _example(name: str) -> dict[str, Any]:
