@@ -70,18 +70,8 @@ def _approvals(status: api.Json) -> str:
 
 
 def list_(args: argparse.Namespace) -> int:
-    kube = connection.kube(args)
     try:
-        if args.all_namespaces:
-            found = api.sync(kube.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
-        else:
-            found = api.sync(
-                kube.custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                connection.namespace(args),
-                PLURAL,
-            )
+        items = connection.list_objects(args, PLURAL)
     except errors.KubeError as e:
         return connection.fail(str(e))
     rows = [
@@ -98,7 +88,7 @@ def list_(args: argparse.Namespace) -> int:
             "CHANGES",
         ]
     ]
-    for item in found.get("items", []):
+    for item in items:
         spec, status = item["spec"], item.get("status") or {}
         phase = status.get("phase", "Pending")
         if not args.all_phases and phase != "AwaitingApproval":
@@ -120,9 +110,7 @@ def list_(args: argparse.Namespace) -> int:
                 + (f" (+{len(diff) - 2})" if len(diff) > 2 else ""),
             ]
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    connection.print_table(rows)
     return 0
 
 

@@ -238,22 +238,12 @@ def end_(args: argparse.Namespace) -> int:
 
 
 def list_(args: argparse.Namespace) -> int:
-    kube = connection.kube(args)
     try:
-        if args.all_namespaces:
-            found = api.sync(kube.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
-        else:
-            found = api.sync(
-                kube.custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                connection.namespace(args),
-                PLURAL,
-            )
+        items = connection.list_objects(args, PLURAL)
     except errors.KubeError as e:
         return connection.fail(str(e))
     rows = [["NAMESPACE", "NAME", "PHASE", "GRANT", "INCIDENT", "SEVERITY", "EXPIRES", "REQUESTER"]]
-    for item in found.get("items", []):
+    for item in items:
         spec, status = item["spec"], item.get("status") or {}
         rows.append(
             [
@@ -267,7 +257,5 @@ def list_(args: argparse.Namespace) -> int:
                 (spec.get("requester") or {}).get("username", "-"),
             ]
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    connection.print_table(rows)
     return 0
