@@ -14,6 +14,7 @@ from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 
 T = TypeVar("T")
+RBAC = "rbac.authorization.k8s.io"
 
 
 def as_user(local: cluster.LocalCluster, username: str, groups: list[str] | None = None) -> Any:
@@ -121,3 +122,16 @@ def refusal(e: client.ApiException) -> str:
         return str(json.loads(e.body).get("message", e.body))
     except (TypeError, ValueError):
         return str(e.body)
+
+
+def cluster_role(admin: Any, name: str, rules: list[dict[str, Any]], users: list[str]) -> None:
+    """A ClusterRole with ``rules``, bound to ``users``."""
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "User", "name": u, "apiGroup": RBAC} for u in users],
+        }
+    )

@@ -79,18 +79,6 @@ def _grant_spec(shop: str) -> dict[str, Any]:
     }
 
 
-def _role(admin: Any, name: str, rules: list[dict[str, Any]], users: list[str]) -> None:
-    rbac = client.RbacAuthorizationV1Api(admin)
-    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "User", "name": u, "apiGroup": RBAC} for u in users],
-        }
-    )
-
-
 def _status_rules() -> list[dict[str, Any]]:
     return [
         {
@@ -115,7 +103,7 @@ def world(
     for name in (ns, shop, other):
         core.create_namespace({"metadata": {"name": name}})
     grant = agents.unique("fixer")
-    _role(
+    agents.cluster_role(
         admin,
         f"open-{grant}",
         [
@@ -127,7 +115,7 @@ def world(
         ],
         [AGENT],
     )
-    _role(
+    agents.cluster_role(
         admin,
         f"approve-{grant}",
         [
@@ -141,8 +129,8 @@ def world(
         ],
         list(APPROVERS),
     )
-    _role(admin, f"status-only-{grant}", _status_rules(), ["bystander"])
-    _role(
+    agents.cluster_role(admin, f"status-only-{grant}", _status_rules(), ["bystander"])
+    agents.cluster_role(
         admin,
         f"rollback-{grant}",
         [

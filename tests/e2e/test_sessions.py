@@ -22,6 +22,7 @@ from tests.e2e.operator_process import OperatorProcess
 
 AGENT = "agent-alice"
 AGENT_GROUP = "ai-agents"
+CREATE_GRANTS = [{"apiGroups": [GROUP], "resources": ["agentgrants"], "verbs": ["create"]}]
 
 
 @dataclasses.dataclass
@@ -350,26 +351,7 @@ def test_a_sub_agent_cannot_widen_its_parent(world: World) -> None:
 
 def test_grant_author_must_hold_what_the_grant_hands_out(world: World) -> None:
     w = world
-    rbac = client.RbacAuthorizationV1Api(w.admin)
-    rbac.create_cluster_role(
-        {
-            "metadata": {"name": "grant-writer-" + w.shop},
-            "rules": [{"apiGroups": [GROUP], "resources": ["agentgrants"], "verbs": ["create"]}],
-        }
-    )
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": "grant-writer-" + w.shop},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "grant-writer-" + w.shop,
-            },
-            "subjects": [
-                {"kind": "User", "name": "platform-dev", "apiGroup": "rbac.authorization.k8s.io"}
-            ],
-        }
-    )
+    agents.cluster_role(w.admin, "grant-writer-" + w.shop, CREATE_GRANTS, ["platform-dev"])
     author = agents.as_user(w.local, "platform-dev")
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -476,25 +458,7 @@ def test_grant_author_must_hold_what_the_remediations_delegate(world: World) -> 
     """Reads are not enough: a grant letting an agent ask for scaling delegates patching."""
     w = world
     rbac = client.RbacAuthorizationV1Api(w.admin)
-    rbac.create_cluster_role(
-        {
-            "metadata": {"name": "grant-writer-2-" + w.shop},
-            "rules": [{"apiGroups": [GROUP], "resources": ["agentgrants"], "verbs": ["create"]}],
-        }
-    )
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": "grant-writer-2-" + w.shop},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "grant-writer-2-" + w.shop,
-            },
-            "subjects": [
-                {"kind": "User", "name": "reader-dev", "apiGroup": "rbac.authorization.k8s.io"}
-            ],
-        }
-    )
+    agents.cluster_role(w.admin, "grant-writer-2-" + w.shop, CREATE_GRANTS, ["reader-dev"])
     rbac.create_namespaced_role(
         w.shop,
         {
