@@ -599,6 +599,30 @@ def test_a_token_the_apiserver_rejects_does_not_sign_in(
 # -- notifications -------------------------------------------------------------------------------
 
 
+def _approve_as(w: World, account: str, name: str, reason: str) -> None:
+    """Approve through the API as ``account`` (as the CLI does: re-read on a conflict)."""
+    approver = client.CustomObjectsApi(_token_client(w.local, w.tokens[account]))
+    for _ in range(10):
+        body = _request(w, name)
+        try:
+            approver.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                w.ns,
+                "remediationrequests",
+                name,
+                {
+                    "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                    "status": {"approvals": [{"decision": "approve", "reason": reason}]},
+                },
+            )
+            return
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
+    raise AssertionError(f"{name} kept changing")
+
+
 def _notices(w: World, path: str, name: str) -> list[receiver.Delivery]:
     return [d for d in w.receiver.at(path) if name in d.body.decode()]
 
@@ -638,19 +662,7 @@ def test_notifications_reach_every_format_signed_and_a_dead_receiver_blocks_noth
 
     # The dead receiver is retried (3 attempts) meanwhile; an approval is not held up by it.
     started = time.monotonic()
-    approver = client.CustomObjectsApi(_token_client(w.local, w.tokens["oncall-2"]))
-    body = _request(w, name)
-    approver.patch_namespaced_custom_object_status(
-        GROUP,
-        VERSION,
-        w.ns,
-        "remediationrequests",
-        name,
-        {
-            "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
-            "status": {"approvals": [{"decision": "approve", "reason": "back to 3"}]},
-        },
-    )
+    _approve_as(w, "oncall-2", name, "back to 3")
     done = _phase(w, name, {"Succeeded", "Failed"})
     assert done["status"]["phase"] == "Succeeded", done["status"]
     print(f"\n[approvals] approved and applied in {time.monotonic() - started:.2f} s")

@@ -35,7 +35,7 @@ border:1px solid #777;background:#f3f3f3}
 button.approve{background:#1f7a1f;color:#fff;border-color:#1f7a1f}
 button.deny{background:#a40000;color:#fff;border-color:#a40000}
 .muted{color:#666;font-size:.9rem}code{word-break:break-all}
-@media (max-width:40rem){.wide{display:none}}
+.scroll{overflow-x:auto}
 """
 
 
@@ -116,7 +116,7 @@ def _rows(rows: Sequence[Row], decided: bool) -> str:
     last = "<th>Phase</th><th>Decided by</th>" if decided else "<th>Approvals</th>"
     head = (
         "<tr><th>Request</th><th>Action</th><th>Target</th><th>Incident</th>"
-        f'<th>Severity</th><th class="wide">Blast radius</th><th>Age</th>{last}</tr>'
+        f"<th>Severity</th><th>Blast radius</th><th>Age</th>{last}</tr>"
     )
     lines = []
     for r in rows:
@@ -130,9 +130,9 @@ def _rows(rows: Sequence[Row], decided: bool) -> str:
             f'<tr class="request" data-name="{e(r.name)}"><td><a href="{e(link)}">'
             f"{e(r.namespace)}/{e(r.name)}</a></td><td>{e(r.action)}</td><td>{e(r.target)}</td>"
             f"<td>{e(r.incident)}</td><td>{e(r.severity)}</td>"
-            f'<td class="wide">{e(r.blast)}</td><td>{e(r.age)}</td>{tail}</tr>'
+            f"<td>{e(r.blast)}</td><td>{e(r.age)}</td>{tail}</tr>"
         )
-    return f"<table>{head}{''.join(lines)}</table>"
+    return f'<div class="scroll"><table>{head}{"".join(lines)}</table></div>'
 
 
 def listing(
