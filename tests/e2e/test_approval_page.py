@@ -12,6 +12,7 @@ import dataclasses
 import json
 import pathlib
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -715,3 +716,59 @@ def test_a_session_revoked_for_deviation_is_announced(world: World) -> None:
     (notice,) = agents.wait_for(revoked, 15, "the session-revoked notice")
     assert notice["title"].endswith("revoked: OutOfScopeRequest")
     assert name in notice["text"]
+
+
+# -- outside the cluster -------------------------------------------------------------------------
+
+
+def test_approvals_serve_runs_the_page_against_a_kubeconfig_that_may_only_review_tokens(
+    world: World, browser: sync_api.Browser
+) -> None:
+    w = world
+    agents.cluster_role(
+        w.admin,
+        agents.unique("page"),
+        [
+            {
+                "apiGroups": ["authentication.k8s.io"],
+                "resources": ["tokenreviews"],
+                "verbs": ["create"],
+            }
+        ],
+        ["approval-page"],
+    )
+    kubeconfig = w.local.user_kubeconfig("approval-page", [])
+    refused = subprocess.run(
+        [sys.executable, "-m", "agent_authority.cli.main", "approvals", "serve",
+         f"--kubeconfig={kubeconfig}", "--addr=0.0.0.0", "--port=0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "refusing plain HTTP on 0.0.0.0" in refused.stderr
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "agent_authority.cli.main", "approvals", "serve",
+         f"--kubeconfig={kubeconfig}", "--port=0"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stdout is not None
+        line = serve.stdout.readline()
+        assert line.startswith("approval page at http://127.0.0.1:"), line
+        url = line.split(" at ", 1)[1].strip()
+        s = _session(w)
+        name = _ask(w, s, _scale(w.shop, 4))
+        _phase(w, name, {"AwaitingApproval"})
+        alone = dataclasses.replace(w, url=url)
+        page = _sign_in(browser, alone, w.tokens["oncall-2"])
+        assert page.locator(f"#pending tr.request[data-name='{name}']").count() == 1
+        _open(page, alone, name)
+        page.fill("#reason", "from the page outside the cluster")
+        page.click("button.approve")
+        page.wait_for_url(f"{url}/requests/{w.ns}/{name}?recorded=approval")
+        done = _phase(w, name, {"Succeeded", "Failed"})
+        assert done["status"]["approvals"][0]["approver"]["username"] == w.user("oncall-2")
+    finally:
+        serve.terminate()
+        serve.wait(timeout=15)
+        if serve.stdout is not None:
+            serve.stdout.close()

@@ -35,7 +35,10 @@ border:1px solid #777;background:#f3f3f3}
 button.approve{background:#1f7a1f;color:#fff;border-color:#1f7a1f}
 button.deny{background:#a40000;color:#fff;border-color:#a40000}
 .muted{color:#666;font-size:.9rem}code{word-break:break-all}
-.scroll{overflow-x:auto}
+@media (max-width:40rem){.rows thead{display:none}
+.rows tr{display:block;border:1px solid #ddd;border-radius:.4rem;margin:.5rem 0;padding:.3rem}
+.rows td{display:block;border:0;padding:.15rem .4rem}
+.rows td::before{content:attr(data-label) ": ";font-weight:600}}
 """
 
 
@@ -115,24 +118,35 @@ def _rows(rows: Sequence[Row], decided: bool) -> str:
         return '<p class="muted">None.</p>'
     last = "<th>Phase</th><th>Decided by</th>" if decided else "<th>Approvals</th>"
     head = (
-        "<tr><th>Request</th><th>Action</th><th>Target</th><th>Incident</th>"
-        f"<th>Severity</th><th>Blast radius</th><th>Age</th>{last}</tr>"
+        "<thead><tr><th>Request</th><th>Action</th><th>Target</th><th>Incident</th>"
+        f"<th>Severity</th><th>Blast radius</th><th>Age</th>{last}</tr></thead>"
     )
     lines = []
     for r in rows:
         link = f"/requests/{urllib.parse.quote(r.namespace)}/{urllib.parse.quote(r.name)}"
         tail = (
-            f"<td>{e(r.phase)}</td><td>{e(r.decided_by)}</td>"
+            _cells(("Phase", r.phase), ("Decided by", r.decided_by))
             if decided
-            else f'<td class="approvals">{e(r.approvals)}</td>'
+            else _cells(("Approvals", r.approvals))
+        )
+        cells = _cells(
+            ("Action", r.action),
+            ("Target", r.target),
+            ("Incident", r.incident),
+            ("Severity", r.severity),
+            ("Blast radius", r.blast),
+            ("Age", r.age),
         )
         lines.append(
-            f'<tr class="request" data-name="{e(r.name)}"><td><a href="{e(link)}">'
-            f"{e(r.namespace)}/{e(r.name)}</a></td><td>{e(r.action)}</td><td>{e(r.target)}</td>"
-            f"<td>{e(r.incident)}</td><td>{e(r.severity)}</td>"
-            f"<td>{e(r.blast)}</td><td>{e(r.age)}</td>{tail}</tr>"
+            f'<tr class="request" data-name="{e(r.name)}"><td data-label="Request">'
+            f'<a href="{e(link)}">{e(r.namespace)}/{e(r.name)}</a></td>{cells}{tail}</tr>'
         )
-    return f'<div class="scroll"><table>{head}{"".join(lines)}</table></div>'
+    return f'<table class="rows">{head}{"".join(lines)}</table>'
+
+
+def _cells(*pairs: tuple[str, Any]) -> str:
+    """Table cells labelled for the one-column layout of narrow screens."""
+    return "".join(f'<td data-label="{e(label)}">{e(value)}</td>' for label, value in pairs)
 
 
 def listing(
@@ -241,8 +255,14 @@ def detail(
         else "not reversible: no inverse was recorded"
     )
     conditions = "".join(
-        f"<tr><td>{e(c.get('type'))}</td><td>{e(c.get('status'))}</td>"
-        f"<td>{e(c.get('reason'))}</td><td>{e(c.get('message'))}</td></tr>"
+        "<tr>"
+        + _cells(
+            ("Condition", c.get("type")),
+            ("Status", c.get("status")),
+            ("Reason", c.get("reason")),
+            ("Message", c.get("message")),
+        )
+        + "</tr>"
         for c in status.get("conditions", [])
     )
     given = "".join(
@@ -251,9 +271,15 @@ def detail(
         for a in status.get("approvals", [])
     )
     activity = "".join(
-        f"<tr><td>{e(ev.get('lastTimestamp') or ev.get('eventTime'))}</td>"
-        f"<td>{e((ev.get('involvedObject') or {}).get('kind'))}</td><td>{e(ev.get('type'))}</td>"
-        f"<td>{e(ev.get('reason'))}</td><td>{e(ev.get('message'))}</td></tr>"
+        "<tr>"
+        + _cells(
+            ("When", ev.get("lastTimestamp") or ev.get("eventTime")),
+            ("Object", (ev.get("involvedObject") or {}).get("kind")),
+            ("Type", ev.get("type")),
+            ("Reason", ev.get("reason")),
+            ("Message", ev.get("message")),
+        )
+        + "</tr>"
         for ev in events
     )
     body = (
@@ -264,13 +290,13 @@ def detail(
         f"<h2>Evidence</h2>{_evidence(spec.get('evidence') or [])}"
         f"<h2>What will change (server-side dry-run)</h2>{_diff(status.get('diff') or [])}"
         f"<h2>Policy</h2><p id=policy>{e(status.get('reason'))}</p>"
-        f"<table><tr><th>Condition</th><th>Status</th><th>Reason</th><th>Message</th></tr>"
-        f"{conditions}</table>"
+        '<table class="rows"><thead><tr><th>Condition</th><th>Status</th><th>Reason</th>'
+        f"<th>Message</th></tr></thead>{conditions}</table>"
         f"<h2>Undo</h2><p id=inverse>{e(undo)}</p>"
         f"<h2>Approvals so far</h2><ul id=approvals>{given or '<li>none</li>'}</ul>"
         "<h2>Recent activity of the request and its session</h2>"
-        f"<table id=activity><tr><th>When</th><th>Object</th><th>Type</th><th>Reason</th>"
-        f"<th>Message</th></tr>{activity}</table>"
+        '<table id=activity class="rows"><thead><tr><th>When</th><th>Object</th><th>Type</th>'
+        f"<th>Reason</th><th>Message</th></tr></thead>{activity}</table>"
     )
     return _page(f"{spec['action']['type']} {name}", body, user, csrf)
 
