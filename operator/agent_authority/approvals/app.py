@@ -23,6 +23,7 @@ from agent_authority.models import GROUP, base, request
 from agent_authority.policy import approval_view, approvals
 
 MAX_TOKEN = 16384
+UNAUTHORIZED = 401
 MAX_REASON = 1024
 RECENT_EVENTS = 20
 DECIDED_SHOWN = 50
@@ -94,6 +95,8 @@ async def signin_form(req: web.Request, error: str = "", status: int = 200) -> w
 
 
 async def signin_page(req: web.Request) -> web.StreamResponse:
+    if req.query.get("expired"):
+        return await signin_form(req, "your token no longer authenticates: sign in again")
     return await signin_form(req)
 
 
@@ -136,6 +139,14 @@ async def signout(req: web.Request) -> web.StreamResponse:
             return _html(pages.problem("Refused", "csrf: token missing or wrong"), 403)
         _ctx(req).logins.drop(login.id)
     response = _redirect("/login")
+    response.del_cookie(logins.COOKIE, path="/")
+    return response
+
+
+def _expired(req: web.Request, login: logins.Login) -> web.Response:
+    """The person's token no longer authenticates: sign them out, and say so."""
+    _ctx(req).logins.drop(login.id)
+    response = _redirect("/login?expired=1")
     response.del_cookie(logins.COOKIE, path="/")
     return response
 
@@ -217,6 +228,8 @@ async def index(req: web.Request) -> web.StreamResponse:
     except errors.Forbidden as e:
         items, note = [], f"you may not list remediation requests here: {e}"
     except errors.KubeError as e:
+        if e.status == UNAUTHORIZED:
+            return _expired(req, login)
         return _html(pages.problem("Unavailable", str(e), login.user.username, login.csrf), 503)
     sessions = await _sessions(login.kube, items)
     now = datetime.datetime.now(datetime.UTC)
@@ -282,6 +295,8 @@ async def _detail(
     try:
         item = await people.get(login.kube, people.REQUESTS, ns, name)
     except errors.KubeError as e:
+        if e.status == UNAUTHORIZED:
+            return _expired(req, login)
         return _html(pages.problem("Refused", str(e), login.user.username, login.csrf), 403)
     if item is None:
         return _html(

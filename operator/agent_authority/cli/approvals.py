@@ -18,6 +18,7 @@ from typing import Any
 from agent_authority.approvals import logins, server
 from agent_authority.kube import api
 from agent_authority.notify import receivers
+from agent_authority.policy import page_transport
 
 
 def add_run_options(run: argparse.ArgumentParser) -> None:
@@ -35,7 +36,15 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
 
 
 def run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``runtime.Options`` fields from :func:`add_run_options`; a bad receivers file stops here."""
+    """``runtime.Options`` fields from :func:`add_run_options`; a bad receivers file, or plain
+    HTTP where tokens could be read off the wire, stops here, before the operator starts."""
+    if args.approvals_port:
+        tls = bool(args.approvals_cert and args.approvals_key)
+        problem = page_transport.listen_problem(
+            args.approvals_addr, tls, args.approvals_insecure_http
+        )
+        if problem is not None:
+            raise SystemExit(f"error: {problem}")
     if args.notify_config:
         try:
             receivers.load(args.notify_config)

@@ -94,7 +94,7 @@ def test_verify(secret: bytes, timestamp: str, payload: bytes, now: float, valid
     [
         pytest.param("AwaitingApproval", "WaitingForApproval", "awaiting-approval", id="waiting"),
         pytest.param("Approved", "Approved", "decided", id="approved-by-people"),
-        pytest.param("Approved", "AllowedAutonomously", None, id="auto-approval-is-not-news"),
+        pytest.param("Approved", "AutoApproved", None, id="auto-approval-is-not-news"),
         pytest.param("Denied", "DeniedByApprover", "decided", id="denied-by-a-person"),
         pytest.param("Denied", "TargetOutOfScope", "decided", id="denied-by-policy"),
         pytest.param("Expired", "ApprovalTimeout", "decided", id="expired"),
