@@ -772,3 +772,35 @@ def test_approvals_serve_runs_the_page_against_a_kubeconfig_that_may_only_review
         serve.wait(timeout=15)
         if serve.stdout is not None:
             serve.stdout.close()
+
+
+def test_signing_out_or_losing_the_token_ends_the_login(
+    world: World, browser: sync_api.Browser
+) -> None:
+    w = world
+    page = _sign_in(browser, w, w.tokens["oncall-1"])
+    answer = page.goto(f"{w.url}/")
+    assert answer is not None
+    assert "default-src 'none'" in answer.headers["content-security-policy"]  # no scripts
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "aa_login"]
+    page.click("form[action='/logout'] button")
+    page.wait_for_url(f"{w.url}/login")
+    replay = browser.new_context()
+    replay.add_cookies([{"name": "aa_login", "value": cookie["value"], "url": w.url}])
+    again = replay.new_page()
+    again.goto(f"{w.url}/")
+    assert again.url == f"{w.url}/login"  # the old cookie names a login that is gone
+
+    # A person whose identity is removed is signed out at their next step.
+    core = client.CoreV1Api(w.admin)
+    core.create_namespaced_service_account(w.people, {"metadata": {"name": "leaver"}})
+    agents.cluster_role(w.admin, agents.unique("leaver"), _reader_rules(), [w.user("leaver")])
+    page = _sign_in(browser, w, _token(w.admin, w.people, "leaver"))
+    core.delete_namespaced_service_account("leaver", w.people)
+
+    def signed_out() -> bool:
+        page.goto(f"{w.url}/")
+        return page.url.startswith(f"{w.url}/login")
+
+    agents.wait_for(signed_out, 20, "the leaver to be signed out", every=0.5)
+    assert "no longer authenticates" in page.locator("#error").inner_text()
