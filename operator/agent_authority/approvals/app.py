@@ -9,6 +9,7 @@ approval webhook is the authority and its refusal is shown as it came.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import secrets
@@ -181,7 +182,9 @@ def _approvals_of(status: api.Json) -> list[request.Approval]:
     return [request.Approval.model_validate(a) for a in status.get("approvals") or []]
 
 
-def _row(item: api.Json, session: api.Json | None, now: datetime.datetime) -> pages.Row:
+def _row(
+    item: api.Json, session: api.Json | None, now: datetime.datetime, operator: str
+) -> pages.Row:
     spec, status = item["spec"], item.get("status") or {}
     incident = ((session or {}).get("spec") or {}).get("incident") or {}
     deciders = [
@@ -198,7 +201,9 @@ def _row(item: api.Json, session: api.Json | None, now: datetime.datetime) -> pa
         blast=pages.blast(status.get("blastRadius")),
         age=_since(item, now),
         approvals=approval_view.progress(
-            _approvals_of(status), status.get("requiredApprovals"), _ignored(item, session, "")
+            _approvals_of(status),
+            status.get("requiredApprovals"),
+            _ignored(item, session, operator),
         ),
         phase=str(status.get("phase", "Pending")),
         decided_by=", ".join(deciders) or f"policy ({status.get('reason', '-')})",
@@ -233,15 +238,8 @@ async def index(req: web.Request) -> web.StreamResponse:
         return _html(pages.problem("Unavailable", str(e), login.user.username, login.csrf), 503)
     sessions = await _sessions(login.kube, items)
     now = datetime.datetime.now(datetime.UTC)
-    rows = [
-        (
-            i,
-            _row(
-                i, sessions.get((i["metadata"]["namespace"], i["spec"]["sessionRef"]["name"])), now
-            ),
-        )
-        for i in items
-    ]
+    operator = _ctx(req).operator_username
+    rows = [(i, _row(i, sessions.get(_session_key(i)), now, operator)) for i in items]
     by_age = sorted(rows, key=lambda r: str(r[0]["metadata"].get("creationTimestamp", "")))
     waiting = approval_view.WAITING
     pending = [r for i, r in by_age if (i.get("status") or {}).get("phase") == waiting]
@@ -266,9 +264,12 @@ async def _offer(
             f"{login.user.username}, so who may decide cannot be checked",
         )
     grant_name = str(session["spec"]["grantRef"]["name"])
-    may_approve = await people.may(
-        login.kube, verb="approve", group=GROUP, resource="agentgrants", name=grant_name
-    )
+    try:
+        may_approve = await people.may(
+            login.kube, verb="approve", group=GROUP, resource="agentgrants", name=grant_name
+        )
+    except errors.KubeError as e:  # fail closed: no button when it cannot be checked
+        return approval_view.Offer(False, f"could not check your 'approve' permission: {e}")
     requester = item["spec"].get("requester")
     return approval_view.offer(
         phase=status.get("phase"),
@@ -309,9 +310,11 @@ async def _detail(
     except errors.KubeError:
         session = None
     offer = await _offer(login, item, session, ctx.operator_username)
-    events = await people.events_about(login.kube, ns, item["metadata"]["uid"])
-    if session is not None:
-        events += await people.events_about(login.kube, ns, session["metadata"]["uid"])
+    events: list[api.Json] = []
+    for uid in [item["metadata"]["uid"], *([session["metadata"]["uid"]] if session else [])]:
+        # The activity table is a convenience; the decision does not depend on it.
+        with contextlib.suppress(errors.KubeError):
+            events += await people.events_about(login.kube, ns, uid)
     events.sort(key=lambda ev: str(ev.get("lastTimestamp") or ev.get("eventTime") or ""))
     progress = approval_view.progress(
         _approvals_of(item.get("status") or {}),
