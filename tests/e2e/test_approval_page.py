@@ -286,7 +286,12 @@ def _session(w: World) -> Session:
     )
 
 
-def _ask(w: World, s: Session, action: dict[str, Any]) -> str:
+def _ask(
+    w: World,
+    s: Session,
+    action: dict[str, Any],
+    hypothesis: str = "web is saturated: one more replica takes the load",
+) -> str:
     name = agents.unique("rr")
     client.CustomObjectsApi(_token_client(w.local, s.token)).create_namespaced_custom_object(
         GROUP,
@@ -300,7 +305,7 @@ def _ask(w: World, s: Session, action: dict[str, Any]) -> str:
             "spec": {
                 "sessionRef": {"name": s.name},
                 "action": action,
-                "hypothesis": "web is saturated: one more replica takes the load",
+                "hypothesis": hypothesis,
                 "evidence": EVIDENCE,
             },
         },
@@ -595,6 +600,29 @@ def test_a_token_the_apiserver_rejects_does_not_sign_in(
     assert page.locator("#error").inner_text().startswith("token: the apiserver did not accept")
     page.goto(f"{w.url}/")
     assert page.url == f"{w.url}/login"
+
+
+def test_an_agents_words_cannot_script_the_approvers_page(
+    world: World, browser: sync_api.Browser
+) -> None:
+    """The hypothesis is the agent's text: it is shown as text and never runs (escaped, and
+    the Content-Security-Policy forbids scripts besides)."""
+    w = world
+    s = _session(w)
+    evil = (
+        "<script>document.title='pwned'</script>"
+        "<img src=x onerror=\"document.title='pwned'\">"
+        "<form id=decide action=/logout></form>"
+    )
+    name = _ask(w, s, _scale(w.shop, 5), hypothesis=evil)
+    _phase(w, name, {"AwaitingApproval"})
+    page = _sign_in(browser, w, w.tokens["bystander"])
+    _open(page, w, name)
+    page.wait_for_timeout(500)
+    assert page.title() != "pwned"
+    assert page.locator("#hypothesis").inner_text() == evil
+    assert page.locator("#hypothesis script, #hypothesis img, #hypothesis form").count() == 0
+    assert page.locator("#decide").count() == 0  # the agent cannot plant a form either
 
 
 # -- notifications -------------------------------------------------------------------------------
