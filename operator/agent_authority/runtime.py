@@ -17,9 +17,11 @@ from typing import Any
 import kopf
 
 from agent_authority import certs, indexes, metrics, models
+from agent_authority.approvals import server as approval_page
 from agent_authority.audit import trail
 from agent_authority.controllers import deviations, grants, requests, sessions
 from agent_authority.kube import access, api
+from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
 from agent_authority.webhooks import sessions as session_webhooks
@@ -67,6 +69,16 @@ class Options:
     """JSON-lines file of the signed, hash-chained audit trail (unset: no trail, a warning)."""
     audit_trail_key: str | None = None
     """Ed25519 private key signing the trail (created if missing; public key at ``<key>.pub``)."""
+    # -- approval page and notifications (docs/approvals.md) --
+    approvals_port: int = 0
+    """Port of the approval page (0: not served by the operator)."""
+    approvals_addr: str = "127.0.0.1"
+    approvals_cert: str | None = None
+    approvals_key: str | None = None
+    approvals_insecure_http: bool = False
+    """Plain HTTP on a non-loopback address, only behind a TLS-terminating proxy."""
+    notify_config: str | None = None
+    """YAML file of notification receivers (unset: no notifications)."""
 
 
 _OPTIONS = Options()
@@ -151,6 +163,30 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
             client_ca=options.audit_client_ca,
         )
         memo.receiver = receiver
+    await _start_approvals(options, kube, memo, logger)
+
+
+async def _start_approvals(options: Options, kube: api.Kube, memo: Any, logger: Any) -> None:
+    """The notification outbox and the approval page, when configured (docs/approvals.md)."""
+    if options.notify_config:
+        config = receivers.load(options.notify_config)
+        await outbox.OUTBOX.start(config)
+        logger.info("notifying %d receiver(s)", len(config.receivers))
+    if options.approvals_port:
+        page = approval_page.PageServer(
+            kube,
+            approval_page.Settings(
+                addr=options.approvals_addr,
+                port=options.approvals_port,
+                cert=options.approvals_cert,
+                key=options.approvals_key,
+                insecure_http=options.approvals_insecure_http,
+                operator_username=memo.operator.username,
+            ),
+        )
+        await page.start()
+        memo.approval_page = page
+        logger.info("approval page at %s", page.url)
 
 
 @kopf.on.cleanup()
@@ -158,6 +194,10 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.stop()
+    page = getattr(memo, "approval_page", None)
+    if page is not None:
+        await page.stop()
+    await outbox.OUTBOX.stop()
     trail.TRAIL.close()
 
 

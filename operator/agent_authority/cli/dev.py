@@ -71,6 +71,8 @@ class OperatorEnv:
             f"--token-seconds={o.token_seconds}",
             f"--rotate-after={o.rotate_after}",
             *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else []),
+            *([f"--approvals-port={o.approvals_port}"] if o.approvals_port else []),
+            *([f"--notify-config={o.notify_config}"] if o.notify_config else []),
         ]
 
 

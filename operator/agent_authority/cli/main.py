@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
-from agent_authority.cli import audit, dev, grant, requests, session
+from agent_authority.cli import approvals, audit, dev, grant, requests, session
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,6 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         rotate_after=args.rotate_after,
         audit_trail=args.audit_trail,
         audit_trail_key=args.audit_trail_key,
+        **approvals.run_options(args),
     )
     asyncio.run(runtime.run(options))
     return 0
@@ -64,6 +65,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--audit-trail", help="signed, hash-chained audit trail (JSON lines)")
     run.add_argument("--audit-trail-key", help="its Ed25519 key (default: <trail>.key)")
+    approvals.add_run_options(run)
     run.set_defaults(func=_run)
 
 
@@ -80,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     grant.add_parser(sub)
     audit.add_parser(sub)
     requests.add_parser(sub)
+    approvals.add_parser(sub)
     return top
 
 

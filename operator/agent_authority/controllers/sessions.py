@@ -23,6 +23,7 @@ from agent_authority.audit import trail
 from agent_authority.controllers import handling
 from agent_authority.kube import api, context, credentials, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
+from agent_authority.notify import notices, outbox
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
 
 PLURAL = "incidentsessions"
@@ -242,6 +243,8 @@ async def revoke(
         message=f"session {phase.value.lower()}: {message}; credentials revoked",
         warning=phase is session.SessionPhase.REVOKED,
     )
+    if phase is session.SessionPhase.REVOKED:  # notifications: enqueued only, never waits
+        outbox.OUTBOX.publish(notices.for_revoked_session(body, reason, message))
     await _end_children(kube, body)
     await _cancel_requests(kube, body, f"session {body['metadata']['name']!r} ended: {reason}")
 

@@ -157,13 +157,12 @@ async def guard_approvals(
             f"RBAC verb 'approve' on agentgrants.{GROUP} with resourceName {grant_name!r} is "
             "required"
         )
-    account = (session_body.get("status") or {}).get("serviceAccountName")
-    session_identities = {
-        str((session_body["spec"].get("requester") or {}).get("username", "")),
-        f"{SA_PREFIX}{ns}:{account}" if account else "",
-    } - {""}
-    if caller.username.startswith(f"{SA_PREFIX}{ns}:aa-"):
-        session_identities.add(caller.username)  # any session identity, not only this one's
+    session_identities = approvals.session_identities(
+        ns,
+        (session_body["spec"].get("requester") or {}).get("username"),
+        (session_body.get("status") or {}).get("serviceAccountName"),
+        caller.username,
+    )
     requester = spec.get("requester")
     refusal = approvals.check_new_approval(
         entry,
