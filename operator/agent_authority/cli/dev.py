@@ -70,7 +70,9 @@ class OperatorEnv:
             f"--audit-client-ca={o.audit_client_ca}",
             f"--token-seconds={o.token_seconds}",
             f"--rotate-after={o.rotate_after}",
-            *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else []),
+            *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else ["--no-audit-trail"]),
+            f"--audit-addr={o.audit_addr}",
+            *[f"--audit-client-name={name}" for name in o.audit_client_names],
         ]
 
 
