@@ -122,7 +122,8 @@ def record_id(
         return None
     meta = _mapping(body.get("metadata"))
     subject = str(meta.get("uid") or f"{correlation_id}/{meta.get('namespace')}/{meta.get('name')}")
-    text = "\x00".join([subject, event.value, which])
+    kind = "SessionTerminal" if event in SESSION_TERMINAL and key is None else event.value
+    text = "\x00".join([subject, kind, which])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
