@@ -63,13 +63,17 @@ def test_transient_failures_become_fast_temporary_errors(error: BaseException) -
     assert caught.value.delay == handling.TRANSIENT_MAX_DELAY
 
 
-def test_the_ceiling_refusing_is_permanent() -> None:
+def test_a_403_is_retried_for_a_while_then_permanent() -> None:
+    # A restarted apiserver answers 403 to everyone until its RBAC informers sync.
     @handling.translating
     async def handler(**_: Any) -> None:
         api.sync(_raising(exceptions.ApiException(status=403, reason="Forbidden")))
 
-    with pytest.raises(kopf.PermanentError, match="ClusterRole does not allow"):
+    with pytest.raises(kopf.TemporaryError) as caught:
         asyncio.run(handler(retry=0))
+    assert caught.value.delay == handling.TRANSIENT_FIRST_DELAY
+    with pytest.raises(kopf.PermanentError, match="ClusterRole does not allow"):
+        asyncio.run(handler(retry=handling.FORBIDDEN_RETRIES))
 
 
 def cert(*names: str) -> dict[str, Any]:

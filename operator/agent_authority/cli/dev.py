@@ -20,6 +20,7 @@ from typing import Any
 from agent_authority import runtime
 from agent_authority.kube import api, clients, manifests
 from agent_authority.localcluster import assets, cluster, kubeconfig
+from agent_authority.models import admission
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 OPERATOR_USER = "agent-authority-operator"
@@ -95,12 +96,25 @@ def operator_rbac() -> list[dict[str, Any]]:
     return [*role, binding]
 
 
+def admission_policies(operator_user: str = OPERATOR_USER) -> list[dict[str, Any]]:
+    """The ValidatingAdmissionPolicies (config/policies/), their parameter naming the operator's
+    identity, and the namespace that parameter lives in: installed with the CRDs, so the rules
+    hold before the operator's first start and whenever its webhooks are gone."""
+    namespace = admission.DEFAULT_PARAMS_NAMESPACE
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        admission.params(operator_user, namespace),
+        *manifests.load(sorted((ROOT / "config" / "policies").glob("*.yaml"))),
+    ]
+
+
 def prepare(
     local: cluster.LocalCluster, *, metrics_port: int, webhook_port: int, audit_port: int
 ) -> OperatorEnv:
     """Install the CRDs and the operator's RBAC; the kubeconfig and options to run it with."""
     admin = clients.api_client(str(local.kubeconfig))
     manifests.install_crds(admin, sorted((ROOT / "crds").glob("*.yaml")))
+    manifests.apply(admin, admission_policies())
     manifests.apply(admin, operator_rbac())
     serving = local.operator_serving()
     options = runtime.Options(
