@@ -47,11 +47,14 @@ def test_an_outage_right_after_ending_costs_seconds_not_a_minute(
 
     took = {}
     for what, token in (("ended", ended_token), ("expired", expiring_token)):
-        waited = probe.wait_for_status(w.local, pods, token, 403, timeout=90)
-        assert waited is not None, f"the {what} session still reads 90 s after the outage"
+        # 403 once its RoleBindings are gone; 401 if its Secret is gone too (a restarted
+        # apiserver has no token cache to bridge the gap). Either way: no access.
+        while probe.status(w.local, pods, token) == 200:
+            assert time.monotonic() - back < 90, f"the {what} session still reads 90 s later"
+            time.sleep(0.05)
         took[what] = time.monotonic() - back
     print(
-        f"[outage] apiserver back -> 403: ended session {took['ended']:.1f} s, "
+        f"[outage] apiserver back -> access refused: ended session {took['ended']:.1f} s, "
         f"session expired during the outage {took['expired']:.1f} s"
     )
     written = operator.log_path.read_bytes()[log_offset:].decode(errors="replace")

@@ -17,6 +17,8 @@ import signal
 import sys
 from typing import Any
 
+import yaml
+
 from agent_authority import runtime
 from agent_authority.kube import api, clients, manifests
 from agent_authority.localcluster import assets, cluster, kubeconfig
@@ -24,6 +26,8 @@ from agent_authority.models import admission
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 OPERATOR_USER = "agent-authority-operator"
+DEMO_SESSION_NAMESPACES = ["agents"]
+"""Where the demo's sessions live: the operator gets its session Role there."""
 DEMO = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "agents"}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
@@ -77,6 +81,19 @@ class OperatorEnv:
         ]
 
 
+def session_namespace_rbac(
+    namespaces: list[str], operator_user: str = OPERATOR_USER
+) -> list[dict[str, Any]]:
+    """The operator's Role and RoleBinding in each namespace where sessions live (identity and
+    token writes are granted there only, never cluster-wide)."""
+    template = (ROOT / "config" / "rbac" / "operator-session-namespace.yaml").read_text()
+    docs: list[dict[str, Any]] = []
+    for namespace in namespaces:
+        text = template.replace("SESSION_NAMESPACE", namespace)
+        docs += [d for d in yaml.safe_load_all(text.replace("OPERATOR_USER", operator_user)) if d]
+    return docs
+
+
 def operator_rbac() -> list[dict[str, Any]]:
     """The operator's ClusterRole (its ceiling) and a binding to the local operator user."""
     role = manifests.load([ROOT / "config" / "rbac" / "operator-clusterrole.yaml"])
@@ -105,17 +122,26 @@ def admission_policies(operator_user: str = OPERATOR_USER) -> list[dict[str, Any
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         admission.params(operator_user, namespace),
         *manifests.load(sorted((ROOT / "config" / "policies").glob("*.yaml"))),
+        *admission.webhook_configurations(),
     ]
 
 
 def prepare(
-    local: cluster.LocalCluster, *, metrics_port: int, webhook_port: int, audit_port: int
+    local: cluster.LocalCluster,
+    *,
+    metrics_port: int,
+    webhook_port: int,
+    audit_port: int,
+    session_namespaces: list[str] | None = None,
 ) -> OperatorEnv:
-    """Install the CRDs and the operator's RBAC; the kubeconfig and options to run it with."""
+    """Install the CRDs, the admission policies and the operator's RBAC (plus its Role in each
+    of ``session_namespaces``, which must exist); the kubeconfig and options to run it with."""
     admin = clients.api_client(str(local.kubeconfig))
     manifests.install_crds(admin, sorted((ROOT / "crds").glob("*.yaml")))
     manifests.apply(admin, admission_policies())
     manifests.apply(admin, operator_rbac())
+    if session_namespaces:
+        manifests.apply(admin, session_namespace_rbac(session_namespaces))
     serving = local.operator_serving()
     options = runtime.Options(
         metrics_port=metrics_port,
@@ -196,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
             )
             for applied in manifests.apply(admin, docs):
                 _say(f"applied {applied}")
+            for applied in manifests.apply(admin, session_namespace_rbac(DEMO_SESSION_NAMESPACES)):
+                _say(f"applied {applied} (the operator may run sessions there)")
             _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {_agent_kubeconfig(local)}")
         _say(f"export KUBECONFIG={local.kubeconfig}   # in another shell, then: kubectl get ag")
         os.environ["KUBECONFIG"] = str(env.kubeconfig)

@@ -334,12 +334,24 @@ async def leftovers(kube: api.Kube) -> Mapping[str, list[tuple[str, str, str]]]:
     """Every session-owned object in the cluster, by session uid: (kind, namespace, name)."""
     selector = SESSION_UID
     found: dict[str, list[tuple[str, str, str]]] = {}
-    listings = await asyncio.gather(
+    bindings, accounts, roles = await asyncio.gather(
         api.call(kube.rbac.list_role_binding_for_all_namespaces, label_selector=selector),
-        api.call(kube.core.list_secret_for_all_namespaces, label_selector=selector),
         api.call(kube.core.list_service_account_for_all_namespaces, label_selector=selector),
         api.call(kube.rbac.list_role_for_all_namespaces, label_selector=selector),
     )
+    # The operator never reads Secrets cluster-wide (its ceiling): session Secrets live beside
+    # their ServiceAccount and the session's Roles, so list them in those namespaces only.
+    namespaces = sorted(
+        {i["metadata"]["namespace"] for listing in (accounts, roles) for i in listing["items"]}
+    )
+    secret_listings = await asyncio.gather(
+        *[
+            api.call(kube.core.list_namespaced_secret, ns, label_selector=selector)
+            for ns in namespaces
+        ]
+    )
+    secrets = {"items": [item for listing in secret_listings for item in listing["items"]]}
+    listings = (bindings, secrets, accounts, roles)
     for kind, listing in zip(
         ("RoleBinding", "Secret", "ServiceAccount", "Role"), listings, strict=True
     ):

@@ -13,7 +13,10 @@ hold without the operator:
 - its finalizer and its ``agentauthority.io/*`` annotations (kopf's progress and diff base)
   change only by the operator;
 - session identities (``system:serviceaccount:<ns>:aa-*``) may create RemediationRequests and
-  nothing else among our kinds.
+  nothing else among our kinds;
+- the operator's identity may create or change no webhook configuration but ``agentauthority.io``,
+  and no webhook in it may reach beyond the ``agentauthority.io`` API group (RBAC cannot restrict
+  ``create`` by name, so this is the other half of the operator's ceiling).
 
 The operator's identity is a parameter: a ConfigMap (:data:`PARAMS_NAME` in the operator's
 namespace) whose ``operatorUsername`` is the operator's username, referenced by every binding with
@@ -41,6 +44,8 @@ ANNOTATION_PREFIX = f"{GROUP}/"
 SESSION_IDENTITY = "^system:serviceaccount:[^:]+:aa-"
 """Usernames of session tokens (ServiceAccounts named ``aa-...``, see kube/credentials.py)."""
 FILE_NAME = "agentauthority.io_admission-policies.yaml"
+WEBHOOK_CONFIGURATION = GROUP
+"""The one Validating/MutatingWebhookConfiguration the operator manages (pre-created, empty)."""
 
 SESSIONS = session.IncidentSession.plural
 REQUESTS = request.RemediationRequest.plural
@@ -60,8 +65,19 @@ def _unchanged(path: str, field: str) -> str:
     )
 
 
-def _rule(expression: str, message_expression: str, reason: str = "Forbidden") -> dict[str, Any]:
-    return {"expression": expression, "messageExpression": message_expression, "reason": reason}
+def _rule(
+    expression: str, message_expression: str, reason: str = "Forbidden", message: str = ""
+) -> dict[str, Any]:
+    """A validation; ``message`` is the static fallback the apiserver uses if the message
+    expression cannot be evaluated (default: the message expression's literal text)."""
+    head = message_expression.split("' +", 1)[0].strip("'").replace("\\'", "'")
+    static = message or head.rstrip(" (")
+    return {
+        "expression": expression,
+        "message": static,
+        "messageExpression": message_expression,
+        "reason": reason,
+    }
 
 
 def _match(resources: list[str], operations: list[str]) -> dict[str, Any]:
@@ -102,13 +118,19 @@ def _policy(
     }
 
 
+MISSING_PARAMS_ALLOWED = frozenset({f"{GROUP}-operator-webhook-configurations"})
+"""Policies that must not block everyone else when the parameter is missing (they guard
+resources other products write too)."""
+
+
 def _binding(policy: dict[str, Any], params_namespace: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    name = policy["metadata"]["name"]
+    spec: dict[str, Any] = {"policyName": name, "validationActions": ["Deny"]}
     if "paramKind" in policy["spec"]:
         spec["paramRef"] = {
             "name": PARAMS_NAME,
             "namespace": params_namespace,
-            "parameterNotFoundAction": "Deny",
+            "parameterNotFoundAction": "Allow" if name in MISSING_PARAMS_ALLOWED else "Deny",
         }
     return {
         "apiVersion": API_VERSION,
@@ -275,10 +297,10 @@ def session_identities_only_request() -> dict[str, Any]:
             _rule(
                 f"request.operation == 'CREATE' && request.resource.resource == '{REQUESTS}' && "
                 "request.subResource == ''",
-                "'session identities (' + request.userInfo.username + ') may create "
-                f"RemediationRequests and nothing else among {GROUP} kinds; refused: ' + "
-                "request.operation + ' ' + request.resource.resource + "
-                "(request.subResource != '' ? '/' + request.subResource : '')",
+                f"'session identities may create RemediationRequests and nothing else among "
+                f"{GROUP} kinds; refused: ' + request.operation + ' ' + "
+                "request.resource.resource + (size(request.subResource) > 0 ? "
+                "'/' + request.subResource : '') + ' by ' + request.userInfo.username",
             )
         ],
         match_conditions=[
@@ -291,8 +313,41 @@ def session_identities_only_request() -> dict[str, Any]:
     )
 
 
+def operator_webhook_configurations() -> dict[str, Any]:
+    ours = (
+        f"object.metadata.name == '{WEBHOOK_CONFIGURATION}' && (!has(object.webhooks) || "
+        "object.webhooks.all(w, !has(w.rules) || w.rules.all(r, has(r.apiGroups) && "
+        f"r.apiGroups.all(g, g == '{GROUP}'))))"
+    )
+    return _policy(
+        f"{GROUP}-operator-webhook-configurations",
+        {
+            "resourceRules": [
+                {
+                    "apiGroups": ["admissionregistration.k8s.io"],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": [
+                        "validatingwebhookconfigurations",
+                        "mutatingwebhookconfigurations",
+                    ],
+                }
+            ]
+        },
+        [
+            _rule(
+                f"!({IS_OPERATOR}) || ({ours})",
+                f"'the operator may only manage the webhook configuration {WEBHOOK_CONFIGURATION}"
+                f", with webhooks for the {GROUP} API group only; refused: ' + "
+                "request.resource.resource + ' ' + object.metadata.name",
+            )
+        ],
+    )
+
+
 def policies() -> list[dict[str, Any]]:
     return [
+        operator_webhook_configurations(),
         requester_is_the_caller(),
         session_status_by_the_operator(),
         request_status_by_the_operator(),
@@ -309,6 +364,21 @@ def documents(params_namespace: str = DEFAULT_PARAMS_NAMESPACE) -> list[dict[str
     for policy in policies():
         out += [policy, _binding(policy, params_namespace)]
     return out
+
+
+def webhook_configurations() -> list[dict[str, Any]]:
+    """The installer pre-creates the (empty) configurations the operator then only patches."""
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": kind,
+            "metadata": {
+                "name": WEBHOOK_CONFIGURATION,
+                "labels": {"app.kubernetes.io/name": "agent-authority"},
+            },
+        }
+        for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    ]
 
 
 def params(operator_username: str, namespace: str = DEFAULT_PARAMS_NAMESPACE) -> dict[str, Any]:
