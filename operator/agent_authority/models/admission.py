@@ -296,12 +296,18 @@ def session_identities_only_request() -> dict[str, Any]:
         [
             _rule(
                 f"request.operation == 'CREATE' && request.resource.resource == '{REQUESTS}' && "
-                "request.subResource == ''",
+                "variables.subresource == ''",
                 f"'session identities may create RemediationRequests and nothing else among "
                 f"{GROUP} kinds; refused: ' + request.operation + ' ' + "
-                "request.resource.resource + (size(request.subResource) > 0 ? "
-                "'/' + request.subResource : '') + ' by ' + request.userInfo.username",
+                "request.resource.resource + (variables.subresource != '' ? "
+                "'/' + variables.subresource : '') + ' by ' + request.userInfo.username",
             )
+        ],
+        variables=[
+            {
+                "name": "subresource",
+                "expression": "has(request.subResource) ? request.subResource : ''",
+            }
         ],
         match_conditions=[
             {
