@@ -22,6 +22,7 @@ import logging
 import pathlib
 from typing import Any
 
+from agent_authority import failpoints
 from agent_authority.audit import attribution, chain, errors, signing
 from agent_authority.models import audit as models
 
@@ -85,7 +86,9 @@ class Trail:
                 else attribution.decided_by(event, reason, message, body)
             ),
         )
-        return self._chain.append(entry)
+        written = self._chain.append(entry)
+        failpoints.hit(f"{failpoints.AFTER_AUDIT}:{event.value}")
+        return written
 
     async def arecord(
         self, event: models.AuditEvent, body: dict[str, Any], **kwargs: Any
