@@ -297,7 +297,8 @@ def session_identities_only_request() -> dict[str, Any]:
             _rule(
                 f"request.operation == 'CREATE' && request.resource.resource == '{REQUESTS}' && "
                 "variables.subresource == ''",
-                f"'session identities may create RemediationRequests and nothing else among "
+                f"'SessionIdentity: session identities may create RemediationRequests and "
+                "nothing else among "
                 f"{GROUP} kinds; refused: ' + request.operation + ' ' + "
                 "request.resource.resource + (variables.subresource != '' ? "
                 "'/' + variables.subresource : '') + ' by ' + request.userInfo.username",
