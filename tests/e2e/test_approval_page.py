@@ -141,6 +141,7 @@ def world(
     other, people = agents.unique("other"), agents.unique("people")
     for name in (ns, shop, other, people):
         core.create_namespace({"metadata": {"name": name}})
+    agents.allow_sessions_in(local_cluster, ns)
     accounts = ("oncall-1", "oncall-2", "bystander", "agent-rita")
     for account in accounts:
         core.create_namespaced_service_account(people, {"metadata": {"name": account}})

@@ -386,6 +386,7 @@ def _awaiting(status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_awaiting, cancellation_timeout=5.0)
+@handling.translating
 async def approval_deadline(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
     """Expire a request that is still waiting for approval at ``status.expiresAt``."""
     expires = (body.get("status") or {}).get("expiresAt")

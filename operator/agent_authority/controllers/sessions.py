@@ -412,6 +412,7 @@ def _is_active(status: kopf.Status, spec: kopf.Spec, **_: Any) -> bool:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_is_active, cancellation_timeout=5.0)
+@handling.translating  # an outage at expiry retries in about a second, not kopf's 60 s
 async def lifetime(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any, **_: Any) -> None:
     """Sleep until the session expires or its token is due for rotation; act; repeat."""
     kube = api.default()

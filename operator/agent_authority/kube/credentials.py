@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agent_authority.kube import api
+from agent_authority.kube import api, errors
 from agent_authority.models import GROUP, base, grant
 
 SESSION_UID = "agentauthority.io/session-uid"
@@ -334,12 +334,26 @@ async def leftovers(kube: api.Kube) -> Mapping[str, list[tuple[str, str, str]]]:
     """Every session-owned object in the cluster, by session uid: (kind, namespace, name)."""
     selector = SESSION_UID
     found: dict[str, list[tuple[str, str, str]]] = {}
-    listings = await asyncio.gather(
+    bindings, accounts, roles = await asyncio.gather(
         api.call(kube.rbac.list_role_binding_for_all_namespaces, label_selector=selector),
-        api.call(kube.core.list_secret_for_all_namespaces, label_selector=selector),
         api.call(kube.core.list_service_account_for_all_namespaces, label_selector=selector),
         api.call(kube.rbac.list_role_for_all_namespaces, label_selector=selector),
     )
+    # The operator never reads Secrets cluster-wide (its ceiling): a session's Secret lives in
+    # the session's namespace, beside its ServiceAccount and its requester's reader Role.
+    namespaces = sorted(
+        {a["metadata"]["namespace"] for a in accounts["items"]}
+        | {
+            r["metadata"]["namespace"]
+            for r in roles["items"]
+            if (r["metadata"].get("labels") or {}).get(COMPONENT) == "requester"
+        }
+    )
+    secret_listings = await asyncio.gather(
+        *[_session_secrets(kube, ns, selector) for ns in namespaces]
+    )
+    secrets = {"items": [item for listing in secret_listings for item in listing]}
+    listings = (bindings, secrets, accounts, roles)
     for kind, listing in zip(
         ("RoleBinding", "Secret", "ServiceAccount", "Role"), listings, strict=True
     ):
@@ -349,6 +363,17 @@ async def leftovers(kube: api.Kube) -> Mapping[str, list[tuple[str, str, str]]]:
                 (kind, meta["namespace"], meta["name"])
             )
     return found
+
+
+async def _session_secrets(kube: api.Kube, namespace: str, selector: str) -> list[api.Json]:
+    """Session Secrets in ``namespace``; none where the operator may not list Secrets (where it
+    could not have created any either)."""
+    try:
+        found = await api.call(kube.core.list_namespaced_secret, namespace, label_selector=selector)
+    except errors.Forbidden:
+        return []
+    items: list[api.Json] = found["items"]
+    return items
 
 
 async def delete_leftovers(kube: api.Kube, objects: Sequence[tuple[str, str, str]]) -> None:
