@@ -18,7 +18,7 @@ import kopf
 
 from agent_authority import certs, indexes, metrics, models
 from agent_authority.audit import trail
-from agent_authority.controllers import deviations, grants, requests, sessions
+from agent_authority.controllers import alerts, deviations, grants, requests, sessions
 from agent_authority.kube import access, api
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
@@ -67,6 +67,10 @@ class Options:
     """JSON-lines file of the signed, hash-chained audit trail (unset: no trail, a warning)."""
     audit_trail_key: str | None = None
     """Ed25519 private key signing the trail (created if missing; public key at ``<key>.pub``)."""
+    alert_port: int = 9445
+    """Port of the ``/alertmanager`` notification receiver (0: off, polling only)."""
+    alert_poll_seconds: float = 30.0
+    """How often alert-bound sessions are checked against Alertmanager (0: never)."""
 
 
 _OPTIONS = Options()
@@ -151,6 +155,19 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
             client_ca=options.audit_client_ca,
         )
         memo.receiver = receiver
+    # Sessions bound to alerts end when the alert resolves (notifications, polling fallback).
+    resolver = alerts.Resolver(kube, options.alert_poll_seconds)
+    if options.alert_port:
+        serving_cert, serving_key, _ca = _serving_files(options)
+        await resolver.start(
+            host=options.webhook_addr,
+            port=options.alert_port,
+            certfile=serving_cert,
+            keyfile=serving_key,
+        )
+    else:
+        await resolver.start_polling()
+    memo.resolver = resolver
 
 
 @kopf.on.cleanup()
@@ -158,6 +175,9 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.stop()
+    resolver = getattr(memo, "resolver", None)
+    if resolver is not None:
+        await resolver.stop()
     trail.TRAIL.close()
 
 

@@ -98,6 +98,7 @@ def operator(
         local_cluster, metrics_port=_port(), webhook_port=_port(), audit_port=audit_port
     )
     env.options.rotate_after = 20  # seconds: long-lived test sessions get their tokens rotated
+    env.options.alert_port = _port()  # the /alertmanager receiver (tests/e2e/test_alerts.py)
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(local_cluster, env, log)
     try:

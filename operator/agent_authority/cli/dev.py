@@ -70,6 +70,8 @@ class OperatorEnv:
             f"--audit-client-ca={o.audit_client_ca}",
             f"--token-seconds={o.token_seconds}",
             f"--rotate-after={o.rotate_after}",
+            f"--alert-port={o.alert_port}",
+            f"--alert-poll-seconds={o.alert_poll_seconds}",
             *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else []),
         ]
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
 from agent_authority.cli import audit, dev, grant, requests, session
+from agent_authority.mcp import command as mcp_command
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,6 +30,8 @@ def _run(args: argparse.Namespace) -> int:
         rotate_after=args.rotate_after,
         audit_trail=args.audit_trail,
         audit_trail_key=args.audit_trail_key,
+        alert_port=args.alert_port,
+        alert_poll_seconds=args.alert_poll_seconds,
     )
     asyncio.run(runtime.run(options))
     return 0
@@ -64,6 +67,15 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--audit-trail", help="signed, hash-chained audit trail (JSON lines)")
     run.add_argument("--audit-trail-key", help="its Ed25519 key (default: <trail>.key)")
+    run.add_argument(
+        "--alert-port", type=int, default=defaults.alert_port, help="/alertmanager receiver; 0: off"
+    )
+    run.add_argument(
+        "--alert-poll-seconds",
+        type=float,
+        default=defaults.alert_poll_seconds,
+        help="how often alert-bound sessions are checked against Alertmanager (0: never)",
+    )
     run.set_defaults(func=_run)
 
 
@@ -80,6 +92,7 @@ def parser() -> argparse.ArgumentParser:
     grant.add_parser(sub)
     audit.add_parser(sub)
     requests.add_parser(sub)
+    mcp_command.add_parser(sub)
     return top
 
 

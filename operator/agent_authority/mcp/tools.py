@@ -1,0 +1,682 @@
+"""The MCP tools: their JSON schemas and descriptions, and what each call does.
+
+:func:`definitions` lists the tools the agent's current session allows (``policy.tools``), with
+schemas narrowed to that session (namespaces and resources it can read); :func:`call` runs one
+call. A call outside the session's rules is refused here, before any request reaches the
+apiserver, so it is never a denied request (a deviation). Every refusal or failure is a
+:class:`agent.ToolError` with the operator's reason; the server turns it into a tool error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agent_authority.kube import agentapi, errors
+from agent_authority.mcp import agent
+from agent_authority.models import GROUP, VERSION, grant, request
+from agent_authority.policy import tools as tool_policy
+from agent_authority.policy import wording
+
+MAX_TAIL_LINES = 5000
+MAX_LOG_BYTES = 1 << 20
+MAX_EXCERPT = 4096
+DECISION_WAIT = 15.0
+FINAL_PHASES = {"Denied", "Succeeded", "Failed", "Expired", "Cancelled", "RolledBack"}
+Json = dict[str, Any]
+
+SESSION_ARG = {
+    "type": "string",
+    "description": "Session name (default: the session opened last with open_session).",
+}
+
+
+def _obj(properties: Json, required: list[str] | None = None) -> Json:
+    schema: Json = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _scopes_schema() -> Json:
+    return {
+        "type": "array",
+        "description": "Grant read scopes to use, by name, optionally narrowed to namespaces "
+        "(default: every scope of the grant).",
+        "items": _obj(
+            {
+                "name": {"type": "string"},
+                "namespaces": {"type": "array", "items": {"type": "string"}},
+            },
+            ["name"],
+        ),
+    }
+
+
+def _readables(rules: list[grant.PolicyRule] | None) -> list[tool_policy.Readable]:
+    return [
+        r
+        for r in tool_policy.readable(rules or [])
+        if "/" not in r.resource and r.api_group != GROUP
+    ]
+
+
+def definitions(rules: list[grant.PolicyRule] | None) -> list[Json]:
+    """Name, description and input schema of every tool the session's rules allow."""
+    readable = _readables(rules)
+    namespaces = sorted({ns for r in readable for ns in r.namespaces})
+    ns_arg: Json = {"type": "string", "description": "Namespace."}
+    if namespaces:
+        ns_arg["enum"] = namespaces
+    resources = sorted({r.resource for r in readable})
+    res_arg: Json = {
+        "type": "string",
+        "description": "Resource, plural and lower case (e.g. pods, deployments).",
+    }
+    if resources:
+        res_arg["enum"] = resources
+    group_arg = {
+        "type": "string",
+        "description": "API group ('' for core; default: the group this session reads it in).",
+    }
+    all_tools: dict[str, tuple[str, Json]] = {
+        "open_session": (
+            "Open an incident session under an AgentGrant before doing anything else: the "
+            "operator checks the grant and mints a short-lived, read-only credential for the "
+            "incident. For an alert-bound grant, incident_id is the Alertmanager alert's "
+            "fingerprint and severity/class come from the alert (leave them out). Afterwards the "
+            "tool list changes to what the session may do.",
+            _obj(
+                {
+                    "grant": {"type": "string", "description": "AgentGrant name."},
+                    "incident_id": {
+                        "type": "string",
+                        "description": "Incident id or alert fingerprint.",
+                    },
+                    "purpose": {"type": "string", "description": "What you will investigate."},
+                    "severity": {"type": "string", "enum": [s.value for s in grant.Severity]},
+                    "incident_class": {"type": "string", "description": "e.g. latency, crashloop."},
+                    "title": {"type": "string"},
+                    "scopes": _scopes_schema(),
+                    "ttl_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
+                    "name": {"type": "string", "description": "Session name (default: generated)."},
+                },
+                ["grant", "incident_id", "purpose"],
+            ),
+        ),
+        "session_status": (
+            "Phase, expiry and effective read rules of a session (and why it ended, if it did).",
+            _obj({"session": SESSION_ARG}),
+        ),
+        "can_i": (
+            "Check whether the session may do something, without sending it to the cluster. "
+            "Ask before a read you are unsure of: a forbidden request can revoke the session.",
+            _obj(
+                {
+                    "verb": {"type": "string", "enum": ["get", "list", "watch"]},
+                    "resource": {
+                        "type": "string",
+                        "description": "e.g. pods, deployments, pods/log.",
+                    },
+                    "namespace": {"type": "string"},
+                    "api_group": group_arg,
+                    "session": SESSION_ARG,
+                },
+                ["verb", "resource", "namespace"],
+            ),
+        ),
+        "list_resources": (
+            "List objects of one resource in one namespace the session may read (names, labels "
+            "and a short status), optionally filtered by a label selector.",
+            _obj(
+                {
+                    "resource": res_arg,
+                    "namespace": ns_arg,
+                    "api_group": group_arg,
+                    "label_selector": {"type": "string"},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                    "session": SESSION_ARG,
+                },
+                ["resource", "namespace"],
+            ),
+        ),
+        "get_resource": (
+            "Get one object (JSON, without managedFields) the session may read.",
+            _obj(
+                {
+                    "resource": res_arg,
+                    "name": {"type": "string"},
+                    "namespace": ns_arg,
+                    "api_group": group_arg,
+                    "session": SESSION_ARG,
+                },
+                ["resource", "name", "namespace"],
+            ),
+        ),
+        "pod_logs": (
+            "The last lines of a pod's log, bounded: at most tail_lines lines and max_bytes "
+            "bytes, optionally only the last since_seconds.",
+            _obj(
+                {
+                    "pod": {"type": "string"},
+                    "namespace": ns_arg,
+                    "container": {"type": "string"},
+                    "tail_lines": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_TAIL_LINES,
+                        "default": 200,
+                    },
+                    "max_bytes": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LOG_BYTES,
+                        "default": 65536,
+                    },
+                    "since_seconds": {"type": "integer", "minimum": 1},
+                    "session": SESSION_ARG,
+                },
+                ["pod", "namespace"],
+            ),
+        ),
+        "events": (
+            "Recent Kubernetes Events in a namespace, optionally only those about one object.",
+            _obj(
+                {
+                    "namespace": ns_arg,
+                    "involved_object": {
+                        "type": "string",
+                        "description": "Object name to filter by.",
+                    },
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    "session": SESSION_ARG,
+                },
+                ["namespace"],
+            ),
+        ),
+        "propose_remediation": (
+            "Ask the operator to make a change (you never change the cluster yourself). Give the "
+            "action, its target, a hypothesis and evidence excerpts; the server computes their "
+            "sha256 digests and observation times. Returns the policy decision, the dry-run diff, "
+            "the blast radius and what happens next (applied, waiting for a human, or denied). "
+            "Only propose targets in your grant's scope: an out-of-scope request revokes the "
+            "session.",
+            _obj(
+                {
+                    "action": {"type": "string", "enum": [a.value for a in grant.ActionType]},
+                    "target": _obj(
+                        {
+                            "kind": {
+                                "type": "string",
+                                "enum": [k.value for k in request.TargetKind],
+                            },
+                            "namespace": {"type": "string"},
+                            "name": {"type": "string"},
+                        },
+                        ["kind", "name"],
+                    ),
+                    "params": _obj(
+                        {
+                            "replicas": {"type": "integer", "minimum": 0},
+                            "to_revision": {"type": "integer", "minimum": 1},
+                            "suspend": {"type": "boolean"},
+                        }
+                    ),
+                    "hypothesis": {"type": "string"},
+                    "evidence": {
+                        "type": "array",
+                        "maxItems": 32,
+                        "items": _obj(
+                            {
+                                "kind": {
+                                    "type": "string",
+                                    "enum": [k.value for k in request.EvidenceKind],
+                                },
+                                "source": {"type": "string", "description": "Where it came from."},
+                                "excerpt": {"type": "string", "description": "The evidence text."},
+                            },
+                            ["kind", "source", "excerpt"],
+                        ),
+                    },
+                    "name": {"type": "string", "description": "Request name (default: generated)."},
+                    "session": SESSION_ARG,
+                },
+                ["action", "target", "hypothesis"],
+            ),
+        ),
+        "remediation_status": (
+            "Phase, decision, diff, blast radius and approvals of a RemediationRequest.",
+            _obj({"name": {"type": "string"}, "session": SESSION_ARG}, ["name"]),
+        ),
+        "wait_for_remediation": (
+            "Wait until a RemediationRequest is decided and done (Succeeded, Failed, Denied, "
+            "Expired, Cancelled, RolledBack) or timeout_seconds pass; returns its status.",
+            _obj(
+                {
+                    "name": {"type": "string"},
+                    "timeout_seconds": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 1800,
+                        "default": 300,
+                    },
+                    "session": SESSION_ARG,
+                },
+                ["name"],
+            ),
+        ),
+        "open_sub_session": (
+            "Open a sub-agent session for the same incident with narrower scopes (it can never "
+            "widen the parent's and ends with it). Pass its name as `session` to act in it.",
+            _obj(
+                {
+                    "purpose": {"type": "string"},
+                    "scopes": _scopes_schema(),
+                    "ttl_seconds": {"type": "integer", "minimum": 10, "maximum": 86400},
+                    "name": {"type": "string"},
+                    "session": {**SESSION_ARG, "description": "Parent session (default: current)."},
+                },
+                ["purpose"],
+            ),
+        ),
+        "end_session": (
+            "End a session when the work is done: its credential is revoked at once.",
+            _obj({"session": SESSION_ARG}),
+        ),
+    }
+    offered = tool_policy.offered(rules)
+    return [
+        {"name": name, "description": all_tools[name][0], "input_schema": all_tools[name][1]}
+        for name in offered
+    ]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _group_for(rules: list[grant.PolicyRule], resource: str, given: str | None) -> str:
+    if given is not None:
+        return given
+    groups = sorted({g for r in rules if resource in r.resources for g in r.api_groups})
+    return groups[0] if groups else ""
+
+
+def _check(
+    rules: list[grant.PolicyRule],
+    verb: str,
+    api_group: str,
+    resource: str,
+    namespace: str,
+    name: str | None = None,
+) -> None:
+    refused = tool_policy.refusal(
+        rules, verb=verb, api_group=api_group, resource=resource, namespace=namespace, name=name
+    )
+    if refused:
+        raise agent.ToolError(refused)
+
+
+async def _kube(call: Awaitable[Any], what: str) -> Any:
+    try:
+        return await call
+    except errors.KubeError as e:
+        raise agent.ToolError(f"{what} failed: {agent.refusal_of(e)}") from e
+
+
+def _summary(item: Json) -> Json:
+    meta = item.get("metadata") or {}
+    status = item.get("status") or {}
+    out: Json = {"name": meta.get("name"), "created": meta.get("creationTimestamp")}
+    if meta.get("labels"):
+        out["labels"] = meta["labels"]
+    for key in ("phase", "replicas", "readyReplicas", "availableReplicas", "conditions"):
+        if key in status and key != "conditions":
+            out[key] = status[key]
+    if isinstance(status.get("containerStatuses"), list):
+        out["restarts"] = sum(int(c.get("restartCount", 0)) for c in status["containerStatuses"])
+    return out
+
+
+def _session_view(handle: agent.Handle) -> Json:
+    status = handle.status
+    spec = handle.body.get("spec") or {}
+    view: Json = {
+        "session": handle.name,
+        "namespace": handle.namespace,
+        "phase": handle.phase,
+        "grant": (spec.get("grantRef") or {}).get("name"),
+        "incident": spec.get("incident"),
+        "expiresAt": status.get("expiresAt"),
+        "rules": [wording.describe_rule(r) for r in handle.rules],
+    }
+    if status.get("revocation"):
+        view["ended"] = status["revocation"]
+    if spec.get("parentSession"):
+        view["parent"] = spec["parentSession"]
+    return view
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _next_step(phase: str, name: str, namespace: str) -> str:
+    return {
+        "Pending": "the operator is evaluating it; call wait_for_remediation",
+        "AwaitingApproval": (
+            f"a human approver must approve it (agent-authority approve {name} -n {namespace}); "
+            "call wait_for_remediation to learn the outcome"
+        ),
+        "Approved": "approved; the operator will apply it: call wait_for_remediation",
+        "Applying": "the operator is applying it: call wait_for_remediation",
+        "Succeeded": "applied by the operator; verify the effect with reads",
+        "Denied": "denied: do not retry the same request; see reason",
+        "Failed": "the operator could not apply it; see reason",
+        "Expired": "nobody approved it in time",
+        "Cancelled": "cancelled because its session ended",
+        "RolledBack": "applied and then rolled back",
+    }.get(phase, "see phase and reason")
+
+
+def _request_view(body: Json) -> Json:
+    status = body.get("status") or {}
+    meta = body["metadata"]
+    phase = str(status.get("phase") or "Pending")
+    return {
+        "name": meta["name"],
+        "namespace": meta["namespace"],
+        "phase": phase,
+        "decision": status.get("reason"),
+        "requiredApprovals": status.get("requiredApprovals"),
+        "approvals": len(status.get("approvals") or []),
+        "blastRadius": status.get("blastRadius"),
+        "diff": status.get("diff") or [],
+        "next": _next_step(phase, meta["name"], meta["namespace"]),
+    }
+
+
+# -- the tools ------------------------------------------------------------------------------
+
+
+async def _open_session(a: agent.Agent, args: Json) -> Json:
+    incident: Json = {"id": str(args["incident_id"])}
+    if args.get("severity"):
+        incident["severity"] = args["severity"]
+    if args.get("incident_class"):
+        incident["class"] = args["incident_class"]
+    if args.get("title"):
+        incident["title"] = args["title"]
+    handle = await a.open(
+        grant_name=str(args["grant"]),
+        incident=incident,
+        purpose=str(args["purpose"]),
+        scopes=args.get("scopes"),
+        ttl_seconds=args.get("ttl_seconds"),
+        name=args.get("name"),
+    )
+    return {**_session_view(handle), "tools": tool_policy.offered(handle.rules)}
+
+
+async def _session_status(a: agent.Agent, args: Json) -> Json:
+    return _session_view(await a.refreshed(args.get("session"), force=True))
+
+
+async def _can_i(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    rules = handle.rules
+    resource = str(args["resource"])
+    group = _group_for(rules, resource, args.get("api_group"))
+    refused = tool_policy.refusal(
+        rules,
+        verb=str(args["verb"]),
+        api_group=group,
+        resource=resource,
+        namespace=str(args["namespace"]),
+    )
+    return {"allowed": refused is None, "reason": refused or "inside the session's rules"}
+
+
+async def _list_resources(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    resource, namespace = str(args["resource"]), str(args["namespace"])
+    group = _group_for(handle.rules, resource, args.get("api_group"))
+    _check(handle.rules, "list", group, resource, namespace)
+    found = await _kube(
+        agentapi.list_objects(
+            handle.client,
+            group,
+            resource,
+            namespace,
+            label_selector=args.get("label_selector"),
+            limit=int(args.get("limit") or 100),
+        ),
+        f"list {resource}",
+    )
+    items = found.get("items") or []
+    return {
+        "resource": resource,
+        "namespace": namespace,
+        "count": len(items),
+        "items": [_summary(i) for i in items],
+    }
+
+
+async def _get_resource(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    resource, namespace, name = str(args["resource"]), str(args["namespace"]), str(args["name"])
+    group = _group_for(handle.rules, resource, args.get("api_group"))
+    _check(handle.rules, "get", group, resource, namespace, name)
+    found: Json = await _kube(
+        agentapi.get(handle.client, group, resource, namespace, name), f"get {resource}/{name}"
+    )
+    (found.get("metadata") or {}).pop("managedFields", None)
+    return found
+
+
+async def _pod_logs(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    namespace, pod = str(args["namespace"]), str(args["pod"])
+    _check(handle.rules, "get", "", "pods/log", namespace, pod)
+    tail = min(int(args.get("tail_lines") or 200), MAX_TAIL_LINES)
+    cap = min(int(args.get("max_bytes") or 65536), MAX_LOG_BYTES)
+    data = await _kube(
+        agentapi.pod_logs(
+            handle.client,
+            namespace,
+            pod,
+            container=args.get("container"),
+            tail_lines=tail,
+            limit_bytes=cap,
+            since_seconds=args.get("since_seconds"),
+        ),
+        f"logs of pod {pod}",
+    )
+    return {
+        "pod": pod,
+        "namespace": namespace,
+        "bytes": len(data),
+        "truncated": len(data) >= cap,
+        "log": data.decode(errors="replace"),
+    }
+
+
+async def _events(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    namespace = str(args["namespace"])
+    core = tool_policy.allows(
+        handle.rules, verb="list", api_group="", resource="events", namespace=namespace
+    )
+    group = "" if core else "events.k8s.io"
+    _check(handle.rules, "list", group, "events", namespace)
+    involved = args.get("involved_object")
+    selector = None
+    if involved:
+        selector = f"involvedObject.name={involved}" if core else f"regarding.name={involved}"
+    found = await _kube(
+        agentapi.list_objects(
+            handle.client,
+            group,
+            "events",
+            namespace,
+            field_selector=selector,
+            limit=int(args.get("limit") or 50),
+        ),
+        "list events",
+    )
+    out = []
+    for e in found.get("items") or []:
+        about = e.get("involvedObject") or e.get("regarding") or {}
+        out.append(
+            {
+                "type": e.get("type"),
+                "reason": e.get("reason"),
+                "message": e.get("message") or e.get("note"),
+                "object": f"{about.get('kind')}/{about.get('name')}",
+                "count": e.get("count") or (e.get("series") or {}).get("count"),
+                "last": e.get("lastTimestamp") or e.get("eventTime"),
+            }
+        )
+    return {"namespace": namespace, "events": out}
+
+
+def evidence_items(raw: list[Json], observed_at: str) -> list[Json]:
+    """Evidence as the CRD wants it: digest of the full text, excerpt capped, time stamped."""
+    items = []
+    for e in raw:
+        text = str(e.get("excerpt", ""))
+        items.append(
+            {
+                "kind": e["kind"],
+                "source": str(e["source"]),
+                "excerpt": text[:MAX_EXCERPT],
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "observedAt": observed_at,
+            }
+        )
+    return items
+
+
+async def _propose(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    target = dict(args["target"])
+    params = {
+        {"to_revision": "toRevision"}.get(k, k): v for k, v in (args.get("params") or {}).items()
+    }
+    action: Json = {"type": args["action"], "target": target}
+    if params:
+        action["params"] = params
+    name = args.get("name") or f"{handle.name[:40]}-{uuid.uuid4().hex[:5]}"
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RemediationRequest",
+        "metadata": {"name": name},
+        "spec": {
+            "sessionRef": {"name": handle.name},
+            "action": action,
+            "hypothesis": str(args["hypothesis"]),
+            "evidence": evidence_items(list(args.get("evidence") or []), _now()),
+        },
+    }
+    try:
+        request.RemediationRequestSpec.model_validate(body["spec"])
+    except ValueError as e:
+        raise agent.ToolError(f"the request is not valid: {e}") from e
+    created = await _kube(
+        agentapi.create_request(handle.client, handle.namespace, body), "creating the request"
+    )
+    deadline = time.monotonic() + DECISION_WAIT
+    while (created.get("status") or {}).get("phase") in (None, "Pending") and (
+        time.monotonic() < deadline
+    ):
+        await asyncio.sleep(0.05)
+        created = await _kube(
+            agentapi.get_request(handle.client, handle.namespace, name), "reading the request"
+        )
+    return _request_view(created)
+
+
+async def _remediation_status(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    body = await _kube(
+        agentapi.get_request(handle.client, handle.namespace, str(args["name"])),
+        "reading the request",
+    )
+    return _request_view(body)
+
+
+async def _wait_for_remediation(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    timeout = min(int(args.get("timeout_seconds") or 300), 1800)
+    deadline = time.monotonic() + timeout
+    while True:
+        body = await _kube(
+            agentapi.get_request(handle.client, handle.namespace, str(args["name"])),
+            "reading the request",
+        )
+        view = _request_view(body)
+        if view["phase"] in FINAL_PHASES or time.monotonic() > deadline:
+            view["timedOut"] = view["phase"] not in FINAL_PHASES
+            return view
+        await asyncio.sleep(0.5)
+
+
+async def _open_sub_session(a: agent.Agent, args: Json) -> Json:
+    parent = await a.active(args.get("session"))
+    spec = parent.body["spec"]
+    handle = await a.open(
+        grant_name=spec["grantRef"]["name"],
+        incident=dict(spec["incident"]),
+        purpose=str(args["purpose"]),
+        scopes=args.get("scopes"),
+        ttl_seconds=args.get("ttl_seconds"),
+        parent=parent.name,
+        name=args.get("name"),
+    )
+    return _session_view(handle)
+
+
+async def _end_session(a: agent.Agent, args: Json) -> Json:
+    return _session_view(await a.end(args.get("session")))
+
+
+HANDLERS: dict[str, Callable[[agent.Agent, Json], Awaitable[Json]]] = {
+    "open_session": _open_session,
+    "session_status": _session_status,
+    "can_i": _can_i,
+    "list_resources": _list_resources,
+    "get_resource": _get_resource,
+    "pod_logs": _pod_logs,
+    "events": _events,
+    "propose_remediation": _propose,
+    "remediation_status": _remediation_status,
+    "wait_for_remediation": _wait_for_remediation,
+    "open_sub_session": _open_sub_session,
+    "end_session": _end_session,
+}
+CHANGES_TOOLS = {"open_session", "end_session"}
+
+
+async def call(a: agent.Agent, name: str, args: Json) -> Json:
+    """Run one tool call; a tool outside the current session's offer is refused here."""
+    handler = HANDLERS.get(name)
+    if handler is None:
+        raise agent.ToolError(f"unknown tool '{name}' (tools: {', '.join(HANDLERS)})")
+    if name not in tool_policy.offered(a.rules()) and not args.get("session"):
+        raise agent.ToolError(
+            f"tool '{name}' is not available: "
+            + (
+                "open a session first (open_session)"
+                if a.rules() is None
+                else "this session's rules do not allow it, so it was not sent to the cluster "
+                f"(available: {', '.join(tool_policy.offered(a.rules()))})"
+            )
+        )
+    try:
+        return await handler(a, args)
+    except KeyError as e:
+        raise agent.ToolError(f"missing argument {e}") from e
