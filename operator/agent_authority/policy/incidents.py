@@ -31,8 +31,10 @@ __all__ = [
     "Lookup",
     "Reason",
     "Refusal",
+    "describe",
     "filled",
     "incident_of",
+    "matcher_text",
     "matches",
     "refusal",
     "resolved",
@@ -85,7 +87,25 @@ class Refusal:
     message: str
 
 
-def _matcher_text(m: grant.AlertMatcher) -> str:
+def describe(binding: grant.AlertBinding) -> str:
+    """One line for people (``grant explain``/``diff``): which alerts, which labels decide."""
+    which = (
+        "matching " + ", ".join(matcher_text(m) for m in binding.matchers)
+        if binding.matchers
+        else "of any labels"
+    )
+    mapping = (
+        " (" + ", ".join(f"{k}={v}" for k, v in sorted(binding.severity_values.items())) + ")"
+        if binding.severity_values
+        else ""
+    )
+    return (
+        f"firing alerts in Alertmanager {binding.url} {which}; severity from label "
+        f"'{binding.severity_label}'{mapping}, class from label '{binding.class_label}'"
+    )
+
+
+def matcher_text(m: grant.AlertMatcher) -> str:
     return f'{m.name}{m.match_type.value}"{m.value}"'
 
 
@@ -179,8 +199,8 @@ def refusal(
         return Refusal(
             Reason.ALERT_NOT_MATCHED,
             f"spec.incident.id: alert {alert.fingerprint} does not meet the grant's "
-            f"spec.incidents.alertmanager.matchers: {', '.join(_matcher_text(m) for m in missed)} "
-            f"(allowed: alerts matching {', '.join(_matcher_text(m) for m in binding.matchers)})",
+            f"spec.incidents.alertmanager.matchers: {', '.join(matcher_text(m) for m in missed)} "
+            f"(allowed: alerts matching {', '.join(matcher_text(m) for m in binding.matchers)})",
         )
     incident = incident_of(binding, alert)
     if isinstance(incident, Refusal):
