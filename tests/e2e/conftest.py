@@ -99,6 +99,7 @@ def operator(
     )
     env.options.rotate_after = 20  # seconds: long-lived test sessions get their tokens rotated
     env.options.alert_port = _port()  # the /alertmanager receiver (tests/e2e/test_alerts.py)
+    env.options.alert_poll_seconds = 20  # polling fallback, slower than a notification
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(local_cluster, env, log)
     try:

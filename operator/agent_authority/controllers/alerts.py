@@ -89,7 +89,7 @@ class Resolver:
             return web.Response(status=400, text="not a JSON Alertmanager notification")
         hinted = notified_fingerprints(payload)
         if hinted:
-            task = asyncio.get_running_loop().create_task(self._safe_check(hinted))
+            task = asyncio.get_running_loop().create_task(self._safe_check(hinted, "notified"))
             self._pending.add(task)  # keep a reference until it finishes
             task.add_done_callback(self._pending.discard)
         return web.Response(status=200)
@@ -97,18 +97,19 @@ class Resolver:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            await self._safe_check(None)
+            await self._safe_check(None, "polled")
 
-    async def _safe_check(self, fingerprints: Collection[str] | None) -> None:
+    async def _safe_check(self, fingerprints: Collection[str] | None, via: str) -> None:
         try:
-            await self.check(fingerprints)
+            await self.check(fingerprints, via)
         except Exception:
             logger.exception("checking alert-bound sessions failed; the next poll retries")
 
-    async def check(self, fingerprints: Collection[str] | None = None) -> int:
+    async def check(self, fingerprints: Collection[str] | None = None, via: str = "polled") -> int:
         """End the Active alert-bound sessions whose alert resolved; how many were ended.
 
-        ``fingerprints`` limits the check to sessions of those alerts (a notification's hint).
+        ``fingerprints`` limits the check to sessions of those alerts (a notification's hint);
+        ``via`` (``notified``/``polled``) is recorded in the revocation message.
         """
         async with self._lock:
             candidates = [
@@ -135,7 +136,7 @@ class Resolver:
                 fingerprint = str(body["spec"]["incident"]["id"])
                 if alerts is None or not incidents.resolved(fingerprint, alerts):
                     continue
-                if await self._end(body, fingerprint, binding.url):
+                if await self._end(body, fingerprint, binding.url, via):
                     ended += 1
             return ended
 
@@ -151,7 +152,7 @@ class Resolver:
             cache[name] = spec.incidents.alertmanager if spec else None
         return cache[name]
 
-    async def _end(self, body: api.Json, fingerprint: str, url: str) -> bool:
+    async def _end(self, body: api.Json, fingerprint: str, url: str, via: str) -> bool:
         meta = body["metadata"]
         fresh = await resources.get_session(self.kube, meta["namespace"], meta["name"])
         if (
@@ -165,7 +166,8 @@ class Resolver:
             fresh,
             session.SessionPhase.ENDED,
             REASON,
-            f"alert {fingerprint} resolved (Alertmanager {url} no longer lists it as firing)",
+            f"alert {fingerprint} resolved (Alertmanager {url} no longer lists it as firing; "
+            f"{via})",
         )
         logger.info("session %s/%s ended: its alert resolved", meta["namespace"], meta["name"])
         return True

@@ -27,7 +27,7 @@ import urllib.request
 
 import yaml
 
-from agent_authority.localcluster import assets
+from agent_authority.localcluster import assets, cluster
 
 ALERTMANAGER_VERSION = "v0.31.1"
 ALERTMANAGER_MODULE = "github.com/prometheus/alertmanager"
@@ -93,8 +93,10 @@ def binary(version: str = ALERTMANAGER_VERSION) -> pathlib.Path:
     return target
 
 
-def config(webhook_url: str) -> str:
-    """An Alertmanager config that notifies ``webhook_url`` of every alert, resolved ones too."""
+def config(webhook_url: str, ca_file: str | None = None) -> str:
+    """An Alertmanager config that notifies ``webhook_url`` of every alert, resolved ones too
+    (over TLS verified with ``ca_file`` when given)."""
+    tls: dict[str, object] = {"ca_file": ca_file} if ca_file else {"insecure_skip_verify": True}
     document = {
         "route": {
             "receiver": "agent-authority",
@@ -110,7 +112,7 @@ def config(webhook_url: str) -> str:
                     {
                         "url": webhook_url,
                         "send_resolved": True,
-                        "http_config": {"tls_config": {"insecure_skip_verify": True}},
+                        "http_config": {"tls_config": tls},
                     }
                 ],
             }
@@ -128,31 +130,33 @@ def _free_port() -> int:
 class Alertmanager:
     """One Alertmanager process on 127.0.0.1 (``url`` is its base URL; API v2 under ``/api/v2``)."""
 
-    def __init__(self, webhook_url: str, port: int = 0) -> None:
+    def __init__(self, webhook_url: str, port: int = 0, ca_file: str | None = None) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.webhook_url = webhook_url
+        self.ca_file = ca_file
         self._folder = pathlib.Path(tempfile.mkdtemp(prefix="agent-authority-alertmanager-"))
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         executable = binary()
         config_file = self._folder / "alertmanager.yml"
-        config_file.write_text(config(self.webhook_url))
-        log = (self._folder / "alertmanager.log").open("wb")
-        self._process = subprocess.Popen(
-            [
-                str(executable),
-                f"--config.file={config_file}",
-                f"--storage.path={self._folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-                "--log.level=info",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        config_file.write_text(config(self.webhook_url, self.ca_file))
+        with (self._folder / "alertmanager.log").open("wb") as log:  # the child keeps its copy
+            self._process = subprocess.Popen(
+                [
+                    str(executable),
+                    f"--config.file={config_file}",
+                    f"--storage.path={self._folder / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--cluster.listen-address=",
+                    "--log.level=info",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=cluster._die_with_parent,  # no stray Alertmanager after a crash
+            )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

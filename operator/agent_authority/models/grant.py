@@ -92,9 +92,7 @@ class AlertBinding(base.Model):
     """The alert label holding the incident's severity."""
     class_label: LabelName = "class"
     """The alert label holding the incident's class."""
-    severity_values: dict[Annotated[str, pydantic.Field(max_length=63)], Severity] = pydantic.Field(
-        default_factory=dict, max_length=32
-    )
+    severity_values: dict[str, Severity] = pydantic.Field(default_factory=dict, max_length=32)
     """Label value → severity (e.g. ``critical: SEV1``); empty: the value must be SEV1..SEV4."""
 
 
