@@ -18,6 +18,8 @@ from tests.e2e.operator_process import OperatorProcess
 pytestmark = pytest.mark.e2e
 USED = (alertmanager_server,)
 AGENT = "alert-agent"
+DECLARED = {"severity": "SEV3", "class": "latency"}
+"""A complete declaration, so without the alert binding the session would be admitted."""
 
 
 def _grant(admin: Any, am_url: str, namespace: str) -> str:
@@ -65,6 +67,7 @@ def _agent(local: cluster.LocalCluster, admin: Any, namespace: str) -> Any:
 def _session(grant: str, fingerprint: str, **incident: str) -> dict[str, Any]:
     body = agents.session_body(agents.unique("alert"), grant)
     body["spec"]["incident"] = {"id": fingerprint, **incident}
+    body["spec"]["ttlSeconds"] = 60
     return body
 
 
@@ -101,7 +104,9 @@ def test_a_declared_sev1_against_a_sev3_alert_is_refused_naming_both(
     grant = _grant(admin, alertmanager_server.url, namespace)
     agent = _agent(local_cluster, admin, namespace)
     fingerprint = alerting.fire(alertmanager_server, _labels())
-    message = _refused(agent, namespace, _session(grant, fingerprint, severity="SEV1"))
+    message = _refused(
+        agent, namespace, _session(grant, fingerprint, **{**DECLARED, "severity": "SEV1"})
+    )
     assert "IncidentDisagreesWithAlert" in message
     assert "declared SEV1" in message
     assert "severity SEV3" in message
@@ -116,10 +121,10 @@ def test_an_alert_that_is_not_firing_or_not_matched_opens_nothing(
 ) -> None:
     grant = _grant(admin, alertmanager_server.url, namespace)
     agent = _agent(local_cluster, admin, namespace)
-    message = _refused(agent, namespace, _session(grant, "0123456789abcdef"))
+    message = _refused(agent, namespace, _session(grant, "0123456789abcdef", **DECLARED))
     assert "IncidentNotFiring" in message
     other_team = alerting.fire(alertmanager_server, {**_labels(), "team": "payments"})
-    message = _refused(agent, namespace, _session(grant, other_team))
+    message = _refused(agent, namespace, _session(grant, other_team, **DECLARED))
     assert "AlertNotMatched" in message
     assert 'team="shop"' in message
 
@@ -207,7 +212,7 @@ def test_alertmanager_down_refuses_the_session(
         grant = _grant(admin, am.url, namespace)
         agent = _agent(local_cluster, admin, namespace)
         am.stop()  # the alert fired, and now nobody can confirm it
-        message = _refused(agent, namespace, _session(grant, fingerprint, severity="SEV3"))
+        message = _refused(agent, namespace, _session(grant, fingerprint, **DECLARED))
     finally:
         am.remove()
     assert "AlertmanagerUnreachable" in message
