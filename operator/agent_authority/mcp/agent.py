@@ -59,9 +59,16 @@ class Handle:
     def phase(self) -> str:
         return str(self.status.get("phase") or "Pending")
 
+    _parsed: tuple[str, list[grant.PolicyRule]] | None = None
+
     @property
     def rules(self) -> list[grant.PolicyRule]:
-        return [grant.PolicyRule.model_validate(r) for r in self.status.get("effectiveRules", [])]
+        """``status.effectiveRules``, parsed once per resourceVersion of the session read."""
+        version = str((self.body.get("metadata") or {}).get("resourceVersion", ""))
+        if self._parsed is None or self._parsed[0] != version or not version:
+            raw = self.status.get("effectiveRules", [])
+            self._parsed = (version, [grant.PolicyRule.model_validate(r) for r in raw])
+        return self._parsed[1]
 
 
 def _name_for(incident_id: str) -> str:

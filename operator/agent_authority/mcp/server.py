@@ -96,7 +96,7 @@ class TokenReviewVerifier(provider.TokenVerifier):
 
 
 def _text(payload: Any) -> str:
-    return json.dumps(payload, indent=1, sort_keys=False, default=str)
+    return json.dumps(payload, separators=(",", ":"), default=str)
 
 
 def build(principals: Principals) -> lowlevel.Server[Any]:

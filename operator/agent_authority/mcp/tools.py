@@ -561,43 +561,58 @@ def evidence_items(raw: list[Json], observed_at: str) -> list[Json]:
     return items
 
 
-async def _propose(a: agent.Agent, args: Json) -> Json:
-    handle = await a.active(args.get("session"))
-    target = dict(args["target"])
+def request_body(session_name: str, args: Json, observed_at: str | None = None) -> Json:
+    """The RemediationRequest ``propose_remediation`` creates from its arguments (validated)."""
     params = {
         {"to_revision": "toRevision"}.get(k, k): v for k, v in (args.get("params") or {}).items()
     }
-    action: Json = {"type": args["action"], "target": target}
+    action: Json = {"type": args["action"], "target": dict(args["target"])}
     if params:
         action["params"] = params
-    name = args.get("name") or f"{handle.name[:40]}-{uuid.uuid4().hex[:5]}"
-    body = {
+    name = args.get("name") or f"{session_name[:40]}-{uuid.uuid4().hex[:5]}"
+    body: Json = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RemediationRequest",
         "metadata": {"name": name},
         "spec": {
-            "sessionRef": {"name": handle.name},
+            "sessionRef": {"name": session_name},
             "action": action,
             "hypothesis": str(args["hypothesis"]),
-            "evidence": evidence_items(list(args.get("evidence") or []), _now()),
+            "evidence": evidence_items(list(args.get("evidence") or []), observed_at or _now()),
         },
     }
     try:
         request.RemediationRequestSpec.model_validate(body["spec"])
     except ValueError as e:
         raise agent.ToolError(f"the request is not valid: {e}") from e
-    created = await _kube(
-        agentapi.create_request(handle.client, handle.namespace, body), "creating the request"
+    return body
+
+
+async def submit(api_client: Any, namespace: str, body: Json) -> Json:
+    """Create the request with the session token and wait (bounded) for the policy decision.
+
+    The same calls an agent would make with kubectl: one create, then reads until the phase
+    leaves ``Pending``. ``bench/mcp.py`` times this directly as the floor of the tool.
+    """
+    created: Json = await _kube(
+        agentapi.create_request(api_client, namespace, body), "creating the request"
     )
+    name = body["metadata"]["name"]
     deadline = time.monotonic() + DECISION_WAIT
     while (created.get("status") or {}).get("phase") in (None, "Pending") and (
         time.monotonic() < deadline
     ):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
         created = await _kube(
-            agentapi.get_request(handle.client, handle.namespace, name), "reading the request"
+            agentapi.get_request(api_client, namespace, name), "reading the request"
         )
-    return _request_view(created)
+    return created
+
+
+async def _propose(a: agent.Agent, args: Json) -> Json:
+    handle = await a.active(args.get("session"))
+    body = request_body(handle.name, args)
+    return _request_view(await submit(handle.client, handle.namespace, body))
 
 
 async def _remediation_status(a: agent.Agent, args: Json) -> Json:
