@@ -3,12 +3,17 @@ ended when the alert resolves (notification and polling), refused when Alertmana
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 import uuid
 from typing import Any
 
 import pytest
 from kubernetes import client
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 
 from agent_authority.localcluster import alertmanager, cluster
 from tests.e2e import agents, alerting
@@ -218,3 +223,72 @@ def test_alertmanager_down_refuses_the_session(
     assert "AlertmanagerUnreachable" in message
     assert "fail closed" in message
     assert am.url in message
+
+
+async def _alert_incident_through_mcp(
+    local: cluster.LocalCluster, am: alertmanager.Alertmanager, namespace: str, grant: str
+) -> None:
+    labels = _labels()
+    fingerprint = alerting.fire(am, labels)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "agent_authority.cli.main",
+            "mcp",
+            "-n",
+            namespace,
+            "--kubeconfig",
+            str(local.user_kubeconfig(AGENT)),
+        ],
+        env=dict(os.environ),
+    )
+    async with Client(params, cache=None) as mcp:
+        declared = await mcp.call_tool(
+            "open_session",
+            {
+                "grant": grant,
+                "incident_id": fingerprint,
+                "severity": "SEV1",
+                "purpose": "triage",
+            },
+        )
+        assert declared.is_error
+        assert "declared SEV1" in declared.content[0].text
+        opened = await mcp.call_tool(
+            "open_session",
+            {
+                "grant": grant,
+                "incident_id": fingerprint,
+                "purpose": "triage",
+            },
+        )
+        assert not opened.is_error, opened.content[0].text
+        assert opened.structured_content["incident"]["severity"] == "SEV3"
+        listed = await mcp.call_tool("list_resources", {"resource": "pods", "namespace": namespace})
+        assert not listed.is_error, listed.content[0].text
+        alerting.resolve(am, labels)
+        session = opened.structured_content["session"]
+        await asyncio.to_thread(
+            agents.wait_phase,
+            agents.as_user(local, "admin", ["system:masters"]),
+            namespace,
+            session,
+            {"Ended"},
+            20,
+        )
+        after = await mcp.call_tool("list_resources", {"resource": "pods", "namespace": namespace})
+        assert after.is_error
+        assert "IncidentResolved" in after.content[0].text
+
+
+def test_an_alert_driven_incident_through_the_mcp_server(
+    local_cluster: cluster.LocalCluster,
+    admin: Any,
+    operator: OperatorProcess,
+    alertmanager_server: alertmanager.Alertmanager,
+    namespace: str,
+) -> None:
+    grant = _grant(admin, alertmanager_server.url, namespace)
+    _agent(local_cluster, admin, namespace)
+    asyncio.run(_alert_incident_through_mcp(local_cluster, alertmanager_server, namespace, grant))

@@ -533,6 +533,33 @@ async def _as_verified_identities(url: str, w: World) -> None:
             theirs = _refused(await stranger.call_tool("end_session", {"session": session}))
             assert "not opened through this server by this identity" in theirs
         assert _session_of(w, session)["status"]["phase"] == "Active"
+
+        # The remote agent proposes too: one replica more is inside the auto limit.
+        now = int(deploy["spec"]["replicas"])
+        proposed = _ok(
+            await bot.call_tool(
+                "propose_remediation",
+                {
+                    "action": "scale-workload",
+                    "target": {"kind": "Deployment", "namespace": w.shop, "name": "checkout"},
+                    "params": {"replicas": now + 1},
+                    "hypothesis": "one more replica",
+                    "evidence": [{"kind": "log", "source": "pod_logs", "excerpt": "timeout"}],
+                },
+            )
+        )
+        done = _ok(
+            await bot.call_tool(
+                "wait_for_remediation", {"name": proposed["name"], "timeout_seconds": 60}
+            )
+        )
+        assert done["phase"] == "Succeeded", done
+        landed = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
+            GROUP, "v1alpha1", w.ns, "remediationrequests", proposed["name"]
+        )
+        assert landed["spec"]["requester"]["username"].startswith(
+            f"system:serviceaccount:{w.ns}:aa-"
+        )
         ended = _ok(await bot.call_tool("end_session", {"session": session}))
         assert ended["phase"] == "Ended"
 

@@ -31,6 +31,10 @@ class ToolError(Exception):
     """A refusal or failure to report to the agent as a tool error (never a traceback)."""
 
 
+class Rejected(ToolError):
+    """The apiserver refused a session credential (401/403): the session may have ended."""
+
+
 def refusal_of(e: errors.KubeError) -> str:
     """The operator's or apiserver's reason, without the webhook boilerplate around it."""
     message = str(e)
@@ -113,9 +117,9 @@ class Agent:
             handle.read_at = time.monotonic()
         return handle
 
-    async def active(self, name: str | None) -> Handle:
+    async def active(self, name: str | None, *, force: bool = False) -> Handle:
         """An Active session, or a tool error saying how it ended."""
-        handle = await self.refreshed(name)
+        handle = await self.refreshed(name, force=force)
         if handle.phase != session.SessionPhase.ACTIVE.value:
             handle = await self.refreshed(name, force=True)
         if handle.phase != session.SessionPhase.ACTIVE.value:

@@ -325,7 +325,8 @@ async def _kube(call: Awaitable[Any], what: str) -> Any:
     try:
         return await call
     except errors.KubeError as e:
-        raise agent.ToolError(f"{what} failed: {agent.refusal_of(e)}") from e
+        kind = agent.Rejected if e.status in (401, 403) else agent.ToolError
+        raise kind(f"{what} failed: {agent.refusal_of(e)}") from e
 
 
 def _summary(item: Json) -> Json:
@@ -695,3 +696,8 @@ async def call(a: agent.Agent, name: str, args: Json) -> Json:
         return await handler(a, args)
     except KeyError as e:
         raise agent.ToolError(f"missing argument {e}") from e
+    except agent.Rejected:
+        if name in ("open_session", "open_sub_session", "end_session"):
+            raise
+        await a.active(args.get("session"), force=True)  # says so if the session has ended
+        raise
