@@ -4,9 +4,12 @@ ended when the alert resolves (notification and polling), refused when Alertmana
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import ssl
 import sys
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -292,3 +295,39 @@ def test_an_alert_driven_incident_through_the_mcp_server(
     grant = _grant(admin, alertmanager_server.url, namespace)
     _agent(local_cluster, admin, namespace)
     asyncio.run(_alert_incident_through_mcp(local_cluster, alertmanager_server, namespace, grant))
+
+
+def test_a_forged_resolved_notification_ends_nothing(
+    local_cluster: cluster.LocalCluster,
+    admin: Any,
+    operator: OperatorProcess,
+    alertmanager_server: alertmanager.Alertmanager,
+    namespace: str,
+) -> None:
+    """Anyone who can reach /alertmanager may claim an alert resolved: the operator asks
+    Alertmanager itself, so a still-firing alert keeps its session."""
+    grant = _grant(admin, alertmanager_server.url, namespace)
+    agent = _agent(local_cluster, admin, namespace)
+    fingerprint = alerting.fire(alertmanager_server, _labels())
+    body = _session(grant, fingerprint)
+    agents.open_session(agent, namespace, body)
+    name = body["metadata"]["name"]
+    agents.wait_phase(admin, namespace, name, {"Active"})
+    forged = json.dumps(
+        {
+            "version": "4",
+            "status": "resolved",
+            "alerts": [{"status": "resolved", "fingerprint": fingerprint, "labels": {}}],
+        }
+    ).encode()
+    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1
+        alerting.receiver_url(operator),
+        data=forged,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=str(local_cluster.ca_file))
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
+        assert response.status == 200
+    time.sleep(3)  # the check a notification triggers takes well under a second
+    assert agents.get_session(admin, namespace, name)["status"]["phase"] == "Active"
