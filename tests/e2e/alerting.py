@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import ssl
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -65,12 +66,18 @@ def post(am: alertmanager.Alertmanager, labels: dict[str, str], *, resolved: boo
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10, context=_tls(am)) as response:  # noqa: S310
         assert response.status == 200
 
 
+def _tls(am: alertmanager.Alertmanager) -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=am.ca_file) if am.serving and am.ca_file else None
+
+
 def firing(am: alertmanager.Alertmanager) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{am.url}/api/v2/alerts", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(  # noqa: S310 - 127.0.0.1
+        f"{am.url}/api/v2/alerts", timeout=10, context=_tls(am)
+    ) as response:
         alerts: list[dict[str, Any]] = json.loads(response.read())
     return alerts
 

@@ -331,3 +331,48 @@ def test_a_forged_resolved_notification_ends_nothing(
         assert response.status == 200
     time.sleep(3)  # the check a notification triggers takes well under a second
     assert agents.get_session(admin, namespace, name)["status"]["phase"] == "Active"
+
+
+def test_an_https_alertmanager_is_trusted_only_through_the_grants_ca_bundle(
+    local_cluster: cluster.LocalCluster,
+    admin: Any,
+    operator: OperatorProcess,
+    namespace: str,
+) -> None:
+    serving = local_cluster.operator_serving()  # a certificate for 127.0.0.1 from the cluster CA
+    am = alertmanager.Alertmanager(
+        alerting.receiver_url(operator),
+        ca_file=str(local_cluster.ca_file),
+        serving=(str(serving.cert), str(serving.key)),
+    )
+    try:
+        am.start()
+        assert am.url.startswith("https://")
+        fingerprint = alerting.fire(am, _labels())
+        agent = _agent(local_cluster, admin, namespace)
+        untrusted = _grant(admin, am.url, namespace)  # no caBundle: the system CAs do not know it
+        message = _refused(agent, namespace, _session(untrusted, fingerprint, **DECLARED))
+        assert "AlertmanagerUnreachable" in message
+        assert "CERTIFICATE_VERIFY_FAILED" in message or "certificate" in message.lower()
+        trusted = agents.unique("alerts-tls")
+        agents.create_grant(
+            admin,
+            trusted,
+            {
+                "subjects": [{"kind": "User", "name": AGENT}],
+                "incidents": {
+                    "severities": ["SEV3"],
+                    "alertmanager": {
+                        "url": am.url,
+                        "caBundle": local_cluster.ca_file.read_text(),
+                        "matchers": [{"name": "team", "value": "shop"}],
+                    },
+                },
+                "read": [{"name": "pods", "namespaces": [namespace], "resources": ["pods"]}],
+            },
+        )
+        body = _session(trusted, fingerprint)
+        agents.open_session(agent, namespace, body)
+        agents.wait_phase(admin, namespace, body["metadata"]["name"], {"Active"})
+    finally:
+        am.remove()

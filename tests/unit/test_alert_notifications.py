@@ -52,3 +52,9 @@ def test_an_answer_that_is_not_an_alert_list_is_an_error(payload: Any) -> None:
 )
 def test_notifications_only_name_fingerprints_to_check(payload: Any, expected: set[str]) -> None:
     assert alerts.notified_fingerprints(payload) == expected
+
+
+def test_a_ca_bundle_that_is_not_pem_is_an_error_naming_the_field() -> None:
+    with pytest.raises(alertmanager.AlertmanagerError, match="caBundle"):
+        alertmanager.tls_context("not a certificate")
+    assert alertmanager.tls_context(None) is True  # the system's CAs

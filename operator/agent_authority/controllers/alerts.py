@@ -128,7 +128,9 @@ class Resolver:
                     continue
                 if binding.url not in firing:
                     try:
-                        firing[binding.url] = await alertmanager.firing(binding.url)
+                        firing[binding.url] = await alertmanager.firing(
+                            binding.url, ca_bundle=binding.ca_bundle
+                        )
                     except alertmanager.AlertmanagerError as e:
                         logger.warning("Alertmanager %s could not be asked: %s", binding.url, e)
                         firing[binding.url] = None

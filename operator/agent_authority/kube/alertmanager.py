@@ -8,6 +8,7 @@ is not an alert list) is an :class:`AlertmanagerError`; :func:`lookup` turns it 
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import aiohttp
@@ -46,12 +47,27 @@ def parse(payload: Any) -> list[incidents.Alert]:
     return alerts
 
 
-async def firing(url: str, seconds: float = TIMEOUT_SECONDS) -> list[incidents.Alert]:
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """How an https Alertmanager is verified: the grant's CA bundle, else the system's CAs."""
+    if not ca_bundle:
+        return True
+    try:
+        return ssl.create_default_context(cadata=ca_bundle)
+    except (ssl.SSLError, ValueError) as e:
+        raise AlertmanagerError(f"spec.incidents.alertmanager.caBundle is not PEM: {e}") from e
+
+
+async def firing(
+    url: str, seconds: float = TIMEOUT_SECONDS, ca_bundle: str | None = None
+) -> list[incidents.Alert]:
     """Every alert Alertmanager at ``url`` lists as not resolved."""
+    verify = tls_context(ca_bundle)
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as client,
-            client.get(alerts_url(url), headers={"Accept": "application/json"}) as response,
+            client.get(
+                alerts_url(url), headers={"Accept": "application/json"}, ssl=verify
+            ) as response,
         ):
             if response.status != 200:
                 raise AlertmanagerError(f"GET /api/v2/alerts answered HTTP {response.status}")
@@ -66,7 +82,7 @@ async def lookup(
 ) -> incidents.Lookup:
     """What Alertmanager says about one fingerprint: the alert, none, or why it could not say."""
     try:
-        alerts = await firing(binding.url, seconds)
+        alerts = await firing(binding.url, seconds, binding.ca_bundle)
     except AlertmanagerError as e:
         return incidents.Lookup(binding.url, error=str(e))
     found = next((a for a in alerts if a.fingerprint == fingerprint), None)

@@ -19,6 +19,7 @@ import pathlib
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -130,11 +131,20 @@ def _free_port() -> int:
 class Alertmanager:
     """One Alertmanager process on 127.0.0.1 (``url`` is its base URL; API v2 under ``/api/v2``)."""
 
-    def __init__(self, webhook_url: str, port: int = 0, ca_file: str | None = None) -> None:
+    def __init__(
+        self,
+        webhook_url: str,
+        port: int = 0,
+        ca_file: str | None = None,
+        serving: tuple[str, str] | None = None,
+    ) -> None:
+        """``ca_file`` verifies the webhook receiver; ``serving`` (certificate, key) makes the
+        API itself HTTPS."""
         self.port = port or _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if serving else 'http'}://127.0.0.1:{self.port}"
         self.webhook_url = webhook_url
         self.ca_file = ca_file
+        self.serving = serving
         self._folder = pathlib.Path(tempfile.mkdtemp(prefix="agent-authority-alertmanager-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -142,6 +152,14 @@ class Alertmanager:
         executable = binary()
         config_file = self._folder / "alertmanager.yml"
         config_file.write_text(config(self.webhook_url, self.ca_file))
+        web: list[str] = []
+        if self.serving:
+            web_file = self._folder / "web.yml"
+            cert, key = self.serving
+            web_file.write_text(
+                yaml.safe_dump({"tls_server_config": {"cert_file": cert, "key_file": key}})
+            )
+            web = [f"--web.config.file={web_file}"]
         with (self._folder / "alertmanager.log").open("wb") as log:  # the child keeps its copy
             self._process = subprocess.Popen(
                 [
@@ -151,6 +169,7 @@ class Alertmanager:
                     f"--web.listen-address=127.0.0.1:{self.port}",
                     "--cluster.listen-address=",
                     "--log.level=info",
+                    *web,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -165,7 +184,9 @@ class Alertmanager:
                 )
             with (
                 contextlib.suppress(OSError, urllib.error.URLError),
-                urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response,  # noqa: S310
+                urllib.request.urlopen(  # noqa: S310 - 127.0.0.1
+                    f"{self.url}/-/ready", timeout=2, context=self._client_tls()
+                ) as response,
             ):
                 if response.status == 200:
                     return
@@ -173,6 +194,12 @@ class Alertmanager:
         raise assets.AssetError(
             f"alertmanager not ready in {READY_TIMEOUT:.0f} s:\n{self.log_tail()}"
         )
+
+    def _client_tls(self) -> ssl.SSLContext | None:
+        """Readiness checks trust the configured CA (the serving certificate's issuer)."""
+        if not self.serving:
+            return None
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
 
     def log_tail(self, lines: int = 30) -> str:
         path = self._folder / "alertmanager.log"

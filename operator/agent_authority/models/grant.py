@@ -86,6 +86,8 @@ class AlertBinding(base.Model):
 
     url: Annotated[str, pydantic.Field(min_length=1, max_length=2048, pattern=r"^https?://")]
     """Alertmanager's base URL (the API v2 is under ``/api/v2``)."""
+    ca_bundle: Annotated[str, pydantic.Field(max_length=65536)] | None = None
+    """PEM CA certificates that verify an https Alertmanager (default: the system's CAs)."""
     matchers: list[AlertMatcher] = pydantic.Field(default_factory=list, max_length=32)
     """Conditions the alert's labels must all meet (empty: any alert)."""
     severity_label: LabelName = "severity"
