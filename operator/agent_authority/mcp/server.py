@@ -6,7 +6,7 @@
   missing or invalid token with 401, and acts with *that token* as the caller's base identity, so
   it can do no more than the caller could with kubectl. Each verified user has its own sessions.
 
-Tool listings follow the caller's current session (``tools.definitions``); tool failures are
+Tool listings follow the caller's current session (``schemas.definitions``); tool failures are
 tool errors carrying the operator's reason, never tracebacks.
 """
 
@@ -27,7 +27,7 @@ from mcp.server.auth import settings as auth_settings
 from mcp.server.auth.middleware import auth_context
 
 from agent_authority.kube import agentapi, errors
-from agent_authority.mcp import agent, tools
+from agent_authority.mcp import agent, schemas, tools
 
 logger = logging.getLogger(__name__)
 NAME = "agent-authority"
@@ -114,7 +114,7 @@ def build(principals: Principals) -> lowlevel.Server[Any]:
         except agent.ToolError:
             rules = None
         return types.ListToolsResult(
-            tools=[types.Tool.model_validate(t) for t in tools.definitions(rules)]
+            tools=[types.Tool.model_validate(t) for t in schemas.definitions(rules)]
         )
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:

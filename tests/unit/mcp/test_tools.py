@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent_authority.mcp import agent, tools
+from agent_authority.mcp import agent, schemas, tools
 from agent_authority.models import grant
 
 PODS = grant.PolicyRule(
@@ -20,7 +20,7 @@ DEPLOYS = grant.PolicyRule(
 
 
 def _names(rules: list[grant.PolicyRule] | None) -> list[str]:
-    return [t["name"] for t in tools.definitions(rules)]
+    return [t["name"] for t in schemas.definitions(rules)]
 
 
 def test_before_a_session_only_open_session_is_offered() -> None:
@@ -28,7 +28,7 @@ def test_before_a_session_only_open_session_is_offered() -> None:
 
 
 def test_schemas_list_only_the_sessions_namespaces_and_resources() -> None:
-    defs = {t["name"]: t for t in tools.definitions([PODS, DEPLOYS])}
+    defs = {t["name"]: t for t in schemas.definitions([PODS, DEPLOYS])}
     props = defs["get_resource"]["input_schema"]["properties"]
     assert props["namespace"]["enum"] == ["shop"]
     assert props["resource"]["enum"] == ["deployments", "pods"]
