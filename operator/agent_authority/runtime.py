@@ -20,7 +20,7 @@ from agent_authority import certs, indexes, metrics, models
 from agent_authority.approvals import server as approval_page
 from agent_authority.audit import errors as audit_errors
 from agent_authority.audit import trail
-from agent_authority.controllers import deviations, grants, requests, sessions
+from agent_authority.controllers import alerts, deviations, grants, requests, sessions
 from agent_authority.kube import access, api
 from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import grants as grant_webhooks
@@ -85,6 +85,10 @@ class Options:
     """JSON-lines file of the signed, hash-chained audit trail; None only by an explicit
     ``--no-audit-trail``."""
     audit_trail_key: str | None = None
+    """Ed25519 private key signing the trail (default ``<trail>.key``; created with a new log,
+    never beside an existing one; public key at ``<key>.pub``)."""
+    audit_trail_previous_key: str | None = None
+    """The key the trail was signed with so far, to hand the log over to ``audit_trail_key``."""
     # -- approval page and notifications (docs/approvals.md) --
     approvals_port: int = 0
     """Port of the approval page (0: not served by the operator)."""
@@ -95,10 +99,10 @@ class Options:
     """Plain HTTP on a non-loopback address, only behind a TLS-terminating proxy."""
     notify_config: str | None = None
     """YAML file of notification receivers (unset: no notifications)."""
-    """Ed25519 private key signing the trail (default ``<trail>.key``; created with a new log,
-    never beside an existing one; public key at ``<key>.pub``)."""
-    audit_trail_previous_key: str | None = None
-    """The key the trail was signed with so far, to hand the log over to ``audit_trail_key``."""
+    alert_port: int = 9445
+    """Port of the ``/alertmanager`` notification receiver (0: off, polling only)."""
+    alert_poll_seconds: float = 30.0
+    """How often alert-bound sessions are checked against Alertmanager (0: never)."""
 
 
 _OPTIONS = Options()
@@ -185,6 +189,19 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
             client_ca=options.audit_client_ca,
         )
         memo.receiver = receiver
+    # Sessions bound to alerts end when the alert resolves (notifications, polling fallback).
+    resolver = alerts.Resolver(kube, options.alert_poll_seconds)
+    if options.alert_port:
+        serving_cert, serving_key, _ca = _serving_files(options)
+        await resolver.start(
+            host=options.webhook_addr,
+            port=options.alert_port,
+            certfile=serving_cert,
+            keyfile=serving_key,
+        )
+    else:
+        await resolver.start_polling()
+    memo.resolver = resolver
     await _start_approvals(options, kube, memo, logger)
 
 
@@ -220,6 +237,9 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     if page is not None:
         await page.stop()
     await outbox.OUTBOX.stop()
+    resolver = getattr(memo, "resolver", None)
+    if resolver is not None:
+        await resolver.stop()
     trail.TRAIL.close()
 
 

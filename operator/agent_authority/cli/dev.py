@@ -80,6 +80,8 @@ class OperatorEnv:
             *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else ["--no-audit-trail"]),
             f"--audit-addr={o.audit_addr}",
             *[f"--audit-client-name={name}" for name in o.audit_client_names],
+            f"--alert-port={o.alert_port}",
+            f"--alert-poll-seconds={o.alert_poll_seconds}",
         ]
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
 from agent_authority.cli import approvals, audit, dev, grant, requests, session
+from agent_authority.mcp import command as mcp_command
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -33,6 +34,8 @@ def _run(args: argparse.Namespace) -> int:
         audit_trail_key=args.audit_trail_key,
         **approvals.run_options(args),
         audit_trail_previous_key=args.audit_trail_previous_key,
+        alert_port=args.alert_port,
+        alert_poll_seconds=args.alert_poll_seconds,
     )
     try:
         asyncio.run(runtime.run(options))
@@ -94,6 +97,15 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--audit-trail-previous-key",
         help="the key the trail was signed with so far: hand the log over to --audit-trail-key",
     )
+    run.add_argument(
+        "--alert-port", type=int, default=defaults.alert_port, help="/alertmanager receiver; 0: off"
+    )
+    run.add_argument(
+        "--alert-poll-seconds",
+        type=float,
+        default=defaults.alert_poll_seconds,
+        help="how often alert-bound sessions are checked against Alertmanager (0: never)",
+    )
     run.set_defaults(func=_run)
 
 
@@ -111,6 +123,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_parser(sub)
     requests.add_parser(sub)
     approvals.add_parser(sub)
+    mcp_command.add_parser(sub)
     return top
 
 

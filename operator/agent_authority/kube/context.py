@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 from collections.abc import Iterable
 
-from agent_authority.kube import api, resources
+from agent_authority.kube import alertmanager, api, resources
 from agent_authority.models import grant, session
 from agent_authority.policy import rbac, sessions
 
@@ -75,6 +75,8 @@ async def session_facts(
         parent_body = await resources.get_session(kube, namespace, spec.parent_session)
         if parent_body is not None:
             parent = parent_info(parent_body)
+    binding = grant_spec.incidents.alertmanager
+    alert = None if binding is None else await alertmanager.lookup(binding, spec.incident.id)
     return Facts(
         sessions.SessionContext(
             grant=grant_spec,
@@ -83,6 +85,7 @@ async def session_facts(
             active_sessions=active,
             resolved=resolved,
             parent=parent,
+            alert=alert,
         ),
         grant_spec,
     )

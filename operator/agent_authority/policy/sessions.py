@@ -2,7 +2,8 @@
 
 - :func:`admit` decides whether a new IncidentSession may open. It reports the first failure, in
   this order: the grant (exists, valid), the requester (a subject of the grant), the incident
-  (severity, class), the TTL, the scopes (known, inside the grant), the parent session (exists,
+  (for an alert-bound grant the firing alert it names, see :mod:`incidents`; then severity,
+  class), the TTL, the scopes (known, inside the grant), the parent session (exists,
   active, same grant, depth, no wider than the parent), and last the only transient refusal, the
   number of active sessions; so a refusal names what must change in the spec before "try later".
 - :func:`deviation_exceeded` decides when denied requests revoke a session.
@@ -22,7 +23,7 @@ import enum
 from collections.abc import Mapping, Sequence
 
 from agent_authority.models import base, grant, session
-from agent_authority.policy import rbac, wording
+from agent_authority.policy import incidents, rbac, wording
 
 __all__ = [
     "Admission",
@@ -31,6 +32,7 @@ __all__ = [
     "Reason",
     "SessionContext",
     "admit",
+    "alert_failure",
     "deviation_exceeded",
     "effective_ttl",
     "incident_failure",
@@ -62,6 +64,12 @@ class Reason(enum.StrEnum):
     SCOPE_WIDER_THAN_PARENT = "ScopeWiderThanParent"
     TOO_MANY_SESSIONS = "TooManySessions"
     NO_SCOPE_LEFT = "NoScopeLeft"
+    # Alert-bound grants (spec.incidents.alertmanager), decided in policy.incidents:
+    ALERTMANAGER_UNREACHABLE = incidents.Reason.ALERTMANAGER_UNREACHABLE.value
+    INCIDENT_NOT_FIRING = incidents.Reason.INCIDENT_NOT_FIRING.value
+    ALERT_NOT_MATCHED = incidents.Reason.ALERT_NOT_MATCHED.value
+    ALERT_LABEL_INVALID = incidents.Reason.ALERT_LABEL_INVALID.value
+    INCIDENT_DISAGREES_WITH_ALERT = incidents.Reason.INCIDENT_DISAGREES_WITH_ALERT.value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +100,8 @@ class SessionContext:
     """Scope name → namespaces its ``namespaceSelector`` selects now."""
     parent: ParentInfo | None = None
     """The parent session, when ``spec.parentSession`` is set and that session exists."""
+    alert: incidents.Lookup | None = None
+    """What Alertmanager said about ``spec.incident.id`` (read only for alert-bound grants)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +186,24 @@ def incident_failure(
     return None
 
 
+def alert_failure(
+    incident: session.Incident, spec: grant.AgentGrantSpec, lookup: incidents.Lookup | None
+) -> Failure | None:
+    """For an alert-bound grant: the incident must be the firing alert it names, as the alert
+    says (see :mod:`incidents`); no lookup for such a grant is a refusal (fail closed)."""
+    binding = spec.incidents.alertmanager
+    if binding is None:
+        return None
+    found = incidents.refusal(
+        binding,
+        lookup or incidents.Lookup(binding.url, error="it was not asked"),
+        fingerprint=incident.id,
+        severity=incident.severity.value,
+        class_=incident.class_,
+    )
+    return None if found is None else Failure(Reason(found.reason.value), found.message)
+
+
 def narrowed(scope: grant.ReadScope, namespaces: Sequence[str]) -> grant.ReadScope:
     """The grant scope restricted to some namespaces, listed explicitly."""
     return scope.model_copy(update={"namespaces": list(namespaces), "namespace_selector": None})
@@ -230,6 +258,7 @@ def _admission_failure_or_rules(
         )
     failure = (
         subject_failure(requester, ctx.grant, ctx.grant_name)
+        or alert_failure(spec.incident, ctx.grant, ctx.alert)
         or incident_failure(spec.incident, ctx.grant, ctx.grant_name)
         or _ttl_failure(effective_ttl(spec, ctx.grant), ctx.grant, ctx.grant_name)
     )

@@ -20,7 +20,7 @@ from agent_authority import indexes
 from agent_authority.kube import api, context, resources
 from agent_authority.models import FINALIZER, GROUP, VERSION, grant, session
 from agent_authority.policy import sessions
-from agent_authority.webhooks import identity
+from agent_authority.webhooks import identity, incidents
 
 PLURAL = "incidentsessions"
 
@@ -38,6 +38,7 @@ async def stamp(
             limits = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session
             patch.spec["ttlSeconds"] = limits.max_ttl_seconds
     patch.spec["requester"] = requester.to_api()
+    await incidents.bind(spec, patch)  # alert-bound grants: the incident comes from the alert
     patch.metadata["finalizers"] = [*(meta.get("finalizers") or []), FINALIZER]
     patch.metadata.labels[resources.GRANT_LABEL] = str(spec.get("grantRef", {}).get("name", ""))
     if spec.get("parentSession"):
