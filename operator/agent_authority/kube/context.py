@@ -30,13 +30,15 @@ async def session_facts(
     name: str | None,
     created_at: datetime.datetime | None,
     siblings: Iterable[tuple[str, str, str | None, str]] | None = None,
+    active_sessions: int | None = None,
 ) -> Facts:
     """Facts for admitting ``spec``; ``name``/``created_at`` are None for a not-yet-created one.
 
     Concurrency counts sessions under the same grant that are not terminal and were created
     before this one, so that simultaneous creations are admitted in creation order.
     ``siblings`` (namespace, name, phase, creationTimestamp) come from the operator's index of
-    sessions by grant; without it they are listed from the apiserver.
+    sessions by grant; without it they are listed from the apiserver. ``active_sessions``, when
+    given, is the count the caller made itself (the controller, under its per-grant lock).
     """
     grant_name = spec.grant_ref.name
     grant_body = await resources.get_grant(kube, grant_name)
@@ -50,7 +52,7 @@ async def session_facts(
     grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
     valid = not rbac.validate_grant(grant_spec)
     resolved = await resources.resolve_selectors(kube, grant_spec.read)
-    if siblings is None:
+    if siblings is None and active_sessions is None:
         listed = await resources.list_sessions(kube)
         siblings = [
             (
@@ -63,12 +65,16 @@ async def session_facts(
             if s["spec"]["grantRef"]["name"] == grant_name
         ]
     me = (created_at.isoformat().replace("+00:00", "Z"), name or "") if created_at else ("9999", "")
-    active = sum(
-        1
-        for sib_namespace, sib_name, phase, created in siblings
-        if phase not in TERMINAL
-        and not (sib_namespace == namespace and sib_name == name)
-        and (created_at is None or (created, sib_name) < me)
+    active = (
+        active_sessions
+        if active_sessions is not None
+        else sum(
+            1
+            for sib_namespace, sib_name, phase, created in siblings or []
+            if phase not in TERMINAL
+            and not (sib_namespace == namespace and sib_name == name)
+            and (created_at is None or (created, sib_name) < me)
+        )
     )
     parent = None
     if spec.parent_session:
