@@ -206,14 +206,6 @@ def _condition(
     )
 
 
-async def _patch(kube: api.Kube, body: api.Json, status: dict[str, Any]) -> api.Json:
-    meta = body["metadata"]
-    status.setdefault("observedGeneration", meta.get("generation"))
-    patched = await resources.patch_session_status(kube, meta["namespace"], meta["name"], status)
-    body["status"] = patched.get("status", status)
-    return patched
-
-
 # -- decisions applied ---------------------------------------------------------------------------
 
 
@@ -237,9 +229,12 @@ async def activate(
     async with _fresh(kube, body) as fresh:
         if fresh is None or _status(fresh).get("phase") not in NOT_STARTED:
             return
-        expired = await _activate(kube, fresh, logger, by_grant, active_index)
+        ended = _is_ended(fresh)
+        expired = not ended and await _activate(kube, fresh, logger, by_grant, active_index)
         body.update(fresh)
-    if expired:
+    if ended:  # ended before it was ever activated: nothing to mint
+        await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
+    elif expired:
         await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
 
 
