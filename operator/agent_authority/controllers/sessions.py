@@ -86,17 +86,22 @@ class _State:
         default_factory=lambda: collections.defaultdict(set)
     )
     """Grant → uids of the Active sessions this process looks after: the gauge."""
+    own_reads: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    """Session uid → the request names its own-reads Role lists already."""
 
 
 STATE = _State()
 
 
 def _count_in(grant_name: str, uid: str) -> None:
+    if uid in STATE.released:  # a stale view of a session this process already ended
+        return
     STATE.active[grant_name].add(uid)
     metrics.ACTIVE_SESSIONS.labels(grant_name).set(len(STATE.active[grant_name]))
 
 
 def _count_out(grant_name: str, uid: str) -> None:
+    STATE.own_reads.pop(uid, None)
     STATE.active[grant_name].discard(uid)
     STATE.admitted[grant_name].discard(uid)
     STATE.released.add(uid)
@@ -690,16 +695,20 @@ async def request_seen(
     if not isinstance(name, str) or not name or not isinstance(namespace, str):
         return
     own = indexes.requests_of(requests_by_session, namespace, name) or [body["metadata"]["name"]]
+    known = [u for u, names in STATE.own_reads.items() if set(own) <= names]
     kube = api.default()
     for attempt in range(5):
         try:
             owner = await resources.get_session(kube, namespace, name)
             if owner is None or _status(owner).get("phase") != ACTIVE:
                 return
+            if owner["metadata"]["uid"] in known:
+                return  # its Role lists these already
             async with _fresh(kube, owner) as fresh:
                 if fresh is None or _status(fresh).get("phase") != ACTIVE:
                     return
                 await credentials.ensure_own_reads(kube, _ref(fresh), own)
+                STATE.own_reads[fresh["metadata"]["uid"]] = frozenset(own)
             return
         except errors.KubeError as e:
             logger.warning(
