@@ -100,6 +100,32 @@ def test_rewriting_the_operators_annotations_does_not_keep_a_session_past_its_tt
     assert probe.status(w.local, pods, token) in (401, 403)
 
 
+def test_without_the_update_webhook_a_rewritten_diff_base_still_ends_the_session(
+    world: World, operator: OperatorProcess
+) -> None:
+    """Defence in depth: with the validating webhook configuration gone (deleted by mistake),
+    the same attack goes through the apiserver, and the operator still ends the session, because
+    it reads spec.ended on the live object instead of trusting kopf's diff base."""
+    w = world
+    body, token = _active(w)
+    name = body["metadata"]["name"]
+    key = "agentauthority.io/last-handled-configuration"
+    last = json.loads(agents.get_session(w.admin, w.ns, name)["metadata"]["annotations"][key])
+    last.setdefault("spec", {})["ended"] = True
+    admission = client.AdmissionregistrationV1Api(w.admin)
+    admission.delete_validating_webhook_configuration("agentauthority.io")
+    try:
+        time.sleep(2)  # the apiserver stops calling the webhooks
+        attack = {"metadata": {"annotations": {key: json.dumps(last)}}, "spec": {"ended": True}}
+        _patch(w.agent, w, name, attack)
+        ended = agents.wait_phase(w.admin, w.ns, name, {"Ended"}, timeout=10)
+        assert ended["status"]["revocation"]["reason"] == "Ended"
+        assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) in (401, 403)
+    finally:
+        operator.restart()  # the operator puts its webhook configuration back when it starts
+    assert admission.read_validating_webhook_configuration("agentauthority.io")
+
+
 def test_only_the_operator_writes_its_annotations_labels_and_finalizer(world: World) -> None:
     w = world
     body, _ = _active(w)
