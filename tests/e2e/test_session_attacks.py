@@ -71,6 +71,16 @@ def _delete_grant(w: World, name: str) -> None:
 # 1. Keeping a session past its TTL by rewriting kopf's diff base -----------------------------
 
 
+def _diff_base(w: World, name: str, key: str) -> str:
+    """kopf's diff-base annotation, once kopf has written it (just after the create handler)."""
+
+    def written() -> str | None:
+        annotations = agents.get_session(w.admin, w.ns, name)["metadata"].get("annotations")
+        return (annotations or {}).get(key)
+
+    return agents.wait_for(written, 15, "kopf's diff base to be written")
+
+
 def test_rewriting_the_operators_annotations_does_not_keep_a_session_past_its_ttl(
     world: World,
 ) -> None:
@@ -79,7 +89,7 @@ def test_rewriting_the_operators_annotations_does_not_keep_a_session_past_its_tt
     name = body["metadata"]["name"]
     pods = f"/api/v1/namespaces/{w.shop}/pods"
     key = "agentauthority.io/last-handled-configuration"
-    last = json.loads(agents.get_session(w.admin, w.ns, name)["metadata"]["annotations"][key])
+    last = json.loads(_diff_base(w, name, key))
     last.setdefault("spec", {})["ended"] = True
     attack = {
         "metadata": {"annotations": {key: json.dumps(last)}},
@@ -110,7 +120,7 @@ def test_without_the_update_webhook_a_rewritten_diff_base_still_ends_the_session
     body, token = _active(w)
     name = body["metadata"]["name"]
     key = "agentauthority.io/last-handled-configuration"
-    last = json.loads(agents.get_session(w.admin, w.ns, name)["metadata"]["annotations"][key])
+    last = json.loads(_diff_base(w, name, key))
     last.setdefault("spec", {})["ended"] = True
     admission = client.AdmissionregistrationV1Api(w.admin)
     admission.delete_validating_webhook_configuration("agentauthority.io")
@@ -219,7 +229,8 @@ def test_the_concurrent_session_cap_holds_under_parallel_creates(world: World) -
     agents.end_session(w.agent, w.ns, active[0])
     agents.wait_phase(w.admin, w.ns, active[0], {"Ended"})
     again = agents.unique("again")
-    agents.open_session(w.agent, w.ns, agents.session_body(again, grant))
+    # Admission counts from the operator's index, which learns of the end a moment later.
+    agents.wait_for(lambda: create(again), 15, "a session to fit under the cap again", every=0.5)
     assert agents.wait_phase(w.admin, w.ns, again, {"Active", "Denied"})["status"]["phase"] == (
         "Active"
     )

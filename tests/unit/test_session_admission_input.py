@@ -10,7 +10,7 @@ import pydantic
 import pytest
 
 from agent_authority.kube import credentials
-from agent_authority.models import session
+from agent_authority.models import base, session
 from agent_authority.webhooks import sessions as webhooks
 
 GOOD: dict[str, Any] = {
@@ -144,3 +144,37 @@ def test_schema_errors_name_the_field() -> None:
 )
 def test_token_seconds(remaining: float, ceiling: int, expected: int) -> None:
     assert credentials.token_seconds(remaining, ceiling) == expected
+
+
+class _Memo:
+    operator = base.UserInfo(username="agent-authority-operator")
+
+
+UPDATED: dict[str, Any] = {
+    "metadata": {"name": "s", "namespace": "agents", "finalizers": ["agentauthority.io/finalizer"]},
+    "spec": {**GOOD, "requester": {"username": "alice"}},
+}
+
+
+def test_the_operator_may_write_what_it_owns() -> None:
+    stripped = {**UPDATED, "metadata": {**UPDATED["metadata"], "finalizers": []}}
+    asyncio.run(
+        webhooks.guard(
+            userinfo={"username": "agent-authority-operator"},
+            memo=_Memo(),
+            old=UPDATED,
+            new=stripped,
+        )
+    )
+
+
+def test_anyone_else_is_refused_naming_the_field() -> None:
+    rewritten = {**UPDATED, "spec": {**UPDATED["spec"], "purpose": "mine"}}
+    with pytest.raises(kopf.AdmissionError) as refused:
+        asyncio.run(
+            webhooks.guard_status(
+                userinfo={"username": "alice"}, memo=_Memo(), old=UPDATED, new=rewritten
+            )
+        )
+    assert str(refused.value).startswith("SpecImmutable: spec.purpose:")
+    assert refused.value.code == 403

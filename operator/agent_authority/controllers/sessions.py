@@ -241,6 +241,8 @@ async def activate(
         await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
     elif expired:
         await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
+    elif _status(body).get("phase") == ACTIVE:
+        await _grant_still_there(kube, body)
 
 
 async def _activate(
@@ -355,6 +357,13 @@ async def _give_credentials(
     handling.event(body, reason="Activated", message=f"token minted; {message}")
     logger.info("session %s/%s active: %s", meta["namespace"], meta["name"], message)
     return _now() >= expires_at
+
+
+async def _grant_still_there(kube: api.Kube, body: api.Json) -> None:
+    """A grant deleted while the session was being activated may have found it not yet Active:
+    check once more now that it is, and revoke if the grant is gone."""
+    if await resources.get_grant(kube, body["spec"]["grantRef"]["name"]) is None:
+        await apply_grant_change(kube, body, None)
 
 
 async def revoke(
