@@ -18,7 +18,7 @@ import kopf
 
 from agent_authority import certs, indexes, metrics, models
 from agent_authority.audit import trail
-from agent_authority.controllers import deviations, grants, requests, sessions
+from agent_authority.controllers import deviations, grants, requests, session_reads, sessions
 from agent_authority.kube import access, api
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
@@ -34,6 +34,7 @@ REGISTERED = (
     indexes,
     grants,
     sessions,
+    session_reads,
     requests,
     grant_webhooks,
     session_webhooks,

@@ -26,6 +26,7 @@ from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
 from agent_authority.kube import api, errors, resources
 from agent_authority.models import session
+from agent_authority.policy import session_changes
 from agent_authority.policy import sessions as session_policy
 
 SA_PREFIX = "system:serviceaccount:"
@@ -127,7 +128,7 @@ class Receiver:
     async def _own_read(self, body: api.Json, event: dict[str, Any]) -> bool:
         """A denied ``get`` of the session's own object or request is not a deviation."""
         ref = event.get("objectRef") or {}
-        attempt = session_policy.ReadAttempt(
+        attempt = session_changes.ReadAttempt(
             verb=str(event.get("verb") or ""),
             api_group=str(ref.get("apiGroup") or ""),
             resource=str(ref.get("resource") or ""),
@@ -142,7 +143,7 @@ class Receiver:
             ref_of = ((asked or {}).get("spec") or {}).get("sessionRef") or {}
             name = ref_of.get("name") if isinstance(ref_of, dict) else None
             request_session = name if isinstance(name, str) else None
-        own = session_policy.is_own_read(
+        own = session_changes.is_own_read(
             attempt,
             session_namespace=meta["namespace"],
             session_name=meta["name"],

@@ -5,7 +5,8 @@ cluster to what its spec and phase say, idempotently. Phases: ``Pending`` (admit
 being created) → ``Active`` → ``Ended | Expired | Revoked``, or ``Denied`` at once.
 
 Every phase transition happens once: under a per-session lock, on a fresh read, and as a status
-patch conditional on the ``resourceVersion`` that was read; a terminal phase never changes. So a
+patch conditional on the ``resourceVersion`` that was read (:mod:`session_state`); a terminal
+phase never changes. So a
 late denial cannot turn Ended into Revoked, and the resume handler and the TTL daemon cannot both
 expire a session after a restart. Nothing that writes credentials (activation, rotation,
 narrowing, own-reads) runs once a session is terminal.
@@ -13,6 +14,8 @@ narrowing, own-reads) runs once a session is terminal.
 Nothing here relies on kopf's diff base or progress annotations to notice an end or an expiry:
 the daemon of an Active session checks ``spec.ended`` and the TTL on the live object every
 second whatever else happened, and an event handler (no diff base) ends a session at once.
+
+What a session may read of its own is kept up to date by :mod:`session_reads`.
 
 The concurrent-session cap is decided under a per-grant lock, counting the grant's Active
 sessions from the operator's index plus those this process is activating, so parallel creates
@@ -26,20 +29,17 @@ the session lives, so with the operator down a token outlives its session by at 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import dataclasses
 import datetime
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
 
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
-from agent_authority.controllers import handling
-from agent_authority.kube import api, context, credentials, errors, resources
+from agent_authority.controllers import handling, session_state
+from agent_authority.kube import api, context, credentials, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
 
@@ -64,94 +64,7 @@ class Settings:
 
 
 SETTINGS = Settings()
-
-
-@dataclasses.dataclass
-class _State:
-    """What this process knows beyond the cluster: locks, and who holds a slot of a grant."""
-
-    session_locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
-        default_factory=lambda: collections.defaultdict(asyncio.Lock)
-    )
-    grant_locks: collections.defaultdict[str, asyncio.Lock] = dataclasses.field(
-        default_factory=lambda: collections.defaultdict(asyncio.Lock)
-    )
-    admitted: collections.defaultdict[str, set[str]] = dataclasses.field(
-        default_factory=lambda: collections.defaultdict(set)
-    )
-    """Grant → uids this process admitted (activating or Active), until they end."""
-    released: set[str] = dataclasses.field(default_factory=set)
-    """Uids this process moved to a terminal phase (the index may still say Active)."""
-    active: collections.defaultdict[str, set[str]] = dataclasses.field(
-        default_factory=lambda: collections.defaultdict(set)
-    )
-    """Grant → uids of the Active sessions this process looks after: the gauge."""
-    own_reads: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
-    """Session uid → the request names its own-reads Role lists already."""
-
-
-STATE = _State()
-
-
-def _count_in(grant_name: str, uid: str) -> None:
-    if uid in STATE.released:  # a stale view of a session this process already ended
-        return
-    STATE.active[grant_name].add(uid)
-    metrics.ACTIVE_SESSIONS.labels(grant_name).set(len(STATE.active[grant_name]))
-
-
-def _count_out(grant_name: str, uid: str) -> None:
-    STATE.own_reads.pop(uid, None)
-    STATE.active[grant_name].discard(uid)
-    STATE.admitted[grant_name].discard(uid)
-    STATE.released.add(uid)
-    metrics.ACTIVE_SESSIONS.labels(grant_name).set(len(STATE.active[grant_name]))
-
-
-def _occupied(active_index: Any, grant_name: str, uid: str) -> int:
-    """Slots of the grant taken by other sessions: Active ones (index) and ones being
-    activated here, minus those this process already ended."""
-    taken = indexes.active_uids(active_index, grant_name) | STATE.admitted[grant_name]
-    return len(taken - STATE.released - {uid})
-
-
-@contextlib.asynccontextmanager
-async def _fresh(kube: api.Kube, body: api.Json) -> AsyncIterator[api.Json | None]:
-    """Hold the session's lock and read it fresh; None when it is gone (or was recreated)."""
-    meta = body["metadata"]
-    async with STATE.session_locks[meta["uid"]]:
-        fresh = await resources.get_session(kube, meta["namespace"], meta["name"])
-        yield fresh if fresh is not None and fresh["metadata"]["uid"] == meta["uid"] else None
-
-
-async def _transition(
-    kube: api.Kube, body: api.Json, status: dict[str, Any], allowed: frozenset[str | None]
-) -> bool:
-    """Patch ``status`` only while the phase is one of ``allowed``, conditional on the
-    resourceVersion read; False (nothing written) when the phase moved on meanwhile."""
-    meta = body["metadata"]
-    current: api.Json | None = body
-    for _ in range(10):
-        if current is None or _status(current).get("phase") not in allowed:
-            return False
-        status.setdefault("observedGeneration", current["metadata"].get("generation"))
-        try:
-            patched = await resources.patch_session_status_at(
-                kube,
-                meta["namespace"],
-                meta["name"],
-                status,
-                current["metadata"]["resourceVersion"],
-            )
-        except errors.Conflict:
-            current = await resources.get_session(kube, meta["namespace"], meta["name"])
-            if current is not None and current["metadata"]["uid"] != meta["uid"]:
-                return False
-            continue
-        body["status"] = patched.get("status", status)
-        body["metadata"] = patched.get("metadata", meta)
-        return True
-    raise errors.Unavailable(f"session {meta['namespace']}/{meta['name']} kept changing")
+STATE = session_state.STATE
 
 
 def _mint_seconds(expires_at: datetime.datetime | None) -> int:
@@ -171,7 +84,7 @@ def _parse(value: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value) if value else None
 
 
-def _ref(body: api.Json) -> credentials.SessionRef:
+def ref_of(body: api.Json) -> credentials.SessionRef:
     meta = body["metadata"]
     return credentials.SessionRef(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
 
@@ -223,7 +136,7 @@ async def deny(kube: api.Kube, body: api.Json, reason: str, message: str) -> Non
         "conditions": _condition(body, "Ready", False, reason, message),
         "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
     }
-    if await _transition(kube, body, status, NOT_STARTED):
+    if await session_state.transition(kube, body, status, NOT_STARTED):
         handling.event(body, reason=reason, message=f"session refused: {message}", warning=True)
 
 
@@ -231,7 +144,7 @@ async def activate(
     kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None, active_index: Any = None
 ) -> None:
     """Admit a new (or half-created) session and give it its credentials."""
-    async with _fresh(kube, body) as fresh:
+    async with session_state.fresh(kube, body) as fresh:
         if fresh is None or _status(fresh).get("phase") not in NOT_STARTED:
             return
         ended = _is_ended(fresh)
@@ -271,7 +184,7 @@ async def _activate(
             name=meta["name"],
             created_at=created,
             siblings=indexes.siblings(by_grant, grant_name),
-            active_sessions=_occupied(active_index, grant_name, meta["uid"]),
+            active_sessions=session_state.occupied(active_index, grant_name, meta["uid"]),
         )
         decision = sessions.admit(spec.requester, spec, facts.context)
         if not decision.allowed:
@@ -299,7 +212,7 @@ async def _give_credentials(
     assert facts.grant_spec is not None  # admitted, so the grant exists
     ttl = sessions.effective_ttl(spec, facts.grant_spec)
     expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
-    ref = _ref(body)
+    ref = ref_of(body)
     # Identity and Roles at once; then bindings while the token is minted (a brand-new session
     # has nothing to prune). Bindings need their Roles; the token needs the ServiceAccount.
     secret_uid, namespaces = await asyncio.gather(
@@ -331,7 +244,7 @@ async def _give_credentials(
             f"{r.namespace}: {','.join(r.verbs)} {','.join(r.resources)}" for r in decision.rules
         ],
     )
-    opened = await _transition(
+    opened = await session_state.transition(
         kube,
         body,
         {
@@ -353,7 +266,7 @@ async def _give_credentials(
         STATE.admitted[spec.grant_ref.name].discard(meta["uid"])
         return False
     metrics.SESSION_READY_LATENCY.observe((_now() - created).total_seconds())
-    _count_in(spec.grant_ref.name, meta["uid"])
+    session_state.count_in(spec.grant_ref.name, meta["uid"])
     handling.event(body, reason="Activated", message=f"token minted; {message}")
     logger.info("session %s/%s active: %s", meta["namespace"], meta["name"], message)
     return _now() >= expires_at
@@ -379,15 +292,15 @@ async def revoke(
     False when the session was already terminal (or gone): nothing is recorded or counted again,
     and the phase it reached first stays.
     """
-    async with _fresh(kube, body) as fresh:
+    async with session_state.fresh(kube, body) as fresh:
         if fresh is None:
-            await credentials.revoke(kube, _ref(body))
+            await credentials.revoke(kube, ref_of(body))
             return False
         if _status(fresh).get("phase") in TERMINAL:
             body.update(fresh)
             return False
         started = time.monotonic()
-        await credentials.revoke(kube, _ref(fresh))
+        await credentials.revoke(kube, ref_of(fresh))
         latency = time.monotonic() - started
         event = {
             session.SessionPhase.ENDED: trail.Event.SESSION_ENDED,
@@ -400,13 +313,13 @@ async def revoke(
             "conditions": _condition(fresh, "Ready", False, reason, message),
             "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
         }
-        if not await _transition(kube, fresh, status, NOT_TERMINAL):
+        if not await session_state.transition(kube, fresh, status, NOT_TERMINAL):
             body.update(fresh)
             return False
         body.update(fresh)
     metrics.REVOCATION_LATENCY.observe(latency)
     metrics.REVOCATIONS.labels(reason).inc()
-    _count_out(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
+    session_state.count_out(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
     handling.event(
         body,
         reason=reason,
@@ -466,10 +379,10 @@ async def _end_children(kube: api.Kube, parent: api.Json) -> None:
 async def rotate(kube: api.Kube, body: api.Json) -> None:
     """A fresh token for an Active session, for its remaining life (never once it ended: minting
     recreates the ServiceAccount and Secret if they are gone)."""
-    async with _fresh(kube, body) as fresh:
+    async with session_state.fresh(kube, body) as fresh:
         if fresh is None or _status(fresh).get("phase") != ACTIVE:
             return
-        ref = _ref(fresh)
+        ref = ref_of(fresh)
         secret_uid = await credentials.ensure_identity(kube, ref)
         expires_at = _parse(_status(fresh).get("expiresAt"))
         token = await credentials.mint(kube, ref, secret_uid, _mint_seconds(expires_at))
@@ -486,7 +399,7 @@ async def rotate(kube: api.Kube, body: api.Json) -> None:
         }
         if digest:
             status["auditDigest"] = digest
-        if not await _transition(kube, fresh, status, frozenset({ACTIVE})):
+        if not await session_state.transition(kube, fresh, status, frozenset({ACTIVE})):
             await credentials.revoke(kube, ref)  # it ended meanwhile: the new token goes too
             return
         body.update(fresh)
@@ -500,7 +413,7 @@ async def apply_grant_change(kube: api.Kube, body: api.Json, grant_body: api.Jso
     valid = grant_spec is not None and not rbac.validate_grant(grant_spec)
     resolved = await resources.resolve_selectors(kube, grant_spec.read) if grant_spec else {}
     revocation: grant_changes.Revoke | None = None
-    async with _fresh(kube, body) as fresh:
+    async with session_state.fresh(kube, body) as fresh:
         if fresh is None or _status(fresh).get("phase") != ACTIVE:
             return
         current = [
@@ -513,10 +426,10 @@ async def apply_grant_change(kube: api.Kube, body: api.Json, grant_body: api.Jso
             revocation = verdict
         elif isinstance(verdict, grant_changes.Narrow):
             assert spec.requester is not None
-            await credentials.ensure_access(kube, _ref(fresh), verdict.rules, spec.requester)
+            await credentials.ensure_access(kube, ref_of(fresh), verdict.rules, spec.requester)
             narrowed = {"effectiveRules": [r.to_api() for r in verdict.rules]}
-            if not await _transition(kube, fresh, narrowed, frozenset({ACTIVE})):
-                await credentials.revoke(kube, _ref(fresh))
+            if not await session_state.transition(kube, fresh, narrowed, frozenset({ACTIVE})):
+                await credentials.revoke(kube, ref_of(fresh))
                 return
             handling.event(fresh, reason="Narrowed", message=verdict.message, warning=True)
         body.update(fresh)
@@ -547,7 +460,7 @@ def _is_ended(body: api.Json) -> bool:
 
 async def _ensure_access(kube: api.Kube, body: api.Json, requests: list[str] | None) -> None:
     """Make an Active session's Roles and bindings what its status says (after a crash)."""
-    async with _fresh(kube, body) as fresh:
+    async with session_state.fresh(kube, body) as fresh:
         if fresh is None or _status(fresh).get("phase") != ACTIVE:
             return
         spec = session.IncidentSessionSpec.model_validate(fresh["spec"])
@@ -555,9 +468,9 @@ async def _ensure_access(kube: api.Kube, body: api.Json, requests: list[str] | N
             grant.PolicyRule.model_validate(r) for r in _status(fresh).get("effectiveRules", [])
         ]
         requester = spec.requester or base.UserInfo(username="unknown")
-        await credentials.ensure_access(kube, _ref(fresh), rules, requester)
+        await credentials.ensure_access(kube, ref_of(fresh), rules, requester)
         if requests is not None:
-            await credentials.ensure_own_reads(kube, _ref(fresh), requests)
+            await credentials.ensure_own_reads(kube, ref_of(fresh), requests)
         body.update(fresh)
 
 
@@ -572,7 +485,7 @@ async def reconcile(
     """Bring one session to what its spec and phase say (idempotent)."""
     phase = _status(body).get("phase")
     if phase in TERMINAL:
-        await credentials.revoke(kube, _ref(body))  # leftovers of a crash mid-revocation
+        await credentials.revoke(kube, ref_of(body))  # leftovers of a crash mid-revocation
         return
     if _is_ended(body):
         await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
@@ -580,7 +493,7 @@ async def reconcile(
     if phase != ACTIVE:
         await activate(kube, body, logger, by_grant, active_index)
         return
-    _count_in(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
+    session_state.count_in(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
     left = _ttl_left(body)
     if left is not None and left <= 0:
         await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
@@ -648,10 +561,10 @@ async def deleted(body: kopf.Body, **_: Any) -> None:
     kube = api.default()
     uid, grant_name = plain["metadata"]["uid"], plain["spec"]["grantRef"]["name"]
     async with STATE.session_locks[uid]:
-        await credentials.revoke(kube, _ref(plain))
+        await credentials.revoke(kube, ref_of(plain))
         if uid not in STATE.released and _status(plain).get("phase") not in TERMINAL:
             metrics.REVOCATIONS.labels("Deleted").inc()
-        _count_out(grant_name, uid)
+        session_state.count_out(grant_name, uid)
     await _end_children(kube, plain)
     STATE.session_locks.pop(uid, None)
 
@@ -669,7 +582,7 @@ async def lifetime(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any, **
         plain = handling.plain(body)
         if _status(plain).get("phase") != ACTIVE:
             return
-        _count_in(plain["spec"]["grantRef"]["name"], plain["metadata"]["uid"])
+        session_state.count_in(plain["spec"]["grantRef"]["name"], plain["metadata"]["uid"])
         left, due = _ttl_left(plain), _rotation_due_in(plain)
         try:
             if _is_ended(plain):
@@ -689,41 +602,6 @@ async def lifetime(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any, **
             continue
         waits = [w for w in (left, due) if w is not None]
         await stopped.wait(max(0.05, min([*waits, ENDED_POLL_SECONDS])))
-
-
-@kopf.on.event(GROUP, VERSION, "remediationrequests")
-async def request_seen(
-    body: kopf.Body, type: str | None, logger: Any, requests_by_session: Any = None, **_: Any
-) -> None:
-    """A request naming a session: let that session ``get`` it (by name), and only it."""
-    if type == "DELETED":
-        return
-    ref = (body.get("spec") or {}).get("sessionRef")
-    name = ref.get("name") if isinstance(ref, dict) else None
-    namespace = body.get("metadata", {}).get("namespace")
-    if not isinstance(name, str) or not name or not isinstance(namespace, str):
-        return
-    own = indexes.requests_of(requests_by_session, namespace, name) or [body["metadata"]["name"]]
-    known = [u for u, names in STATE.own_reads.items() if set(own) <= names]
-    kube = api.default()
-    for attempt in range(5):
-        try:
-            owner = await resources.get_session(kube, namespace, name)
-            if owner is None or _status(owner).get("phase") != ACTIVE:
-                return
-            if owner["metadata"]["uid"] in known:
-                return  # its Role lists these already
-            async with _fresh(kube, owner) as fresh:
-                if fresh is None or _status(fresh).get("phase") != ACTIVE:
-                    return
-                await credentials.ensure_own_reads(kube, _ref(fresh), own)
-                STATE.own_reads[fresh["metadata"]["uid"]] = frozenset(own)
-            return
-        except errors.KubeError as e:
-            logger.warning(
-                "could not let session %s read its request (try %d): %s", name, attempt, e
-            )
-            await asyncio.sleep(0.5 * (attempt + 1))
 
 
 async def sweep_orphans(kube: api.Kube, logger: Any) -> int:

@@ -11,7 +11,7 @@ every later change.
 - validating, UPDATE (the object and its ``status``): anyone but the operator may only set
   ``spec.ended`` from false to true — and only the requester, the session itself, or a holder of
   the RBAC verb ``end`` — and never touch the operator's annotations, labels, finalizer or status
-  (:func:`policy.sessions.update_failure`). kopf keeps its progress and diff base in those
+  (:func:`policy.session_changes.update_failure`). kopf keeps its progress and diff base in those
   annotations, so this is what keeps an agent from steering the operator's handlers.
 The labels are informational (``kubectl get -l``): nothing is counted or authorized by them.
 The operator's finalizer is added here too, so kopf does not have to patch it in (one write and
@@ -29,7 +29,7 @@ import pydantic
 from agent_authority import indexes
 from agent_authority.kube import access, api, context, resources
 from agent_authority.models import FINALIZER, GROUP, VERSION, grant, session
-from agent_authority.policy import sessions
+from agent_authority.policy import session_changes, sessions
 from agent_authority.webhooks import identity
 
 PLURAL = "incidentsessions"
@@ -144,19 +144,19 @@ async def _review_update(old: Any, new: Any, userinfo: Any, memo: Any) -> None:
     before, after = dict(old), dict(new)
     caller = identity.from_userinfo(userinfo)
     holds_end = False
-    if sessions.ending_needs_the_end_verb(before, after, caller):
+    if session_changes.ending_needs_the_end_verb(before, after, caller):
         meta = before.get("metadata") or {}
         holds_end = await access.allowed(
             api.default(),
             caller,
-            verb=sessions.END_VERB,
+            verb=session_changes.END_VERB,
             group=GROUP,
             resource=PLURAL,
             namespace=str(meta.get("namespace") or ""),
             name=str(meta.get("name") or ""),
             extra=identity.extra_of(userinfo),
         )
-    failure = sessions.update_failure(before, after, caller, holds_end_verb=holds_end)
+    failure = session_changes.update_failure(before, after, caller, holds_end_verb=holds_end)
     if failure is not None:
         raise kopf.AdmissionError(f"{failure.reason.value}: {failure.message}", code=403)
 

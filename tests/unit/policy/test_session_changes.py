@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent_authority.models import base
-from agent_authority.policy import sessions
+from agent_authority.policy import session_changes
 
 REQUESTER = base.UserInfo(username="system:serviceaccount:agents:sre-bot")
 COLLEAGUE = base.UserInfo(username="system:serviceaccount:agents:other-bot")
@@ -92,7 +92,7 @@ ENDED = changed("spec.ended", True)
 def test_update_allowed(
     new: dict[str, Any], caller: base.UserInfo, holds_end: bool, expected: None
 ) -> None:
-    assert sessions.update_failure(OLD, new, caller, holds_end_verb=holds_end) is expected
+    assert session_changes.update_failure(OLD, new, caller, holds_end_verb=holds_end) is expected
 
 
 @pytest.mark.parametrize(
@@ -206,7 +206,7 @@ def test_update_refused(
     reason: str,
     says: str,
 ) -> None:
-    failure = sessions.update_failure(old, new, caller, holds_end_verb=False)
+    failure = session_changes.update_failure(old, new, caller, holds_end_verb=False)
     assert failure is not None
     assert failure.reason == reason
     assert says in failure.message
@@ -231,14 +231,14 @@ def test_update_refused(
 def test_ending_needs_the_end_verb(
     new: dict[str, Any], caller: base.UserInfo, expected: bool
 ) -> None:
-    assert sessions.ending_needs_the_end_verb(OLD, new, caller) is expected
+    assert session_changes.ending_needs_the_end_verb(OLD, new, caller) is expected
 
 
 def read(
     verb: str = "get", resource: str = "remediationrequests", **fields: str
-) -> sessions.ReadAttempt:
+) -> session_changes.ReadAttempt:
     values = {"api_group": "agentauthority.io", "namespace": "agents", "name": "rr-1", **fields}
-    return sessions.ReadAttempt(verb=verb, resource=resource, **values)
+    return session_changes.ReadAttempt(verb=verb, resource=resource, **values)
 
 
 @pytest.mark.parametrize(
@@ -273,9 +273,9 @@ def read(
     ],
 )
 def test_is_own_read(
-    attempt: sessions.ReadAttempt, request_session: str | None, expected: bool
+    attempt: session_changes.ReadAttempt, request_session: str | None, expected: bool
 ) -> None:
-    own = sessions.is_own_read(
+    own = session_changes.is_own_read(
         attempt, session_namespace="agents", session_name="inc-1", request_session=request_session
     )
     assert own is expected
