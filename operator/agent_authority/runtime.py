@@ -20,7 +20,14 @@ from agent_authority import certs, indexes, metrics, models
 from agent_authority.approvals import server as approval_page
 from agent_authority.audit import errors as audit_errors
 from agent_authority.audit import trail
-from agent_authority.controllers import alerts, deviations, grants, requests, sessions
+from agent_authority.controllers import (
+    alerts,
+    deviations,
+    grants,
+    requests,
+    session_reads,
+    sessions,
+)
 from agent_authority.kube import access, api
 from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import grants as grant_webhooks
@@ -48,6 +55,7 @@ REGISTERED = (
     indexes,
     grants,
     sessions,
+    session_reads,
     requests,
     grant_webhooks,
     session_webhooks,

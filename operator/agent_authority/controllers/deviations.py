@@ -31,6 +31,7 @@ from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
 from agent_authority.kube import api, errors, resources
 from agent_authority.models import session
+from agent_authority.policy import session_changes
 from agent_authority.policy import sessions as session_policy
 
 SA_PREFIX = "system:serviceaccount:"
@@ -170,7 +171,42 @@ class Receiver:
                 or (body.get("status") or {}).get("phase") != sessions.ACTIVE
             ):
                 return
+            if await self._own_read(body, event):
+                return
             await self._count(body, event)
+
+    async def _own_read(self, body: api.Json, event: dict[str, Any]) -> bool:
+        """A denied ``get`` of the session's own object or request is not a deviation."""
+        ref = event.get("objectRef") or {}
+        attempt = session_changes.ReadAttempt(
+            verb=str(event.get("verb") or ""),
+            api_group=str(ref.get("apiGroup") or ""),
+            resource=str(ref.get("resource") or ""),
+            namespace=str(ref.get("namespace") or ""),
+            name=str(ref.get("name") or ""),
+            subresource=str(ref.get("subresource") or ""),
+        )
+        meta = body["metadata"]
+        request_session = None
+        if attempt.resource == "remediationrequests" and attempt.verb == "get" and attempt.name:
+            asked = await resources.get_request(self.kube, meta["namespace"], attempt.name)
+            ref_of = ((asked or {}).get("spec") or {}).get("sessionRef") or {}
+            name = ref_of.get("name") if isinstance(ref_of, dict) else None
+            request_session = name if isinstance(name, str) else None
+        own = session_changes.is_own_read(
+            attempt,
+            session_namespace=meta["namespace"],
+            session_name=meta["name"],
+            request_session=request_session,
+        )
+        if own:
+            logger.info(
+                "session %s/%s read its own (%s): not a deviation",
+                meta["namespace"],
+                meta["name"],
+                describe(event),
+            )
+        return own
 
     async def _session_of(self, namespace: str, service_account: str) -> tuple[str, str] | None:
         """(name, uid) of the session owning a ServiceAccount: one small read, whatever the
