@@ -98,13 +98,13 @@ def bash(parser: argparse.ArgumentParser) -> str:
   local cur="${{COMP_WORDS[COMP_CWORD]}}" path="" word prev="" i values
   for ((i = 1; i < COMP_CWORD; i++)); do
     word="${{COMP_WORDS[i]}}"
-    if [[ "$word" != -* && -z "$(${FUNCTION}_values "$path|$prev")" && \\
-          " $(${FUNCTION}_words "$path") " == *" $word "* ]]; then
+    if [[ "$word" != -* && -z "$({FUNCTION}_values "$path|$prev")" && \\
+          " $({FUNCTION}_words "$path") " == *" $word "* ]]; then
       path="${{path:+$path }}$word"
     fi
     prev="$word"
   done
-  values="$(${FUNCTION}_values "$path|$prev")"
+  values="$({FUNCTION}_values "$path|$prev")"
   if [[ "$values" == "@file" ]]; then
     mapfile -t COMPREPLY < <(compgen -f -- "$cur")
   elif [[ "$values" == "@any" ]]; then
@@ -112,7 +112,7 @@ def bash(parser: argparse.ArgumentParser) -> str:
   elif [[ -n "$values" ]]; then
     mapfile -t COMPREPLY < <(compgen -W "$values" -- "$cur")
   else
-    mapfile -t COMPREPLY < <(compgen -W "$(${FUNCTION}_words "$path")" -- "$cur")
+    mapfile -t COMPREPLY < <(compgen -W "$({FUNCTION}_words "$path")" -- "$cur")
   fi
 }}
 complete -o default -F {FUNCTION} agent-authority kubectl-agent
