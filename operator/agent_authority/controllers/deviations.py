@@ -87,6 +87,7 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         payload = await request.json()
         for event in payload.get("items") or []:
+            metrics.observe_audit_lag(event)
             account = denied_session_account(event)
             if account is None or self._duplicate(str(event.get("auditID", ""))):
                 continue

@@ -3,12 +3,15 @@
 The pydantic JSON schema is turned into a *structural* OpenAPI v3 schema as the apiserver wants it:
 ``$ref``s inlined, titles dropped, ``Optional[X]`` rendered as an optional ``X`` (no ``null``),
 ``additionalProperties: false`` removed (structural schemas prune unknown fields; strict field
-validation refuses them), CEL rules kept as ``x-kubernetes-validations``.
+validation refuses them), CEL rules kept as ``x-kubernetes-validations``. Descriptions (from the
+models' docstrings) are made plain for ``kubectl explain``: reST literals and roles lose their
+markup and the lines of a paragraph are joined.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pydantic
@@ -22,6 +25,16 @@ RESOURCES: tuple[type[base.ResourceMeta], ...] = (
 )
 
 _DROP = frozenset({"title", "$defs"})
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def plain(description: str) -> str:
+    """A docstring as ``kubectl explain`` shows it well: no reST markup, one line a paragraph."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], description)
+    text = _LITERAL.sub(lambda m: m.group(1), text)
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
+    return "\n\n".join(p for p in paragraphs if p)
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
@@ -45,6 +58,9 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
         if key in _DROP:
             continue
         if key == "additionalProperties" and value is False:
+            continue
+        if key == "description" and isinstance(value, str):
+            out[key] = plain(value)
             continue
         if key == "properties":
             out[key] = {name: _inline(sub, defs) for name, sub in value.items()}
@@ -76,7 +92,7 @@ def openapi_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
         "required": ["spec"],
     }
     if raw.get("description"):
-        root["description"] = raw["description"]
+        root["description"] = plain(raw["description"])
     return root
 
 

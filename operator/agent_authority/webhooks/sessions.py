@@ -20,7 +20,7 @@ from agent_authority import indexes
 from agent_authority.kube import api, context, resources
 from agent_authority.models import FINALIZER, GROUP, VERSION, grant, session
 from agent_authority.policy import sessions
-from agent_authority.webhooks import identity
+from agent_authority.webhooks import identity, refusals
 
 PLURAL = "incidentsessions"
 
@@ -45,6 +45,7 @@ async def stamp(
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="admit-session", persistent=True)
+@refusals.counted("IncidentSession")
 async def admit(
     spec: kopf.Spec,
     namespace: str | None,
