@@ -137,10 +137,10 @@ def _word(value: object) -> str:
 
 
 def change(entry: api.Json) -> str:
-    """``spec.replicas: 3 → 4``; a field that was not set reads ``(unset)``."""
+    """``spec.replicas: 3 -> 4``; a field that was not set reads ``(unset)``."""
     before = entry.get("before")
     after = entry.get("after")
-    return f"{entry['path']}: {_word(before)} → {_word(after)}"
+    return f"{entry['path']}: {_word(before)} -> {_word(after)}"
 
 
 def approvals(status: api.Json) -> str:
@@ -439,7 +439,7 @@ def rollback_(args: argparse.Namespace) -> int:
             + (f": {final_status['reason']}" if final_status.get("reason") else "")
             + _message(final_status)
         )
-    print(f"rollback of {namespace}/{args.name}: {name} is {final_phase}" + _why(final_status))
+    print(f"{name}: {final_phase}" + _why(final_status) + f" (rolls back {args.name})")
     return failures.EXIT_OK
 
 

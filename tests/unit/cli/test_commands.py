@@ -215,8 +215,8 @@ def test_show_prints_no_python_reprs() -> None:
     assert "{'" not in text
     assert "None" not in text
     assert "replicas=4" in text
-    assert "spec.replicas: 3 → 4" in text
-    assert "x: (unset) → 1" in text
+    assert "spec.replicas: 3 -> 4" in text
+    assert "x: (unset) -> 1" in text
     assert "Approvals:   0/2" in text
 
 
@@ -297,4 +297,4 @@ def test_request_list_target_names_the_namespace_and_approvals_count() -> None:
     header = requests._header(False)
     assert row[header.index("TARGET")] == "Deployment/shop/checkout"
     assert row[header.index("APPROVALS")] == "1/2"
-    assert row[header.index("CHANGES")] == "spec.replicas: 3 → 4; x: (unset) → 1"
+    assert row[header.index("CHANGES")] == "spec.replicas: 3 -> 4; x: (unset) -> 1"
