@@ -64,7 +64,9 @@ def test_evidence_documents_its_required_digest_and_time() -> None:
     evidence = _schema(request)["properties"]["spec"]["properties"]["evidence"]["items"]
     assert "64 lower-case hex" in evidence["properties"]["sha256"]["description"]
     assert "RFC 3339" in evidence["properties"]["observedAt"]["description"]
-    assert set(evidence["required"]) >= {"sha256", "observedAt"}
+    required = {r["fieldPath"] for r in evidence["x-kubernetes-validations"] if "fieldPath" in r}
+    assert required >= {".sha256", ".observedAt"}
+    assert evidence["properties"]["sha256"]["description"].startswith("Required.")
 
 
 @pytest.mark.parametrize(
@@ -91,3 +93,37 @@ def test_session_columns_show_the_revocation_reason_by_default() -> None:
     sessions = next(m for m in crdgen.RESOURCES if m.kind == "IncidentSession")
     reason = next(c for c in sessions.printer_columns if c.name == "Reason")
     assert reason.priority is None
+
+
+def test_spec_enums_and_required_fields_are_cel_rules_that_all_run() -> None:
+    session = next(m for m in crdgen.RESOURCES if m.kind == "IncidentSession")
+    spec = _schema(session)["properties"]["spec"]
+    assert "required" not in spec
+    severity = spec["properties"]["incident"]["properties"]["severity"]
+    assert "enum" not in severity
+    assert severity["maxLength"] >= crdgen.ENUM_MAX_LENGTH
+    assert severity["x-kubernetes-validations"][0]["rule"] == (
+        'self in ["SEV1", "SEV2", "SEV3", "SEV4"]'
+    )
+    rules = {r["rule"]: r for r in spec["x-kubernetes-validations"]}
+    assert rules["has(self.purpose)"]["reason"] == "FieldValueRequired"
+    assert rules["has(self.purpose)"]["fieldPath"] == ".purpose"
+    assert spec["properties"]["purpose"]["description"].startswith("Required.")
+
+
+def test_status_keeps_its_schema_enums() -> None:
+    session = next(m for m in crdgen.RESOURCES if m.kind == "IncidentSession")
+    assert "enum" in _schema(session)["properties"]["status"]["properties"]["phase"]
+
+
+@pytest.mark.parametrize(
+    ("name", "escaped"),
+    [
+        pytest.param("purpose", "purpose", id="plain"),
+        pytest.param("namespace", "__namespace__", id="reserved-word"),
+        pytest.param("a-b.c/d", "a__dash__b__dot__c__slash__d", id="symbols"),
+        pytest.param("a__b", "a__underscores__b", id="double-underscore"),
+    ],
+)
+def test_cel_name(name: str, escaped: str) -> None:
+    assert crdgen.cel_name(name) == escaped

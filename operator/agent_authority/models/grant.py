@@ -29,8 +29,8 @@ class Subject(base.Model):
     model_config = pydantic.ConfigDict(
         json_schema_extra=cel.rules(
             cel.rule(
-                "self.kind == 'ServiceAccount'"
-                " ? has(self.__namespace__) : !has(self.__namespace__)",
+                "!has(self.kind) || (self.kind == 'ServiceAccount'"
+                " ? has(self.__namespace__) : !has(self.__namespace__))",
                 "namespace is required for kind ServiceAccount and forbidden otherwise",
                 field_path=".namespace",
             )
@@ -87,7 +87,9 @@ class LabelSelectorRequirement(base.Model):
 class LabelSelector(base.Model):
     """Namespaces by label, as a Kubernetes label selector (an empty selector matches all)."""
 
-    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = None
+    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(
+        default=None, max_length=64
+    )
     """Labels a namespace must have, with these values."""
     match_expressions: list[LabelSelectorRequirement] | None = pydantic.Field(
         default=None, max_length=16
@@ -178,9 +180,9 @@ class RemediationPolicy(base.Model):
     """Blast-radius limits of one request."""
     require_evidence: bool = True
     """Requests must carry at least one evidence item (spec.evidence)."""
-    severities: list[Severity] | None = None
+    severities: list[Severity] | None = pydantic.Field(default=None, max_length=4)
     """Incident severities for which this action may be requested; unset means all the grant's."""
-    classes: list[IncidentClass] | None = None
+    classes: list[IncidentClass] | None = pydantic.Field(default=None, max_length=64)
     """Incident classes for which this action may be requested; unset means all the grant's."""
 
 

@@ -28,7 +28,8 @@ class Target(base.Model):
     model_config = pydantic.ConfigDict(
         json_schema_extra=cel.rules(
             cel.rule(
-                "self.kind == 'Node' ? !has(self.__namespace__) : has(self.__namespace__)",
+                "!has(self.kind) || "
+                "(self.kind == 'Node' ? !has(self.__namespace__) : has(self.__namespace__))",
                 "namespace is required for namespaced kinds and forbidden for Node",
                 field_path=".namespace",
             )

@@ -14,6 +14,16 @@ MIN_TTL_SECONDS = 10
 MAX_TTL_SECONDS = 86400
 
 
+def _within_hard_cap(seconds: int) -> int:
+    """The cap of every grant's maxTtlSeconds, also a CEL rule (worded to name the grant's)."""
+    if seconds > MAX_TTL_SECONDS:
+        raise ValueError(
+            f"ttlSeconds {seconds} is over {MAX_TTL_SECONDS}: at most the grant's "
+            "spec.session.maxTtlSeconds"
+        )
+    return seconds
+
+
 class Incident(base.Model):
     """The incident the session works on (checked against the grant's incidents)."""
 
@@ -86,8 +96,21 @@ class IncidentSessionSpec(base.Model):
         default=None, max_length=64, json_schema_extra=cel.immutable("scopes")
     )
     """Requested read scopes, a subset of the grant's (and of the parent's); unset means all."""
-    ttl_seconds: Annotated[int, pydantic.Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] | None = (
-        pydantic.Field(default=None, json_schema_extra=cel.immutable("ttlSeconds"))
+    ttl_seconds: (
+        Annotated[
+            int, pydantic.Field(ge=MIN_TTL_SECONDS), pydantic.AfterValidator(_within_hard_cap)
+        ]
+        | None
+    ) = pydantic.Field(
+        default=None,
+        json_schema_extra=cel.rules(
+            cel.rule(
+                f"self <= {MAX_TTL_SECONDS}",
+                f"must be at most the grant's spec.session.maxTtlSeconds, which is at most "
+                f"{MAX_TTL_SECONDS} (24 h); leave ttlSeconds out to get the grant's maximum",
+            ),
+            *cel.immutable("ttlSeconds")[cel.KEY],
+        ),
     )
     """Seconds the session lives; at most the grant's spec.session.maxTtlSeconds, which is also
     the default (filled in at admission). Admission names the grant's maximum when it is
