@@ -86,10 +86,10 @@ class Evidence(base.Model):
     excerpt: Annotated[str, pydantic.Field(max_length=4096)] | None = None
     """The part an approver should read."""
     sha256: Annotated[str, pydantic.Field(max_length=64, pattern=SHA256_HEX)]
-    """Required: 64 lower-case hex digits, the SHA-256 of the full evidence the excerpt was
+    """64 lower-case hex digits, the SHA-256 of the full evidence the excerpt was
     taken from (e.g. sha256sum of the saved query result)."""
     observed_at: datetime.datetime
-    """Required: when it was observed, RFC 3339 with a time zone, e.g. 2026-11-21T07:00:00Z."""
+    """When it was observed, RFC 3339 with a time zone, e.g. 2026-11-21T07:00:00Z."""
 
 
 class RemediationRequestSpec(base.Model):
