@@ -150,3 +150,20 @@ def test_every_command_of_the_readme_tour_works_as_pasted(dev_like: pathlib.Path
         seen.append(raw.split("#")[0].strip()[:60])
     checked = {piece for piece, _, _ in EXPECTED if any(piece in c for c in commands)}
     assert checked == {piece for piece, _, _ in EXPECTED}, "the tour lost a checked step"
+
+    # Beyond the tour: the restart's undo (rollback-deployment) is not in the grant, so `show`
+    # does not offer it, and a rollback asked for anyway is Denied and exits 1.
+    alice = '-n agents --kubeconfig "$ALICE_KUBECONFIG"'
+    shown = _run(f"agent-authority show inc-4711-restart-checkout {alice}", dev_like, work)
+    assert shown.returncode == 0, shown.stderr
+    assert "What changed:" in shown.stdout
+    assert (
+        "not offered: grant 'sre-bot' has no remediation entry for rollback-deployment"
+        in shown.stdout
+    ), shown.stdout
+    rolled = _run(
+        f"agent-authority rollback inc-4711-restart-checkout --reason try {alice}", dev_like, work
+    )
+    assert rolled.returncode == 1, rolled.stdout + rolled.stderr
+    assert "rollback of agents/inc-4711-restart-checkout" in rolled.stderr
+    assert "is Denied" in rolled.stderr
