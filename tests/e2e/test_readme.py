@@ -11,6 +11,7 @@ seconds where a person pasting line by line would also have waited.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -167,3 +168,26 @@ def test_every_command_of_the_readme_tour_works_as_pasted(dev_like: pathlib.Path
     assert rolled.returncode == 1, rolled.stdout + rolled.stderr
     assert "rollback of agents/inc-4711-restart-checkout" in rolled.stderr
     assert "is Denied" in rolled.stderr
+
+
+def test_an_admission_refusal_is_not_logged_as_an_error(
+    dev_like: pathlib.Path, operator: OperatorProcess
+) -> None:
+    offset = operator.log_path.stat().st_size
+    done = _run(
+        "agent-authority session open --grant sre-bot --incident-id INC-9 --severity SEV4 "
+        '--class latency -n agents --kubeconfig "$AGENT_KUBECONFIG"',
+        dev_like,
+        dev_like.parent / "work",
+    )
+    assert done.returncode == 1
+    assert "SeverityNotAllowed" in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    time.sleep(1)
+    with operator.log_path.open("rb") as log:
+        log.seek(offset)
+        written = log.read().decode(errors="replace")
+    records = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
+    refusals = [r for r in records if "failed permanently" in r.get("message", "")]
+    assert refusals, written[-2000:]
+    assert {r["severity"] for r in refusals} == {"info"}
