@@ -86,7 +86,7 @@ def test_remediation_request_columns_name_the_target_namespace_and_approvals() -
     columns = {c.name: c.json_path for c in request.printer_columns}
     assert columns["Target NS"] == ".spec.action.target.namespace"
     assert columns["Needs"] == ".status.requiredApprovals"
-    assert "approver.username" in columns["Approved By"]
+    assert columns["Approved"] == '.status.conditions[?(@.type=="Approved")].status'
 
 
 def test_session_columns_show_the_revocation_reason_by_default() -> None:

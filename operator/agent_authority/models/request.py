@@ -239,10 +239,11 @@ class RemediationRequest(base.Model, base.ResourceMeta):
             description="Distinct approvers the request needs",
         ),
         base.PrinterColumn(
-            name="Approved By",
+            name="Approved",
             type="string",
-            json_path='.status.approvals[?(@.decision=="approve")].approver.username',
-            description="Who approved so far",
+            json_path='.status.conditions[?(@.type=="Approved")].status',
+            description="True once enough distinct approvers approved (agent-authority requests "
+            "counts them: 1/2)",
         ),
         base.PrinterColumn(name="Session", type="string", json_path=".spec.sessionRef.name"),
         base.PrinterColumn(name="Age", type="date", json_path=".metadata.creationTimestamp"),
