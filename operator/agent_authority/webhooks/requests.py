@@ -21,7 +21,7 @@ import kopf
 from agent_authority.kube import access, api, resources
 from agent_authority.models import GROUP, VERSION, base, request
 from agent_authority.policy import approvals
-from agent_authority.webhooks import identity
+from agent_authority.webhooks import identity, refusals
 
 PLURAL = "remediationrequests"
 SA_PREFIX = "system:serviceaccount:"
@@ -44,6 +44,7 @@ async def stamp(
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="own-session", persistent=True)
+@refusals.counted("RemediationRequest")
 async def own_session(spec: kopf.Spec, namespace: str | None, userinfo: Any, **_: Any) -> None:
     caller = identity.from_userinfo(userinfo).username
     ns = namespace or ""
@@ -116,6 +117,7 @@ def _refuse(message: str) -> kopf.AdmissionError:
     id="guard-approvals",
     persistent=True,
 )
+@refusals.counted("RemediationRequest")
 async def guard_approvals(
     userinfo: Any, memo: Any, namespace: str | None, old: Any = None, new: Any = None, **_: Any
 ) -> None:
