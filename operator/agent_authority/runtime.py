@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
 import pathlib
+import socket
 import tempfile
+import time
 from typing import Any
 
 import kopf
@@ -28,6 +31,7 @@ FINALIZER = models.FINALIZER
 ANNOTATION_PREFIX = "agentauthority.io"
 WEBHOOK_CONFIGURATION = "agentauthority.io"
 WORKER_THREADS = 64
+LIVENESS_STALE = 30.0
 
 # Importing the modules registers their handlers; listed so linters see they are used.
 REGISTERED = (
@@ -67,6 +71,13 @@ class Options:
     """JSON-lines file of the signed, hash-chained audit trail (unset: no trail, a warning)."""
     audit_trail_key: str | None = None
     """Ed25519 private key signing the trail (created if missing; public key at ``<key>.pub``)."""
+    peering: str | None = None
+    """A ClusterKopfPeering's name: replicas elect a leader (the oldest) that runs the
+    controllers; every replica serves the webhooks. Unset: standalone (one replica)."""
+    peering_lifetime: int = 15
+    """Seconds a silent leader is still trusted (fail-over bound after it dies without notice)."""
+    webhooks_managed: bool = True
+    """Patch the webhook configurations to point here; False when a Helm chart installs them."""
 
 
 _OPTIONS = Options()
@@ -105,7 +116,7 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    settings.peering.standalone = True
+    _peering(settings, options)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.execution.max_workers = WORKER_THREADS
@@ -119,7 +130,30 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
         pkeyfile=key,
         cafile=ca,
     )
-    settings.admission.managed = WEBHOOK_CONFIGURATION
+    settings.admission.managed = WEBHOOK_CONFIGURATION if options.webhooks_managed else None
+
+
+def _peering(settings: kopf.OperatorSettings, options: Options) -> None:
+    """Leader election through kopf peering: the oldest replica has the highest priority.
+
+    A newer pod never preempts a running leader; when the leader stops it removes its peering
+    record (its followers resume at once), when it dies its record expires after the lifetime.
+    """
+    if not options.peering:
+        settings.peering.standalone = True
+        return
+    settings.peering.standalone = False
+    settings.peering.mandatory = True
+    settings.peering.clusterwide = True
+    settings.peering.name = options.peering
+    settings.peering.lifetime = options.peering_lifetime
+    settings.peering.priority = -int(time.time() * 1000)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
 
 
 @kopf.on.startup()
@@ -151,6 +185,9 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
             client_ca=options.audit_client_ca,
         )
         memo.receiver = receiver
+    local = options.webhook_addr in ("0.0.0.0", "")  # noqa: S104 - a wildcard is probed locally
+    probe_host = "127.0.0.1" if local else options.webhook_addr
+    metrics.HEALTH.ready = lambda: _port_open(probe_host, options.webhook_port)
 
 
 @kopf.on.cleanup()
@@ -179,4 +216,17 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
     )
     if options.metrics_port:
         metrics.serve(options.metrics_port, options.metrics_addr)
-    await kopf.operator(clusterwide=True, stop_flag=stop_flag, memo=kopf.Memo())
+    heartbeat = asyncio.create_task(_heartbeat())
+    try:
+        await kopf.operator(clusterwide=True, stop_flag=stop_flag, memo=kopf.Memo())
+    finally:
+        heartbeat.cancel()
+
+
+async def _heartbeat() -> None:
+    """``/healthz`` is alive while the event loop runs this every second (stale after 30 s)."""
+    beat = time.monotonic()
+    metrics.HEALTH.live = lambda: time.monotonic() - beat < LIVENESS_STALE
+    while True:
+        await asyncio.sleep(1)
+        beat = time.monotonic()

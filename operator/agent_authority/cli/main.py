@@ -29,6 +29,9 @@ def _run(args: argparse.Namespace) -> int:
         rotate_after=args.rotate_after,
         audit_trail=args.audit_trail,
         audit_trail_key=args.audit_trail_key,
+        peering=args.peering,
+        peering_lifetime=args.peering_lifetime,
+        webhooks_managed=not args.no_manage_webhooks,
     )
     asyncio.run(runtime.run(options))
     return 0
@@ -64,6 +67,20 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--audit-trail", help="signed, hash-chained audit trail (JSON lines)")
     run.add_argument("--audit-trail-key", help="its Ed25519 key (default: <trail>.key)")
+    run.add_argument(
+        "--peering", help="ClusterKopfPeering name: elect one leader among replicas (HA)"
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=defaults.peering_lifetime,
+        help="seconds a silent leader is trusted (fail-over bound)",
+    )
+    run.add_argument(
+        "--no-manage-webhooks",
+        action="store_true",
+        help="serve the webhooks but leave their configurations to the installer (Helm chart)",
+    )
     run.set_defaults(func=_run)
 
 

@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from agent_authority import certs as pki
@@ -51,6 +52,18 @@ class Options:
     """A stable name (``dev``) makes the run folder ``<cache>/run/<name>``; else a temp folder."""
     max_token_expiration: str | None = None
     """``--service-account-max-token-expiration``, e.g. ``1h``; unset keeps the default."""
+    bind_address: str = "127.0.0.1"
+    """Where the apiserver listens (a node's pods reach it on ``advertise_address``)."""
+    advertise_address: str = "127.0.0.1"
+    """The ``kubernetes`` Service's endpoint (a node sets its bridge address)."""
+    extra_ips: tuple[str, ...] = ()
+    """More IP SANs of the apiserver's certificate (the Service IP, the node's bridge)."""
+    authorization_modes: str = "RBAC"
+    """``--authorization-mode``; a node adds ``Node`` so the kubelet is confined to its pods."""
+
+
+STALE_RUN_HOOKS: list[Callable[[pathlib.Path], None]] = []
+"""Called with a stale run folder before it is removed (the node unmounts and cleans up there)."""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
@@ -112,6 +125,8 @@ def reap_stale_runs() -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        for hook in STALE_RUN_HOOKS:
+            hook(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -148,6 +163,13 @@ class LocalCluster:
     @property
     def ca_file(self) -> pathlib.Path:
         return self._path("pki", "cluster-ca.crt")
+
+    def admin_ssl_context(self) -> ssl.SSLContext:
+        """TLS context trusting the cluster CA and presenting the admin's client certificate."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        p = self._path("pki")
+        context.load_cert_chain(str(p / "admin.crt"), str(p / "admin.key"))
+        return context
 
     def operator_serving(self) -> pki.KeyPair:
         """The certificate the operator serves webhooks and ``/audit`` with (signed by the CA)."""
@@ -246,8 +268,14 @@ class LocalCluster:
             pki_dir,
             "apiserver",
             common_name="kube-apiserver",
-            dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-            ip_addresses=["127.0.0.1"],
+            dns_names=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+            ip_addresses=["127.0.0.1", *self.options.extra_ips],
             server=True,
         )
         admin = ca.issue(
@@ -260,6 +288,9 @@ class LocalCluster:
             dns_names=["localhost"],
             ip_addresses=["127.0.0.1"],
             server=True,
+        )
+        ca.issue(  # how the apiserver authenticates to a node's kubelet (logs, exec)
+            pki_dir, "kubelet-client", common_name="kube-apiserver-kubelet-client", client=True
         )
         audit_client = ca.issue(
             pki_dir, "audit-client", common_name="system:kube-apiserver-audit", client=True
@@ -307,13 +338,13 @@ class LocalCluster:
         args = [
             str(self.binaries.kube_apiserver),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.options.bind_address}",
+            f"--advertise-address={self.options.advertise_address}",
             f"--secure-port={self.apiserver_port}",
             f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'cluster-ca.crt'}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={self.options.authorization_modes}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={p / 'sa.pub'}",
@@ -324,6 +355,8 @@ class LocalCluster:
             "--audit-webhook-initial-backoff=1s",
             "--profiling=false",
             f"--cert-dir={self._path('apiserver-certs')}",
+            f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'kubelet-client.key'}",
         ]
         if self.options.max_token_expiration:
             args.append(
@@ -437,3 +470,8 @@ def stop_detached(name: str) -> bool:
             os.killpg(pid, signal.SIGKILL)
     shutil.rmtree(folder, ignore_errors=True)
     return True
+
+
+# For the node module, which starts its daemons the same way.
+die_with_parent = _die_with_parent
+alive = _alive

@@ -1,0 +1,611 @@
+"""A real single-node cluster without Docker: the local control plane plus one worker node.
+
+The node is containerd v2 (CRI, overlayfs, runc), a kubelet registered with a client certificate
+from the local CA (so the Node authorizer confines it), kube-proxy in iptables mode (pods reach the
+``kubernetes`` Service, the apiserver reaches webhook Services through the host's NAT rules), a
+kube-scheduler, and the CNI ``bridge``/``host-local``/``portmap`` plugins on a bridge of our own.
+Images come from local OCI archives (no registry); the sandbox (pause) image is built here.
+
+Everything the node creates lives in ``<run folder>/node`` or carries the names in
+:data:`BRIDGE` / :data:`CHAIN_PREFIXES`, so :func:`teardown` can remove it all: stop the pods
+through CRI (containerd runs CNI DEL), stop the daemons, kill leftover shims and containers,
+unmount, delete the bridge and veths, flush the NAT chains, restore ``ip_forward``. It runs on
+``stop()``, on ``hack/cluster down``, and for the run folders of killed test runs
+(:data:`cluster.STALE_RUN_HOOKS`). Needs root (it is meant for throwaway machines and CI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from agent_authority.localcluster import assets, cluster, nodeassets, nodeimages
+
+NODE_NAME = "agent-authority-node"
+BRIDGE = "aa-cni0"
+POD_CIDR = "10.244.0.0/24"
+GATEWAY = "10.244.0.1"
+SERVICE_IP = "10.0.0.1"
+CHAIN_PREFIXES = ("KUBE-", "CNI-")
+READY_TIMEOUT = 180.0
+KUBELET_HEALTHZ = 10248
+
+
+class NodeError(RuntimeError):
+    """The node could not start or be cleaned up; the message says why and what to do."""
+
+
+def cluster_options(**overrides: Any) -> cluster.Options:
+    """Control-plane options for a node: reachable from pods, Node authorizer on."""
+    return cluster.Options(
+        bind_address="0.0.0.0",  # noqa: S104 - pods reach it on the bridge address
+        advertise_address=GATEWAY,
+        extra_ips=(GATEWAY, SERVICE_IP),
+        authorization_modes="Node,RBAC",
+        **overrides,
+    )
+
+
+def _run(args: list[str], *, check: bool = True, timeout: float = 60) -> str:
+    result = subprocess.run(
+        args, capture_output=True, text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+    if check and result.returncode != 0:
+        raise NodeError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
+
+
+def _quiet(args: list[str], timeout: float = 60) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        subprocess.run(
+            args, capture_output=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+
+
+@dataclasses.dataclass
+class Layout:
+    """Where a node keeps everything (all under one folder, so teardown finds it)."""
+
+    folder: pathlib.Path
+
+    @property
+    def socket(self) -> pathlib.Path:
+        return self.folder / "containerd.sock"
+
+    @property
+    def runc_root(self) -> pathlib.Path:
+        return self.folder / "runc"
+
+    @property
+    def state_file(self) -> pathlib.Path:
+        return self.folder / "node.json"
+
+
+class LocalNode:
+    """One worker node attached to a started :class:`cluster.LocalCluster`."""
+
+    def __init__(self, local: cluster.LocalCluster, images: list[pathlib.Path] | None = None):
+        self.local = local
+        self.images = list(images or [])
+        self.binaries: nodeassets.NodeBinaries | None = None
+        self.layout = Layout(local.folder / "node") if local.folder else Layout(pathlib.Path())
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.startup_seconds = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> LocalNode:
+        started = time.monotonic()
+        if os.geteuid() != 0:
+            raise NodeError("a node needs root (containerd, mounts, network namespaces, iptables)")
+        if self.local.folder is None:
+            raise NodeError("start the control plane before the node")
+        self.layout = Layout(self.local.folder / "node")
+        self.binaries = nodeassets.find_or_build()
+        if _link_exists(BRIDGE):
+            raise NodeError(
+                f"bridge {BRIDGE} exists: another node is running on this host "
+                "(`hack/cluster down`, or wait for the other test run)"
+            )
+        pause = nodeimages.pause_archive()
+        self.layout.folder.mkdir(parents=True)
+        try:
+            self._write_state()
+            self._network()
+            self._write_configs()
+            self._spawn("containerd", self._containerd_args(), env=self._containerd_env())
+            self._wait_containerd()
+            for archive in [pause, *self.images]:
+                self.import_image(archive)
+            self._spawn("kubelet", self._kubelet_args())
+            self._spawn("kube-proxy", self._proxy_args())
+            self._spawn("kube-scheduler", self._scheduler_args())
+            self._write_state()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        """Tear everything down (pods, daemons, mounts, network); safe to call twice."""
+        if not self.layout.folder.name:
+            return
+        procs = dict(self._procs)
+        self._procs.clear()
+        teardown(self.layout.folder, procs=procs)
+
+    def import_image(self, archive: pathlib.Path) -> None:
+        """Import an OCI archive into containerd's ``k8s.io`` namespace (the kubelet's)."""
+        assert self.binaries is not None
+        if not archive.exists():
+            raise NodeError(f"image archive {archive} does not exist (build it first)")
+        _run(
+            [
+                str(self.binaries.ctr),
+                f"--address={self.layout.socket}",
+                "--namespace=k8s.io",
+                "images",
+                "import",
+                "--local",
+                str(archive),
+            ],
+            timeout=300,
+        )
+
+    # -- configuration -----------------------------------------------------------------------
+    def _path(self, *parts: str) -> pathlib.Path:
+        return self.layout.folder.joinpath(*parts)
+
+    def _write_state(self) -> None:
+        state = {
+            "pids": {name: p.pid for name, p in self._procs.items()},
+            "ipForward": _read(pathlib.Path("/proc/sys/net/ipv4/ip_forward")),
+        }
+        if self.layout.state_file.exists():
+            state["ipForward"] = json.loads(self.layout.state_file.read_text())["ipForward"]
+        self.layout.state_file.write_text(json.dumps(state))
+
+    def _network(self) -> None:
+        _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        _run(["ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE])
+        _run(["ip", "link", "set", BRIDGE, "up"])
+        pathlib.Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+
+    def _write_configs(self) -> None:
+        assert self.binaries is not None
+        for sub in ("cni/net.d", "cni/ipam", "kubelet", "logs", "manifests", "runc"):
+            self._path(*sub.split("/")).mkdir(parents=True, exist_ok=True)
+        conflist = {
+            "cniVersion": "1.0.0",
+            "name": "agent-authority",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": BRIDGE,
+                    "isGateway": True,
+                    "ipMasq": False,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": POD_CIDR, "gateway": GATEWAY}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": str(self._path("cni", "ipam")),
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }
+        self._path("cni", "net.d", "10-agent-authority.conflist").write_text(json.dumps(conflist))
+        self._path("containerd.toml").write_text(self._containerd_config())
+        ca = self.local.ca_file
+        kubelet_config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "failCgroupV1": False,
+            "cgroupDriver": "cgroupfs",
+            "cgroupsPerQOS": False,
+            "enforceNodeAllocatable": [],
+            "failSwapOn": False,
+            "address": GATEWAY,
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": KUBELET_HEALTHZ,
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": False},
+                "x509": {"clientCAFile": str(ca)},
+            },
+            "authorization": {"mode": "AlwaysAllow"},
+            "containerRuntimeEndpoint": f"unix://{self.layout.socket}",
+            "podLogsDir": str(self._path("logs")),
+            "staticPodPath": str(self._path("manifests")),
+            "clusterDomain": "cluster.local",
+            "evictionHard": {
+                "memory.available": "1Mi",
+                "nodefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+                "imagefs.available": "1%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False,
+            "localStorageCapacityIsolation": False,
+            "resolvConf": "/etc/resolv.conf",
+            "maxPods": 50,
+        }
+        self._path("kubelet.yaml").write_text(json.dumps(kubelet_config))
+        self.local.user_kubeconfig(f"system:node:{NODE_NAME}", ["system:nodes"]).rename(
+            self._path("kubelet.kubeconfig")
+        )
+        self.local.user_kubeconfig("system:kube-proxy").rename(self._path("proxy.kubeconfig"))
+        self.local.user_kubeconfig("system:kube-scheduler").rename(
+            self._path("scheduler.kubeconfig")
+        )
+
+    def _containerd_config(self) -> str:
+        assert self.binaries is not None
+        runtime = "plugins.'io.containerd.cri.v1.runtime'"
+        runc = f"{runtime}.containerd.runtimes.runc"
+        return "\n".join(
+            [
+                "version = 3",
+                f"root = '{self._path('containerd', 'root')}'",
+                f"state = '{self._path('containerd', 'state')}'",
+                "disabled_plugins = ['io.containerd.nri.v1.nri', "
+                "'io.containerd.internal.v1.tracing', 'io.containerd.tracing.processor.v1.otlp']",
+                "[grpc]",
+                f"  address = '{self.layout.socket}'",
+                "[ttrpc]",
+                f"  address = '{self.layout.socket}.ttrpc'",
+                "[debug]",
+                "  level = 'warn'",
+                f"[{runtime}]",
+                "  restrict_oom_score_adj = true",
+                "  enable_selinux = false",
+                f"[{runtime}.containerd]",
+                "  default_runtime_name = 'runc'",
+                f"[{runc}]",
+                "  runtime_type = 'io.containerd.runc.v2'",
+                f"[{runc}.options]",
+                f"  BinaryName = '{self.binaries.runc}'",
+                f"  Root = '{self.layout.runc_root}'",
+                "  SystemdCgroup = false",
+                f"[{runtime}.cni]",
+                f"  bin_dirs = ['{self.binaries.cni_dir}']",
+                f"  conf_dir = '{self._path('cni', 'net.d')}'",
+                "[plugins.'io.containerd.cri.v1.images']",
+                "  snapshotter = 'overlayfs'",
+                "[plugins.'io.containerd.cri.v1.images'.pinned_images]",
+                f"  sandbox = '{nodeimages.PAUSE_IMAGE}'",
+                "[plugins.'io.containerd.grpc.v1.cri']",
+                "  stream_server_address = '127.0.0.1'",
+                "  stream_server_port = '0'",
+                "",
+            ]
+        )
+
+    def _containerd_env(self) -> dict[str, str]:
+        assert self.binaries is not None
+        path = [str(self.binaries.containerd.parent), str(self.binaries.runc.parent)]
+        return {**os.environ, "PATH": ":".join([*path, os.environ.get("PATH", "/usr/bin:/bin")])}
+
+    def _containerd_args(self) -> list[str]:
+        assert self.binaries is not None
+        return [str(self.binaries.containerd), f"--config={self._path('containerd.toml')}"]
+
+    def _kubelet_args(self) -> list[str]:
+        assert self.binaries is not None
+        return [
+            str(self.binaries.kubelet),
+            f"--config={self._path('kubelet.yaml')}",
+            f"--kubeconfig={self._path('kubelet.kubeconfig')}",
+            f"--root-dir={self._path('kubelet')}",
+            f"--cert-dir={self._path('kubelet-pki')}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={GATEWAY}",
+            "--v=1",
+        ]
+
+    def _proxy_args(self) -> list[str]:
+        assert self.binaries is not None
+        return [
+            str(self.binaries.kube_proxy),
+            f"--kubeconfig={self._path('proxy.kubeconfig')}",
+            "--proxy-mode=iptables",
+            f"--hostname-override={NODE_NAME}",
+            f"--cluster-cidr={POD_CIDR}",
+            "--healthz-bind-address=127.0.0.1:0",
+            "--metrics-bind-address=127.0.0.1:0",
+            "--conntrack-max-per-core=0",
+            "--conntrack-tcp-timeout-established=0",
+            "--conntrack-tcp-timeout-close-wait=0",
+            "--iptables-sync-period=5s",
+            "--iptables-min-sync-period=0s",
+        ]
+
+    def _scheduler_args(self) -> list[str]:
+        assert self.binaries is not None
+        return [
+            str(self.binaries.kube_scheduler),
+            f"--kubeconfig={self._path('scheduler.kubeconfig')}",
+            f"--authentication-kubeconfig={self._path('scheduler.kubeconfig')}",
+            f"--authorization-kubeconfig={self._path('scheduler.kubeconfig')}",
+            "--leader-elect=false",
+            "--secure-port=0",
+        ]
+
+    # -- processes ---------------------------------------------------------------------------
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        log = self._path(f"{name}.log").open("ab")
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                preexec_fn=None if self.local.options.detach else cluster.die_with_parent,
+            )
+        finally:
+            log.close()
+        self._procs[name] = proc
+
+    def _check_alive(self) -> None:
+        for name, proc in self._procs.items():
+            if proc.poll() is not None:
+                raise NodeError(
+                    f"{name} exited with code {proc.returncode} during start-up; last log lines:\n"
+                    + self.log_tail(name)
+                )
+
+    def log_tail(self, name: str, lines: int = 25) -> str:
+        path = self._path(f"{name}.log")
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _wait_containerd(self) -> None:
+        assert self.binaries is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if self.layout.socket.exists():
+                probe = subprocess.run(
+                    [str(self.binaries.ctr), f"--address={self.layout.socket}", "version"],
+                    capture_output=True,
+                    check=False,
+                    timeout=10,
+                )
+                if probe.returncode == 0:
+                    return
+            time.sleep(0.2)
+        raise NodeError("containerd did not answer within 60 s:\n" + self.log_tail("containerd"))
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = "not registered"
+        while time.monotonic() < deadline:
+            self._check_alive()
+            node = self._get(f"/api/v1/nodes/{NODE_NAME}")
+            if node is not None:
+                conditions = {c["type"]: c for c in node.get("status", {}).get("conditions", [])}
+                ready = conditions.get("Ready", {})
+                if ready.get("status") == "True":
+                    return
+                last = f"{ready.get('reason')}: {ready.get('message')}"
+            time.sleep(0.5)
+        raise NodeError(
+            f"node {NODE_NAME} not Ready within {READY_TIMEOUT:.0f} s ({last}); kubelet log:\n"
+            + self.log_tail("kubelet")
+        )
+
+    def _get(self, path: str) -> dict[str, Any] | None:
+        context = self.local.admin_ssl_context()
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - our own https URL
+                f"{self.local.url}{path}", timeout=5, context=context
+            ) as resp:
+                body: dict[str, Any] = json.loads(resp.read())
+                return body
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+
+def _read(path: pathlib.Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _link_exists(name: str) -> bool:
+    return pathlib.Path("/sys/class/net", name).exists()
+
+
+# -- teardown ----------------------------------------------------------------------------------
+def teardown(folder: pathlib.Path, procs: dict[str, subprocess.Popen[bytes]] | None = None) -> None:
+    """Remove every trace of the node kept in ``folder`` (its processes may already be dead)."""
+    if not folder.exists():
+        return
+    layout = Layout(folder)
+    state: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        state = json.loads(layout.state_file.read_text())
+    pids = {**state.get("pids", {}), **{n: p.pid for n, p in (procs or {}).items()}}
+    _stop_pid(pids.get("kube-scheduler"))
+    _stop_pid(pids.get("kubelet"))
+    _stop_pid(pids.get("kube-proxy"))
+    binaries = _cached_binaries()
+    if "containerd" in pids and layout.socket.exists() and binaries is not None:
+        # Stopping the sandboxes through CRI makes containerd run CNI DEL for each of them.
+        endpoint = f"--runtime-endpoint=unix://{layout.socket}"
+        _quiet([str(binaries.crictl), endpoint, "--timeout=20s", "rmp", "--force", "--all"], 90)
+    _stop_pid(pids.get("containerd"))
+    _kill_leftovers(layout, binaries)
+    _unmount_under(folder)
+    _remove_network()
+    if binaries is not None:
+        _quiet([str(binaries.kube_proxy), "--cleanup"], timeout=60)
+    _flush_chains()
+    forward = state.get("ipForward")
+    if forward in ("0", "1"):
+        with contextlib.suppress(OSError):
+            pathlib.Path("/proc/sys/net/ipv4/ip_forward").write_text(forward + "\n")
+    for proc in (procs or {}).values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
+    _unmount_under(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cached_binaries() -> nodeassets.NodeBinaries | None:
+    try:
+        return nodeassets.find_or_build()
+    except assets.AssetError:
+        return None
+
+
+def _stop_pid(pid: int | None, timeout: float = 15) -> None:
+    if not pid:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and cluster.alive(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _kill_leftovers(layout: Layout, binaries: nodeassets.NodeBinaries | None) -> None:
+    """Kill containers (from runc's state) and shims (they name our socket) that outlived us."""
+    root = layout.runc_root
+    if root.exists():
+        for state in root.glob("*/*/state.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
+                pid = int(json.loads(state.read_text())["init_process_pid"])
+                os.kill(pid, signal.SIGKILL)
+        if binaries is not None:
+            for namespace in root.iterdir():
+                for container in namespace.iterdir():
+                    _quiet(
+                        [
+                            str(binaries.runc),
+                            f"--root={namespace}",
+                            "delete",
+                            "--force",
+                            container.name,
+                        ]
+                    )
+    marker = str(layout.socket).encode()
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline and int(proc.name) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
+def _unmount_under(folder: pathlib.Path) -> None:
+    """Detach every mount below ``folder`` (pod volumes, rootfs overlays, netns), deepest first."""
+    prefix = str(folder.resolve())
+    for _ in range(3):
+        points = []
+        with contextlib.suppress(OSError):
+            for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
+                point = line.split()[4].replace("\\040", " ")
+                if point == prefix or point.startswith(prefix + "/"):
+                    points.append(point)
+        if not points:
+            return
+        for point in sorted(set(points), key=len, reverse=True):
+            _quiet(["umount", "--lazy", point])
+
+
+def _remove_network() -> None:
+    """Delete our bridge, the veths still attached to it, and netns containerd left in /run."""
+    master = pathlib.Path("/sys/class/net")
+    if master.exists():
+        for link in master.iterdir():
+            upper = link / "master"
+            if upper.exists() and upper.resolve().name == BRIDGE:
+                _quiet(["ip", "link", "delete", link.name])
+    if _link_exists(BRIDGE):
+        _quiet(["ip", "link", "delete", BRIDGE])
+
+
+def _flush_chains() -> None:
+    """Remove every iptables rule and chain named KUBE-* or CNI-* (kube-proxy, kubelet, CNI)."""
+    for table in ("nat", "filter", "mangle"):
+        try:
+            rules = _run(["iptables", "-t", table, "-S"], timeout=30).splitlines()
+        except (NodeError, OSError, subprocess.TimeoutExpired):
+            continue
+        ours = [r for r in rules if any(f" {p}" in r for p in CHAIN_PREFIXES)]
+        for rule in ours:
+            parts = rule.split()
+            if parts[0] == "-A" and not parts[1].startswith(CHAIN_PREFIXES):
+                _quiet(["iptables", "-t", table, "-D", *parts[1:]])
+        chains = [r.split()[1] for r in rules if r.startswith("-N ")]
+        for chain in chains:
+            if chain.startswith(CHAIN_PREFIXES):
+                _quiet(["iptables", "-t", table, "-F", chain])
+        for chain in chains:
+            if chain.startswith(CHAIN_PREFIXES):
+                _quiet(["iptables", "-t", table, "-X", chain])
+
+
+def leftovers() -> list[str]:
+    """What a node left on this host (empty after a clean teardown): for tests and ``down``."""
+    found = []
+    if _link_exists(BRIDGE):
+        found.append(f"bridge {BRIDGE}")
+    for link in pathlib.Path("/sys/class/net").iterdir():
+        if link.name.startswith("veth"):
+            found.append(f"link {link.name}")
+    for table in ("nat", "filter", "mangle"):
+        with contextlib.suppress(NodeError, OSError, subprocess.TimeoutExpired):
+            for rule in _run(["iptables", "-t", table, "-S"], timeout=30).splitlines():
+                if any(f" {p}" in rule for p in CHAIN_PREFIXES):
+                    found.append(f"iptables -t {table}: {rule}")
+    run = str(cluster.run_root())
+    for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point.startswith(run) or point.startswith("/run/netns/cni-"):
+            found.append(f"mount {point}")
+    for proc in pathlib.Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                exe = os.readlink(proc / "exe")
+                ours = str(assets.cache_dir() / "bin") in exe and "/kubernetes-v" not in exe
+                if ours and not exe.endswith(("/etcd", "/helm")):
+                    found.append(f"process {proc.name} {exe}")
+    return found
+
+
+def _stale_hook(folder: pathlib.Path) -> None:
+    if (folder / "node").exists():
+        teardown(folder / "node")
+
+
+cluster.STALE_RUN_HOOKS.append(_stale_hook)
