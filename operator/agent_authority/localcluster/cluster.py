@@ -60,6 +60,8 @@ class Options:
     """More IP SANs of the apiserver's certificate (the Service IP, the node's bridge)."""
     authorization_modes: str = "RBAC"
     """``--authorization-mode``; a node adds ``Node`` so the kubelet is confined to its pods."""
+    node_lifecycle: bool = False
+    """Run the node lifecycle controller (it lifts a Ready node's ``not-ready`` taint)."""
 
 
 STALE_RUN_HOOKS: list[Callable[[pathlib.Path], None]] = []
@@ -357,6 +359,7 @@ class LocalCluster:
             f"--cert-dir={self._path('apiserver-certs')}",
             f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
             f"--kubelet-client-key={p / 'kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
         ]
         if self.options.max_token_expiration:
             args.append(
@@ -375,7 +378,8 @@ class LocalCluster:
             "--use-service-account-credentials=false",
             f"--service-account-private-key-file={p / 'sa.key'}",
             f"--root-ca-file={p / 'cluster-ca.crt'}",
-            "--controllers=*,-bootstrapsigner,-tokencleaner,-nodeipam,-nodelifecycle",
+            "--controllers=*,-bootstrapsigner,-tokencleaner,-nodeipam"
+            + ("" if self.options.node_lifecycle else ",-nodelifecycle"),
         ]
 
     def _spawn(self, name: str, args: list[str]) -> None:
