@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
-from agent_authority.cli import audit, dev, grant, requests, session
+from agent_authority.cli import audit, dev, grant, requests, session, uninstall
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -97,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     grant.add_parser(sub)
     audit.add_parser(sub)
     requests.add_parser(sub)
+    uninstall.add_parser(sub)
     return top
 
 
