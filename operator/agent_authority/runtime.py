@@ -203,7 +203,17 @@ def _login(settings: kopf.OperatorSettings, **_: object) -> kopf.ConnectionInfo 
     """``$KUBECONFIG`` read at login time (not at import time), else the in-cluster account."""
     if os.environ.get("KUBECONFIG"):
         return kopf.login_with_kubeconfig(settings=settings)
-    return kopf.login_with_service_account(settings=settings)
+    info = kopf.login_with_service_account(settings=settings)
+    host, port = (
+        os.environ.get("KUBERNETES_SERVICE_HOST"),
+        os.environ.get("KUBERNETES_SERVICE_PORT"),
+    )
+    if info is not None and host and port:
+        # As client-go and the Kubernetes client do: the Service's address from the environment,
+        # so no cluster DNS is needed to reach the apiserver.
+        address = f"[{host}]" if ":" in host else host
+        return dataclasses.replace(info, server=f"https://{address}:{port}")
+    return info
 
 
 async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
