@@ -32,7 +32,10 @@ def image_tag() -> str:
         base = ROOT / top
         files = [base] if base.is_file() else sorted(base.rglob("*"))
         for path in files:
-            if path.is_file() and "__pycache__" not in path.parts:
+            skipped = any(
+                part == "__pycache__" or part.endswith(".egg-info") for part in path.parts
+            )
+            if path.is_file() and not skipped:
                 digest.update(str(path.relative_to(ROOT)).encode())
                 digest.update(path.read_bytes())
     return "0.1.0-" + digest.hexdigest()[:12]

@@ -32,6 +32,8 @@ RELEASE, NAMESPACE = "agent-authority", "agent-authority-system"
 AGENT, AGENT_GROUP, APPROVER = "agent-rita", "remediation-agents", "oncall-1"
 LEASE_SECONDS, WEBHOOK_TIMEOUT = 15, 10
 IMAGE = "localhost/agent-authority/pause:1"  # no registry: every pod uses a local image
+# The first test also waits for the image build and the node's start-up (minutes when cold).
+pytestmark = pytest.mark.timeout(1500)
 
 
 @dataclasses.dataclass
@@ -292,9 +294,9 @@ def test_install_becomes_ready_and_passes_helm_test(world: World) -> None:
         assert context.read_only_root_filesystem
         assert context.run_as_non_root
         assert context.capabilities.drop == ["ALL"]
-    tested = _helm(w, "test", RELEASE, "-n", NAMESPACE, "--logs", timeout=300)
+    tested = _helm(w, "test", RELEASE, "-n", NAMESPACE, timeout=300)
     assert tested.returncode == 0, tested.stderr + tested.stdout
-    assert "webhook Service speaks TLS" in tested.stdout
+    assert "Phase:          Succeeded" in tested.stdout, tested.stdout
 
 
 # -- the tour ------------------------------------------------------------------------------------
