@@ -501,7 +501,7 @@ def test_uninstall_revokes_every_session_and_keeps_the_crds(world: World) -> Non
     s = _session(w)
     assert _token_status(w, s.token) == 200
     result = _helm(w, "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m")
-    assert result.returncode == 0, result.stderr + result.stdout
+    assert result.returncode == 0, result.stderr + result.stdout + _hook_logs(w)
     body = agents.get_session(w.admin, w.ns, s.name)
     assert body["status"]["phase"] == "Ended"
     assert FINALIZER not in (body["metadata"].get("finalizers") or [])
@@ -533,6 +533,14 @@ def test_uninstall_revokes_every_session_and_keeps_the_crds(world: World) -> Non
         if sa.metadata.name != "default"
     ]
     assert not tokens, f"session ServiceAccounts left behind: {tokens}"
+
+
+def _hook_logs(w: World) -> str:
+    core = client.CoreV1Api(w.admin)
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={RELEASE}-uninstall")
+    return "\n".join(
+        str(core.read_namespaced_pod_log(p.metadata.name, NAMESPACE)) for p in pods.items
+    )
 
 
 def _gone(w: World, name: str) -> bool:

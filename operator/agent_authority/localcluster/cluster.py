@@ -143,6 +143,7 @@ class LocalCluster:
         self.apiserver_port = 0
         self.etcd_port = 0
         self.startup_seconds = 0.0
+        self._starting = False
 
     # -- paths -------------------------------------------------------------------------------
     def _path(self, *parts: str) -> pathlib.Path:
@@ -217,6 +218,7 @@ class LocalCluster:
             self.folder.mkdir()
         else:
             self.folder = pathlib.Path(tempfile.mkdtemp(prefix="cp-", dir=root))
+        self._starting = True  # owned by this process until started, even when detached
         try:
             self._write_state()
             self._prepare()
@@ -226,6 +228,7 @@ class LocalCluster:
             self._wait_apiserver()
             if self.options.controller_manager:
                 self._spawn("kube-controller-manager", self._controller_manager_args())
+            self._starting = False
             self._write_state()
         except BaseException:
             self.stop()
@@ -250,7 +253,7 @@ class LocalCluster:
 
     def state(self) -> dict[str, Any]:
         return {
-            "owner": 0 if self.options.detach else os.getpid(),
+            "owner": 0 if self.options.detach and not self._starting else os.getpid(),
             "pids": [p.pid for p in self._procs.values()],
             "url": self.url,
             "kubeconfig": str(self.kubeconfig),
