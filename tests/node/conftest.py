@@ -1,9 +1,10 @@
 """Fixtures for tests on a real single-node cluster (``hack/cluster`` machinery), no Docker.
 
-One control plane + node per test session: containerd v2, runc, kubelet, kube-proxy, CNI, with
-the operator's image built by ``hack/image`` (cached by a hash of what goes into it) imported
-from its OCI archive. The operator runs as pods installed by the chart with the pinned Helm.
-Missing infrastructure (not root, a binary that cannot be built) fails with a clear message.
+One control plane + node per test module (one node per host at a time): containerd v2, runc,
+kubelet, kube-proxy, CNI, with the operator's image built by ``hack/image`` (cached by a hash of
+what goes into it) imported from its OCI archive. The operator runs as pods installed by the
+chart with the pinned Helm. Missing infrastructure (not root, a binary that cannot be built)
+fails with a clear message.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def operator_image() -> tuple[pathlib.Path, str]:
     return build_image(tag), tag
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_cluster(
     operator_image: tuple[pathlib.Path, str],
 ) -> Iterator[tuple[cluster.LocalCluster, node.LocalNode]]:
@@ -108,7 +109,7 @@ def node_cluster(
         local.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_admin(node_cluster: tuple[cluster.LocalCluster, node.LocalNode]) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(node_cluster[0].kubeconfig))
 

@@ -92,13 +92,29 @@ def run(args: argparse.Namespace) -> int:
             )
     if _wait("sessions to be revoked", lambda: _pending(kube), deadline):
         return connection.fail("sessions still hold credentials; the operator stays installed")
+    scale = api.sync(kube.apps.read_namespaced_deployment_scale, args.deployment, args.namespace)
+    replicas = int(scale.get("spec", {}).get("replicas") or 0)
     _log(f"stopping {args.namespace}/{args.deployment}")
+    _scale(kube, args, 0)
+    try:
+        return _release(kube, args, deadline)
+    except errors.KubeError as e:
+        _log(f"failed ({e}); starting the operator again ({replicas} replicas)")
+        _scale(kube, args, replicas)
+        return connection.fail(f"{e}; the operator stays installed")
+
+
+def _scale(kube: api.Kube, args: argparse.Namespace, replicas: int) -> None:
     api.sync(
         kube.apps.patch_namespaced_deployment_scale,
         args.deployment,
         args.namespace,
-        {"spec": {"replicas": 0}},
+        {"spec": {"replicas": replicas}},
     )
+
+
+def _release(kube: api.Kube, args: argparse.Namespace, deadline: float) -> int:
+    """Wait for the operator's pods to stop, then remove its finalizer from every session."""
 
     def running() -> list[str]:
         pods = api.sync(
@@ -109,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         return [p["metadata"]["name"] for p in pods.get("items", [])]
 
     if _wait("the operator's pods to stop", running, deadline):
-        return connection.fail("the operator did not stop")
+        raise errors.Unavailable("the operator did not stop in time")
     for item in _sessions(kube):
         meta = item["metadata"]
         finalizers = meta.get("finalizers") or []
@@ -122,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 meta["namespace"],
                 PLURAL,
                 meta["name"],
-                [{"op": "replace", "path": "/metadata/finalizers", "value": kept}],
+                {"metadata": {"finalizers": kept, "resourceVersion": meta["resourceVersion"]}},
             )
     _log("every session ended, its credentials gone, the finalizers released")
     return 0
