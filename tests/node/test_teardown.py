@@ -92,6 +92,8 @@ def test_a_killed_owner_is_cleaned_up_by_the_next_run() -> None:
     finally:
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait(30)
+        if owner.stdout is not None:
+            owner.stdout.close()
     time.sleep(2)  # its daemons die with it (PR_SET_PDEATHSIG); shims and pods do not
     assert node.leftovers(), "a killed owner should leave a live pod behind"
     cluster.reap_stale_runs()  # what the next run does first
