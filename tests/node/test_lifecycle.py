@@ -13,15 +13,19 @@ import dataclasses
 import os
 import pathlib
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from agent_authority import certs
 from agent_authority.localcluster import cluster, node
 from agent_authority.models import FINALIZER, GROUP, VERSION
 from tests.e2e import agents
@@ -275,6 +279,25 @@ def _credentials_gone(w: World, s: Session) -> bool:
             if any(sub.name == s.account for sub in binding.subjects or []):
                 return False
     return True
+
+
+# -- the node ----------------------------------------------------------------------------------
+
+
+def test_the_kubelet_authorizes_every_caller(world: World) -> None:
+    """A certificate from the cluster CA is not enough: the kubelet asks the apiserver (RBAC)."""
+    pki = world.local.pki_dir
+    ca = certs.Authority.load(certs.KeyPair(pki / "cluster-ca.crt", pki / "cluster-ca.key"))
+    pair = ca.issue(
+        pki, "kubelet-probe", common_name=AGENT, organizations=[AGENT_GROUP], client=True
+    )
+    context = ssl.create_default_context(cafile=None)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the kubelet's serving certificate is self-signed
+    context.load_cert_chain(str(pair.cert), str(pair.key))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"https://{node.GATEWAY}:10250/pods", context=context, timeout=10)
+    assert refused.value.code == 403
 
 
 # -- install ------------------------------------------------------------------------------------

@@ -123,6 +123,7 @@ class LocalNode:
             self._write_state()
             self._network()
             self._write_configs()
+            self._bind_apiserver_to_kubelet()
             self._spawn("containerd", self._containerd_args(), env=self._containerd_env())
             self._wait_containerd()
             for archive in [pause, *self.images]:
@@ -222,12 +223,14 @@ class LocalNode:
             "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1",
             "healthzPort": KUBELET_HEALTHZ,
+            # As on real nodes: callers authenticated by the CA or a token, each call authorized
+            # by the apiserver (a SubjectAccessReview), never "anyone with a certificate".
             "authentication": {
                 "anonymous": {"enabled": False},
-                "webhook": {"enabled": False},
+                "webhook": {"enabled": True},
                 "x509": {"clientCAFile": str(ca)},
             },
-            "authorization": {"mode": "AlwaysAllow"},
+            "authorization": {"mode": "Webhook"},
             "containerRuntimeEndpoint": f"unix://{self.layout.socket}",
             "podLogsDir": str(self._path("logs")),
             "staticPodPath": str(self._path("manifests")),
@@ -414,6 +417,40 @@ class LocalNode:
             f"node {NODE_NAME} not Ready within {READY_TIMEOUT:.0f} s ({last}); kubelet log:\n"
             + self.log_tail("kubelet")
         )
+
+    def _bind_apiserver_to_kubelet(self) -> None:
+        """Let the apiserver's kubelet client (logs, exec) through the kubelet's authorization."""
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "agent-authority-node:apiserver-kubelet-client"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:kubelet-api-admin",
+            },
+            "subjects": [
+                {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "User",
+                    "name": "kube-apiserver-kubelet-client",
+                }
+            ],
+        }
+        request = urllib.request.Request(  # noqa: S310 - our own https URL
+            f"{self.local.url}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            data=json.dumps(binding).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - our own https URL
+                request, timeout=10, context=self.local.admin_ssl_context()
+            ):
+                pass
+        except urllib.error.HTTPError as e:
+            if e.code != 409:
+                raise NodeError(f"binding the apiserver's kubelet client failed: {e}") from e
 
     def _get(self, path: str) -> dict[str, Any] | None:
         context = self.local.admin_ssl_context()
