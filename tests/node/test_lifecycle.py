@@ -297,6 +297,7 @@ def test_the_kubelet_authorizes_every_caller(world: World) -> None:
     context.load_cert_chain(str(pair.cert), str(pair.key))
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"https://{node.GATEWAY}:10250/pods", context=context, timeout=10)
+    refused.value.close()
     assert refused.value.code == 403
 
 
