@@ -39,6 +39,8 @@ SERVICE_IP = "10.0.0.1"
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 READY_TIMEOUT = 180.0
 KUBELET_HEALTHZ = 10248
+NODE_BINARY_DIRS = ("containerd", "runc", "kubernetes-node", "cri-tools")
+"""Cache folders (``<name>-<version>``) of the node's daemons: their processes are ours."""
 
 
 class NodeError(RuntimeError):
@@ -634,12 +636,13 @@ def leftovers() -> list[str]:
         point = line.split()[4]
         if point.startswith(run) or point.startswith("/run/netns/cni-"):
             found.append(f"mount {point}")
+    bin_dir = assets.cache_dir() / "bin"
+    node_dirs = tuple(str(bin_dir / d) + "-" for d in NODE_BINARY_DIRS)
     for proc in pathlib.Path("/proc").iterdir():
         if proc.name.isdigit():
             with contextlib.suppress(OSError):
                 exe = os.readlink(proc / "exe")
-                ours = str(assets.cache_dir() / "bin") in exe and "/kubernetes-v" not in exe
-                if ours and not exe.endswith(("/etcd", "/helm")):
+                if exe.startswith(node_dirs):
                     found.append(f"process {proc.name} {exe}")
     return found
 
