@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import http.server
 import platform
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
@@ -143,6 +145,56 @@ def observe_audit_lag(event: Mapping[str, Any], now: datetime.datetime | None = 
     AUDIT_WEBHOOK_LAG.observe(max(lag, 0.0))
 
 
-def serve(port: int, addr: str = "127.0.0.1") -> None:
-    """Serve ``/metrics`` on ``addr:port`` from a background thread."""
-    prometheus_client.start_http_server(port, addr=addr)
+class Health:
+    """What ``/healthz`` and ``/readyz`` answer; the runtime flips these as the operator starts."""
+
+    def __init__(self) -> None:
+        self.live: Callable[[], bool] = lambda: True
+        self.ready: Callable[[], bool] = lambda: False
+
+
+HEALTH = Health()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """``/metrics`` (Prometheus text), ``/healthz`` (alive), ``/readyz`` (serving); else 404."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._reply(
+                200, prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST
+            )
+        elif path == "/healthz":
+            ok = _safely(HEALTH.live)
+            self._reply(200 if ok else 503, b"ok\n" if ok else b"not alive\n")
+        elif path == "/readyz":
+            ok = _safely(HEALTH.ready)
+            self._reply(200 if ok else 503, b"ok\n" if ok else b"not ready\n")
+        else:
+            self._reply(404, b"not found: /metrics, /healthz and /readyz are served here\n")
+
+    def _reply(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Probes every few seconds are not worth a log line."""
+
+
+def _safely(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:  # a failing check means "no", never a crashed server
+        return False
+
+
+def serve(port: int, addr: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``addr:port`` from a daemon thread."""
+    server = http.server.ThreadingHTTPServer((addr, port), _Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

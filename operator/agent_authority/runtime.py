@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
 import pathlib
+import socket
 import tempfile
+import time
 from typing import Any
 
 import kopf
@@ -49,6 +52,8 @@ KOPF_ERROR_BACKOFFS = (0.5, 1.0, *([2.0] * 30))
 class StartupError(Exception):
     """The operator refuses to start as configured; the message says what to change."""
 
+
+LIVENESS_STALE = 30.0
 
 # Importing the modules registers their handlers; listed so linters see they are used.
 REGISTERED = (
@@ -111,6 +116,13 @@ class Options:
     """Port of the ``/alertmanager`` notification receiver (0: off, polling only)."""
     alert_poll_seconds: float = 30.0
     """How often alert-bound sessions are checked against Alertmanager (0: never)."""
+    peering: str | None = None
+    """A ClusterKopfPeering's name: replicas elect a leader (the oldest) that runs the
+    controllers; every replica serves the webhooks. Unset: standalone (one replica)."""
+    peering_lifetime: int = 15
+    """Seconds a silent leader is still trusted (fail-over bound after it dies without notice)."""
+    webhooks_managed: bool = True
+    """Patch the webhook configurations to point here; False when a Helm chart installs them."""
 
 
 _OPTIONS = Options()
@@ -149,7 +161,7 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
-    settings.peering.standalone = True
+    _peering(settings, options)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.execution.max_workers = WORKER_THREADS
@@ -168,7 +180,30 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
         pkeyfile=key,
         cafile=ca,
     )
-    settings.admission.managed = WEBHOOK_CONFIGURATION
+    settings.admission.managed = WEBHOOK_CONFIGURATION if options.webhooks_managed else None
+
+
+def _peering(settings: kopf.OperatorSettings, options: Options) -> None:
+    """Leader election through kopf peering: the oldest replica has the highest priority.
+
+    A newer pod never preempts a running leader; when the leader stops it removes its peering
+    record (its followers resume at once), when it dies its record expires after the lifetime.
+    """
+    if not options.peering:
+        settings.peering.standalone = True
+        return
+    settings.peering.standalone = False
+    settings.peering.mandatory = True
+    settings.peering.clusterwide = True
+    settings.peering.name = options.peering
+    settings.peering.lifetime = options.peering_lifetime
+    settings.peering.priority = -int(time.time() * 1000)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
 
 
 @kopf.on.startup()
@@ -211,6 +246,9 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
         await resolver.start_polling()
     memo.resolver = resolver
     await _start_approvals(options, kube, memo, logger)
+    local = options.webhook_addr in ("0.0.0.0", "")  # noqa: S104 - a wildcard is probed locally
+    probe_host = "127.0.0.1" if local else options.webhook_addr
+    metrics.HEALTH.ready = lambda: _port_open(probe_host, options.webhook_port)
 
 
 async def _start_approvals(options: Options, kube: api.Kube, memo: Any, logger: Any) -> None:
@@ -256,7 +294,17 @@ def _login(settings: kopf.OperatorSettings, **_: object) -> kopf.ConnectionInfo 
     """``$KUBECONFIG`` read at login time (not at import time), else the in-cluster account."""
     if os.environ.get("KUBECONFIG"):
         return kopf.login_with_kubeconfig(settings=settings)
-    return kopf.login_with_service_account(settings=settings)
+    info = kopf.login_with_service_account(settings=settings)
+    host, port = (
+        os.environ.get("KUBERNETES_SERVICE_HOST"),
+        os.environ.get("KUBERNETES_SERVICE_PORT"),
+    )
+    if info is not None and host and port:
+        # As client-go and the Kubernetes client do: the Service's address from the environment,
+        # so no cluster DNS is needed to reach the apiserver.
+        address = f"[{host}]" if ":" in host else host
+        return dataclasses.replace(info, server=f"https://{address}:{port}")
+    return info
 
 
 def check(options: Options) -> None:
@@ -303,4 +351,17 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
     logs.install()
     if options.metrics_port:
         metrics.serve(options.metrics_port, options.metrics_addr)
-    await kopf.operator(clusterwide=True, stop_flag=stop_flag, memo=kopf.Memo())
+    heartbeat = asyncio.create_task(_heartbeat())
+    try:
+        await kopf.operator(clusterwide=True, stop_flag=stop_flag, memo=kopf.Memo())
+    finally:
+        heartbeat.cancel()
+
+
+async def _heartbeat() -> None:
+    """``/healthz`` is alive while the event loop runs this every second (stale after 30 s)."""
+    beat = time.monotonic()
+    metrics.HEALTH.live = lambda: time.monotonic() - beat < LIVENESS_STALE
+    while True:
+        await asyncio.sleep(1)
+        beat = time.monotonic()

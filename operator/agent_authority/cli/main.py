@@ -23,6 +23,7 @@ from agent_authority.cli import (
     help_text,
     requests,
     session,
+    uninstall,
 )
 from agent_authority.mcp import command as mcp_command
 
@@ -51,6 +52,9 @@ def _run(args: argparse.Namespace) -> int:
         audit_trail_previous_key=args.audit_trail_previous_key,
         alert_port=args.alert_port,
         alert_poll_seconds=args.alert_poll_seconds,
+        peering=args.peering,
+        peering_lifetime=args.peering_lifetime,
+        webhooks_managed=not args.no_manage_webhooks,
     )
     try:
         asyncio.run(runtime.run(options))
@@ -130,6 +134,20 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=defaults.alert_poll_seconds,
         help="how often alert-bound sessions are checked against Alertmanager (0: never)",
     )
+    run.add_argument(
+        "--peering", help="ClusterKopfPeering name: elect one leader among replicas (HA)"
+    )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=defaults.peering_lifetime,
+        help="seconds a silent leader is trusted (fail-over bound)",
+    )
+    run.add_argument(
+        "--no-manage-webhooks",
+        action="store_true",
+        help="serve the webhooks but leave their configurations to the installer (Helm chart)",
+    )
     run.set_defaults(func=_run)
 
 
@@ -163,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     approvals.add_parser(sub)
     mcp_command.add_parser(sub)
     completion.add_parser(sub)
+    uninstall.add_parser(sub)
     return top
 
 

@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from agent_authority import certs as pki
@@ -51,6 +52,20 @@ class Options:
     """A stable name (``dev``) makes the run folder ``<cache>/run/<name>``; else a temp folder."""
     max_token_expiration: str | None = None
     """``--service-account-max-token-expiration``, e.g. ``1h``; unset keeps the default."""
+    bind_address: str = "127.0.0.1"
+    """Where the apiserver listens (a node's pods reach it on ``advertise_address``)."""
+    advertise_address: str = "127.0.0.1"
+    """The ``kubernetes`` Service's endpoint (a node sets its bridge address)."""
+    extra_ips: tuple[str, ...] = ()
+    """More IP SANs of the apiserver's certificate (the Service IP, the node's bridge)."""
+    authorization_modes: str = "RBAC"
+    """``--authorization-mode``; a node adds ``Node`` so the kubelet is confined to its pods."""
+    node_lifecycle: bool = False
+    """Run the node lifecycle controller (it lifts a Ready node's ``not-ready`` taint)."""
+
+
+STALE_RUN_HOOKS: list[Callable[[pathlib.Path], None]] = []
+"""Called with a stale run folder before it is removed (the node unmounts and cleans up there)."""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
@@ -112,6 +127,8 @@ def reap_stale_runs() -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        for hook in STALE_RUN_HOOKS:
+            hook(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -126,6 +143,7 @@ class LocalCluster:
         self.apiserver_port = 0
         self.etcd_port = 0
         self.startup_seconds = 0.0
+        self._starting = False
 
     # -- paths -------------------------------------------------------------------------------
     def _path(self, *parts: str) -> pathlib.Path:
@@ -148,6 +166,13 @@ class LocalCluster:
     @property
     def ca_file(self) -> pathlib.Path:
         return self._path("pki", "cluster-ca.crt")
+
+    def admin_ssl_context(self) -> ssl.SSLContext:
+        """TLS context trusting the cluster CA and presenting the admin's client certificate."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        p = self._path("pki")
+        context.load_cert_chain(str(p / "admin.crt"), str(p / "admin.key"))
+        return context
 
     def operator_serving(self) -> pki.KeyPair:
         """The certificate the operator serves webhooks and ``/audit`` with (signed by the CA)."""
@@ -193,6 +218,7 @@ class LocalCluster:
             self.folder.mkdir()
         else:
             self.folder = pathlib.Path(tempfile.mkdtemp(prefix="cp-", dir=root))
+        self._starting = True  # owned by this process until started, even when detached
         try:
             self._write_state()
             self._prepare()
@@ -202,6 +228,7 @@ class LocalCluster:
             self._wait_apiserver()
             if self.options.controller_manager:
                 self._spawn("kube-controller-manager", self._controller_manager_args())
+            self._starting = False
             self._write_state()
         except BaseException:
             self.stop()
@@ -241,7 +268,7 @@ class LocalCluster:
 
     def state(self) -> dict[str, Any]:
         return {
-            "owner": 0 if self.options.detach else os.getpid(),
+            "owner": 0 if self.options.detach and not self._starting else os.getpid(),
             "pids": [p.pid for p in self._procs.values()],
             "url": self.url,
             "kubeconfig": str(self.kubeconfig),
@@ -261,8 +288,14 @@ class LocalCluster:
             pki_dir,
             "apiserver",
             common_name="kube-apiserver",
-            dns_names=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-            ip_addresses=["127.0.0.1"],
+            dns_names=[
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+            ip_addresses=["127.0.0.1", *self.options.extra_ips],
             server=True,
         )
         admin = ca.issue(
@@ -275,6 +308,9 @@ class LocalCluster:
             dns_names=["localhost"],
             ip_addresses=["127.0.0.1"],
             server=True,
+        )
+        ca.issue(  # how the apiserver authenticates to a node's kubelet (logs, exec)
+            pki_dir, "kubelet-client", common_name="kube-apiserver-kubelet-client", client=True
         )
         audit_client = ca.issue(
             pki_dir, "audit-client", common_name="system:kube-apiserver-audit", client=True
@@ -322,13 +358,13 @@ class LocalCluster:
         args = [
             str(self.binaries.kube_apiserver),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.options.bind_address}",
+            f"--advertise-address={self.options.advertise_address}",
             f"--secure-port={self.apiserver_port}",
             f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'cluster-ca.crt'}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={self.options.authorization_modes}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={p / 'sa.pub'}",
@@ -339,6 +375,9 @@ class LocalCluster:
             "--audit-webhook-initial-backoff=1s",
             "--profiling=false",
             f"--cert-dir={self._path('apiserver-certs')}",
+            f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
         ]
         if self.options.max_token_expiration:
             args.append(
@@ -357,7 +396,8 @@ class LocalCluster:
             "--use-service-account-credentials=false",
             f"--service-account-private-key-file={p / 'sa.key'}",
             f"--root-ca-file={p / 'cluster-ca.crt'}",
-            "--controllers=*,-bootstrapsigner,-tokencleaner,-nodeipam,-nodelifecycle",
+            "--controllers=*,-bootstrapsigner,-tokencleaner,-nodeipam"
+            + ("" if self.options.node_lifecycle else ",-nodelifecycle"),
         ]
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -452,3 +492,8 @@ def stop_detached(name: str) -> bool:
             os.killpg(pid, signal.SIGKILL)
     shutil.rmtree(folder, ignore_errors=True)
     return True
+
+
+# For the node module, which starts its daemons the same way.
+die_with_parent = _die_with_parent
+alive = _alive
