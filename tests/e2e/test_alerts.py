@@ -166,21 +166,32 @@ def test_resolving_the_alert_ends_the_session_and_its_credentials_stop_working(
 ) -> None:
     grant = _grant(admin, alertmanager_server.url, namespace)
     agent = _agent(local_cluster, admin, namespace)
-    labels = _labels()
-    fingerprint = alerting.fire(alertmanager_server, labels)
-    body = _session(grant, fingerprint)
-    agents.open_session(agent, namespace, body)
-    name = body["metadata"]["name"]
-    active = agents.wait_phase(admin, namespace, name, {"Active"})
-    token = agents.token_of(agent, namespace, active)
-    assert _forbidden_now(local_cluster, token, namespace) == 200
-    alerting.resolve(alertmanager_server, labels)
-    ended = _wait_ended(admin, namespace, name, timeout=15)  # polling is every 20 s
-    revocation = ended["status"]["revocation"]
-    assert ended["status"]["phase"] == "Ended"
-    assert revocation["reason"] == "IncidentResolved"
-    assert "notified" in revocation["message"], revocation
-    assert _forbidden_now(local_cluster, token, namespace) in (401, 403)
+    # Alertmanager notifies at its next group flush (group_interval 1 s); a poll (every 20 s)
+    # that happens to run in that second sees the resolution first and ends the session as
+    # "polled". Only that race is retried, with a fresh alert: a session ended by a notification
+    # is still required, so with notifications broken this test never passes.
+    seen = []
+    for _attempt in range(3):
+        labels = _labels()
+        fingerprint = alerting.fire(alertmanager_server, labels)
+        body = _session(grant, fingerprint)
+        agents.open_session(agent, namespace, body)
+        name = body["metadata"]["name"]
+        active = agents.wait_phase(admin, namespace, name, {"Active"})
+        token = agents.token_of(agent, namespace, active)
+        assert _forbidden_now(local_cluster, token, namespace) == 200
+        alerting.resolve(alertmanager_server, labels)
+        ended = _wait_ended(admin, namespace, name, timeout=15)  # polling is every 20 s
+        revocation = ended["status"]["revocation"]
+        assert ended["status"]["phase"] == "Ended"
+        assert revocation["reason"] == "IncidentResolved"
+        assert _forbidden_now(local_cluster, token, namespace) in (401, 403)
+        seen.append(revocation["message"])
+        if "notified" in revocation["message"]:
+            break
+        assert "polled" in revocation["message"], revocation
+        print(f"\n[e2e] a poll saw the resolution before the notification; again: {seen[-1]}")
+    assert "notified" in seen[-1], seen
 
 
 def test_polling_ends_the_session_when_the_notification_is_lost(

@@ -32,6 +32,8 @@ from agent_authority.policy import incidents
 
 REASON = "IncidentResolved"
 MAX_BODY = 1 << 20
+NOTIFIED_CHECKS = 4
+"""Checks started by notifications that may run at once (polls are not counted)."""
 logger = logging.getLogger(__name__)
 
 
@@ -49,16 +51,25 @@ def notified_fingerprints(payload: object) -> set[str]:
     }
 
 
+def _binding_of(body: api.Json) -> grant.AlertBinding | None:
+    """A grant's Alertmanager binding (None: not alert-bound, or a spec that does not parse)."""
+    try:
+        spec = grant.AgentGrantSpec.model_validate(body.get("spec") or {})
+    except ValueError:
+        return None
+    return spec.incidents.alertmanager
+
+
 class Resolver:
     """The ``/alertmanager`` receiver and the polling loop, sharing one check."""
 
     def __init__(self, kube: api.Kube, poll_seconds: float) -> None:
         self.kube = kube
         self.poll_seconds = poll_seconds
-        self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._poller: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._notified = asyncio.Semaphore(NOTIFIED_CHECKS)
 
     async def start(self, *, host: str, port: int, certfile: str, keyfile: str) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -89,7 +100,7 @@ class Resolver:
             return web.Response(status=400, text="not a JSON Alertmanager notification")
         hinted = notified_fingerprints(payload)
         if hinted:
-            task = asyncio.get_running_loop().create_task(self._safe_check(hinted, "notified"))
+            task = asyncio.get_running_loop().create_task(self._notified_check(hinted))
             self._pending.add(task)  # keep a reference until it finishes
             task.add_done_callback(self._pending.discard)
         return web.Response(status=200)
@@ -98,6 +109,10 @@ class Resolver:
         while True:
             await asyncio.sleep(self.poll_seconds)
             await self._safe_check(None, "polled")
+
+    async def _notified_check(self, fingerprints: Collection[str]) -> None:
+        async with self._notified:  # bounded: anyone who reaches the endpoint can post
+            await self._safe_check(fingerprints, "notified")
 
     async def _safe_check(self, fingerprints: Collection[str] | None, via: str) -> None:
         try:
@@ -110,49 +125,48 @@ class Resolver:
 
         ``fingerprints`` limits the check to sessions of those alerts (a notification's hint);
         ``via`` (``notified``/``polled``) is recorded in the revocation message.
-        """
-        async with self._lock:
-            candidates = [
-                s
-                for s in await resources.list_sessions(self.kube)
-                if (s.get("status") or {}).get("phase") == sessions.ACTIVE
-                and not s["spec"].get("ended")
-                and (fingerprints is None or s["spec"]["incident"]["id"] in fingerprints)
-            ]
-            bindings: dict[str, grant.AlertBinding | None] = {}
-            firing: dict[str, list[incidents.Alert] | None] = {}
-            ended = 0
-            for body in candidates:
-                binding = await self._binding(bindings, body["spec"]["grantRef"]["name"])
-                if binding is None:
-                    continue
-                if binding.url not in firing:
-                    try:
-                        firing[binding.url] = await alertmanager.firing(
-                            binding.url, ca_bundle=binding.ca_bundle
-                        )
-                    except alertmanager.AlertmanagerError as e:
-                        logger.warning("Alertmanager %s could not be asked: %s", binding.url, e)
-                        firing[binding.url] = None
-                alerts = firing[binding.url]
-                fingerprint = str(body["spec"]["incident"]["id"])
-                if alerts is None or not incidents.resolved(fingerprint, alerts):
-                    continue
-                if await self._end(body, fingerprint, binding.url, via):
-                    ended += 1
-            return ended
 
-    async def _binding(
-        self, cache: dict[str, grant.AlertBinding | None], name: str
-    ) -> grant.AlertBinding | None:
-        if name not in cache:
-            body = await resources.get_grant(self.kube, name)
-            try:
-                spec = grant.AgentGrantSpec.model_validate(body["spec"]) if body else None
-            except ValueError:
-                spec = None
-            cache[name] = spec.incidents.alertmanager if spec else None
-        return cache[name]
+        Checks do not wait for one another: a notification is acted on when it arrives, even
+        while a poll is still asking a slow or unreachable Alertmanager. Each Alertmanager is
+        asked once per check, all at the same time, so one that hangs (up to its timeout) delays
+        no other. Ending a session twice is harmless: :func:`sessions.revoke` ends it once, and
+        the first path to see the resolution is the one recorded.
+        """
+        bindings = {
+            g["metadata"]["name"]: b
+            for g in await resources.list_grants(self.kube)
+            if (b := _binding_of(g)) is not None
+        }
+        candidates = [
+            (s, bindings[s["spec"]["grantRef"]["name"]])
+            for s in await resources.list_sessions(self.kube)
+            if (s.get("status") or {}).get("phase") == sessions.ACTIVE
+            and not s["spec"].get("ended")
+            and s["spec"].get("grantRef", {}).get("name") in bindings
+            and (fingerprints is None or s["spec"]["incident"]["id"] in fingerprints)
+        ]
+        if not candidates:
+            return 0
+        wanted = {b.url: b for _, b in candidates}
+        answers = await asyncio.gather(*(self._firing(b) for b in wanted.values()))
+        firing = dict(zip(wanted, answers, strict=True))
+        ended = 0
+        for body, binding in candidates:
+            alerts = firing[binding.url]
+            fingerprint = str(body["spec"]["incident"]["id"])
+            if alerts is None or not incidents.resolved(fingerprint, alerts):
+                continue
+            if await self._end(body, fingerprint, binding.url, via):
+                ended += 1
+        return ended
+
+    async def _firing(self, binding: grant.AlertBinding) -> list[incidents.Alert] | None:
+        """The alerts firing at the binding's Alertmanager, or None when it cannot be asked."""
+        try:
+            return await alertmanager.firing(binding.url, ca_bundle=binding.ca_bundle)
+        except alertmanager.AlertmanagerError as e:
+            logger.warning("Alertmanager %s could not be asked: %s", binding.url, e)
+            return None
 
     async def _end(self, body: api.Json, fingerprint: str, url: str, via: str) -> bool:
         meta = body["metadata"]

@@ -23,6 +23,13 @@ async def get_grant(kube: api.Kube, name: str) -> api.Json | None:
         return None
 
 
+async def list_grants(kube: api.Kube) -> list[api.Json]:
+    """Every AgentGrant (cluster-scoped), in one list call."""
+    found = await api.call(kube.custom.list_cluster_custom_object, GROUP, VERSION, GRANTS)
+    items: list[api.Json] = found.get("items", [])
+    return items
+
+
 async def get_session(kube: api.Kube, namespace: str, name: str) -> api.Json | None:
     try:
         return await api.call(

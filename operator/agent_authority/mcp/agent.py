@@ -53,6 +53,8 @@ class Handle:
     body: dict[str, Any]
     client: client.ApiClient
     read_at: float
+    requests: set[str] = dataclasses.field(default_factory=set)
+    """Names of the RemediationRequests this server created for the session."""
 
     @property
     def status(self) -> dict[str, Any]:

@@ -26,6 +26,8 @@ MAX_TAIL_LINES = schemas.MAX_TAIL_LINES
 MAX_LOG_BYTES = schemas.MAX_LOG_BYTES
 MAX_EXCERPT = 4096
 DECISION_WAIT = 15.0
+OWN_READ_WAIT = 10.0
+"""How long a session waits for the operator to let it ``get`` a request it just created."""
 FINAL_PHASES = {"Denied", "Succeeded", "Failed", "Expired", "Cancelled", "RolledBack"}
 Json = dict[str, Any]
 
@@ -337,24 +339,46 @@ async def submit(api_client: Any, namespace: str, body: Json) -> Json:
         time.monotonic() < deadline
     ):
         await asyncio.sleep(0.02)
-        created = await _kube(
-            agentapi.get_request(api_client, namespace, name), "reading the request"
-        )
+        created = await read_request(api_client, namespace, name, wait=True)
     return created
+
+
+async def read_request(api_client: Any, namespace: str, name: str, *, wait: bool) -> Json:
+    """A request, read with the session token by name.
+
+    A session token has no ``list`` or ``watch`` on RemediationRequests, only ``get`` on its own
+    by ``resourceNames``, which the operator adds to the session's own-reads Role moments after
+    the request appears. Until then the apiserver answers 403; the operator does not count a
+    denied ``get`` of a session's own request as a deviation, so with ``wait`` (a request this
+    session created) the read is retried for up to ``OWN_READ_WAIT`` seconds. Without it (a name
+    the server did not create for this session) one read is made: a 403 there is reported at
+    once, never repeated. Any other error, or a 403 past the wait, is reported.
+    """
+    deadline = time.monotonic() + (OWN_READ_WAIT if wait else 0.0)
+    while True:
+        try:
+            found: Json = await agentapi.get_request(api_client, namespace, name)
+            return found
+        except errors.Forbidden as e:
+            if time.monotonic() >= deadline:
+                raise agent.Rejected(f"reading the request failed: {agent.refusal_of(e)}") from e
+        except errors.KubeError as e:
+            kind = agent.Rejected if e.status == 401 else agent.ToolError
+            raise kind(f"reading the request failed: {agent.refusal_of(e)}") from e
+        await asyncio.sleep(0.1)
 
 
 async def _propose(a: agent.Agent, args: Json) -> Json:
     handle = await a.active(args.get("session"))
     body = request_body(handle.name, args)
+    handle.requests.add(body["metadata"]["name"])
     return _request_view(await submit(handle.client, handle.namespace, body))
 
 
 async def _remediation_status(a: agent.Agent, args: Json) -> Json:
     handle = await a.active(args.get("session"))
-    body = await _kube(
-        agentapi.get_request(handle.client, handle.namespace, str(args["name"])),
-        "reading the request",
-    )
+    name = str(args["name"])
+    body = await read_request(handle.client, handle.namespace, name, wait=name in handle.requests)
     return _request_view(body)
 
 
@@ -362,10 +386,10 @@ async def _wait_for_remediation(a: agent.Agent, args: Json) -> Json:
     handle = await a.active(args.get("session"))
     timeout = min(int(args.get("timeout_seconds") or 300), 1800)
     deadline = time.monotonic() + timeout
+    name = str(args["name"])
     while True:
-        body = await _kube(
-            agentapi.get_request(handle.client, handle.namespace, str(args["name"])),
-            "reading the request",
+        body = await read_request(
+            handle.client, handle.namespace, name, wait=name in handle.requests
         )
         view = _request_view(body)
         if view["phase"] in FINAL_PHASES or time.monotonic() > deadline:

@@ -38,7 +38,8 @@ ALWAYS = (
     "open_sub_session",
     "end_session",
 )
-"""Tools every Active session has (its RBAC always covers RemediationRequests)."""
+"""Tools every Active session has (its RBAC always lets it create RemediationRequests and
+`get` its own by name, once the operator has seen them)."""
 EVENT_RESOURCES = (("", "events"), ("events.k8s.io", "events"))
 
 

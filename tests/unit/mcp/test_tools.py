@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agent_authority.kube import agentapi, errors
 from agent_authority.mcp import agent, schemas, tools
 from agent_authority.models import grant
 
@@ -157,3 +158,39 @@ def test_a_tool_the_rules_do_not_offer_is_refused_by_name() -> None:
     who = _with_session([DEPLOYS])
     with pytest.raises(agent.ToolError, match="tool 'pod_logs' is not available"):
         asyncio.run(tools.call(who, "pod_logs", {"pod": "x", "namespace": "shop"}))
+
+
+class _Reads:
+    """``agentapi.get_request`` answering 403 ``forbidden`` times, then the request."""
+
+    def __init__(self, forbidden: int) -> None:
+        self.forbidden = forbidden
+        self.calls = 0
+
+    async def __call__(self, _client: Any, namespace: str, name: str) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.forbidden:
+            raise errors.Forbidden(f"cannot get remediationrequests {name}", 403)
+        return {"metadata": {"name": name, "namespace": namespace}, "status": {"phase": "Pending"}}
+
+
+@pytest.mark.parametrize(
+    ("wait", "forbidden", "calls", "found"),
+    [
+        pytest.param(True, 3, 4, True, id="own-request-403-until-the-operator-allows-it"),
+        pytest.param(True, 0, 1, True, id="own-request-readable-at-once"),
+        pytest.param(False, 1, 1, False, id="other-name-403-reported-at-once-never-repeated"),
+    ],
+)
+def test_a_request_is_read_by_name_waiting_only_for_its_own(
+    monkeypatch: pytest.MonkeyPatch, wait: bool, forbidden: int, calls: int, found: bool
+) -> None:
+    reads = _Reads(forbidden)
+    monkeypatch.setattr(agentapi, "get_request", reads)
+    if found:
+        body = asyncio.run(tools.read_request(None, "agents", "rr-1", wait=wait))
+        assert body["metadata"]["name"] == "rr-1"
+    else:
+        with pytest.raises(agent.Rejected, match="cannot get remediationrequests rr-1"):
+            asyncio.run(tools.read_request(None, "agents", "rr-1", wait=wait))
+    assert reads.calls == calls
