@@ -360,7 +360,8 @@ def test_a_session_token_cannot_open_a_session_root_or_sub_agent(world: World) -
             for attempt in (root(), child()):
                 message = _refused(lambda a=attempt: agents.open_session(as_session, w.ns, a))
                 assert "ValidatingAdmissionPolicy" not in message, message
-                assert "SessionIdentityCannotOpenSessions: spec.requester" in message, message
+                assert "SessionIdentity" in message, message
+                assert "spec.requester: 'system:serviceaccount:" in message, message
         # The sub-agent, opened by the base identity that opened the parent, is fine.
         allowed = child()
         agents.open_session(w.agent, w.ns, allowed)
