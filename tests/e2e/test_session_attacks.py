@@ -319,7 +319,8 @@ def test_the_concurrent_session_cap_holds_under_parallel_creates(world: World) -
 
 def test_a_session_token_cannot_open_a_session_root_or_sub_agent(world: World) -> None:
     """Session identities create RemediationRequests and nothing else: not a root session, not
-    even a sub-agent of their own session. Both layers refuse: the apiserver's admission policy,
+    even a sub-agent of their own session, and they end no session, not even their own. Both
+    layers refuse: the apiserver's admission policy,
     and (with its binding removed) the operator's webhook. Sub-agents are opened by the agent's
     base identity, naming the parent it opened."""
     w = world
@@ -352,16 +353,25 @@ def test_a_session_token_cannot_open_a_session_root_or_sub_agent(world: World) -
                 agents.unique("child"), grant, parentSession=parent, scopes=[{"name": "workloads"}]
             )
 
+        def end_itself() -> Any:
+            return _patch(as_session, w, parent, {"spec": {"ended": True}})
+
         for attempt in (root(), child()):
             message = _refused(lambda a=attempt: agents.open_session(as_session, w.ns, a))
             assert f"ValidatingAdmissionPolicy '{IDENTITIES_POLICY}'" in message, message
             assert "SessionIdentity" in message, message
+        # Nor does it change a session, not even end its own (RBAC would let it patch).
+        assert "refused: UPDATE incidentsessions" in _refused(end_itself)
         with _without_policy_bindings(w, IDENTITIES_POLICY):
             for attempt in (root(), child()):
                 message = _refused(lambda a=attempt: agents.open_session(as_session, w.ns, a))
                 assert "ValidatingAdmissionPolicy" not in message, message
                 assert "SessionIdentity" in message, message
                 assert "spec.requester: 'system:serviceaccount:" in message, message
+            message = _refused(end_itself)
+            assert "ValidatingAdmissionPolicy" not in message, message
+            assert "SessionIdentity: spec: " in message, message
+        assert agents.get_session(w.admin, w.ns, parent)["status"]["phase"] == "Active"
         # The sub-agent, opened by the base identity that opened the parent, is fine.
         allowed = child()
         agents.open_session(w.agent, w.ns, allowed)

@@ -76,7 +76,7 @@ class Reason(enum.StrEnum):
     PARENT_GRANT_MISMATCH = "ParentGrantMismatch"
     DEPTH_EXCEEDED = "DepthExceeded"
     SCOPE_WIDER_THAN_PARENT = "ScopeWiderThanParent"
-    SESSION_IDENTITY = "SessionIdentityCannotOpenSessions"
+    SESSION_IDENTITY = "SessionIdentity"
     PARENT_NOT_OWNED = "ParentNotOwned"
     TOO_MANY_SESSIONS = "TooManySessions"
     NO_SCOPE_LEFT = "NoScopeLeft"

@@ -609,7 +609,7 @@ def test_the_base_identity_that_opened_the_parent_opens_a_narrower_sub_agent() -
     assert admission.rules == [rule("web", ["pods", "pods/log"], ["get", "list"])]
 
 
-SESSION_TOKEN_REFUSED = "SessionIdentityCannotOpenSessions"
+SESSION_TOKEN_REFUSED = "SessionIdentity"
 SUB_AGENT = session_spec(
     parentSession="root", scopes=[{"name": "pods-read", "namespaces": ["web"]}]
 )
