@@ -21,7 +21,7 @@ import kopf
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling
-from agent_authority.kube import api, context, credentials, resources
+from agent_authority.kube import api, context, credentials, readiness, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
 
@@ -148,17 +148,14 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
         await deny(kube, body, decision.reason.value, decision.message)
         return
     ref = _ref(body)
-    # Identity and Roles at once; then bindings while the token is minted (a brand-new session
-    # has nothing to prune). Bindings need their Roles; the token needs the ServiceAccount.
-    secret_uid, namespaces = await asyncio.gather(
-        credentials.ensure_identity(kube, ref),
-        credentials.ensure_roles(kube, ref, decision.rules),
-    )
-    _, token = await asyncio.gather(
-        credentials.ensure_bindings(kube, ref, namespaces, spec.requester),
-        credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds),
+    token = await credentials.issue(
+        kube, ref, decision.rules, spec.requester, SETTINGS.token_seconds
     )
     metrics.TOKENS_MINTED.inc()
+    # Active means usable: wait until the authorizer serves the new RoleBindings (SubjectAccess-
+    # Reviews); if it does not in time, the handler is retried and the session stays Pending.
+    # Before the audit records, so that a retry does not record the session opened twice.
+    await readiness.confirm_usable(kube, ref, decision.rules, spec.requester)
     assert facts.grant_spec is not None  # admitted, so the grant exists
     ttl = sessions.effective_ttl(spec, facts.grant_spec)
     expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
