@@ -66,7 +66,7 @@ def runs_table(
     lines = [
         f"**{title}**",
         "",
-        "| run | operator p99 | floor p99 | ratio | errors | load avg (1 min) |",
+        "| run | operator p99 | floor p99 | ratio | errors in the run | load avg (1 min) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     operator, floor = judged.get("operatorP99s", []), judged.get("floorP99s", [])
@@ -94,9 +94,11 @@ def runs_table(
 
 def _header(result: Result, path: str) -> list[str]:
     started, command = result.get("startedAt", "?"), result.get("command", "?")
+    quick = (result.get("parameters") or {}).get("quick")
     return [
         f"Result `{path}`, started {started}, `{command}`; "
-        f"load average at start {load(result.get('loadavgAtStart'))}.",
+        f"load average at start {load(result.get('loadavgAtStart'))}."
+        + (" **A smoke run (`--quick`), not a measurement.**" if quick else ""),
         "",
     ]
 

@@ -20,7 +20,8 @@ def sessions_result(started: str, p99s: list[float], floors: list[float]) -> dic
         "benchmark": "sessions",
         "format": 2,
         "startedAt": started,
-        "command": "python bench/sessions.py",
+        "command": "python bench/sessions.py --quick",
+        "parameters": {"quick": True},
         "loadavgAtStart": [4.0, 3.0, 2.0],
         "runs": _runs(p99s, floors),
         "summary": {
@@ -69,6 +70,7 @@ def test_renders_the_newest_result_of_each_kind_with_runs_median_and_goal(
     assert text.startswith(report.BEGIN)
     assert text.rstrip().endswith(report.END)
     assert "bench/results/sessions-b.json" in text
+    assert "**A smoke run (`--quick`), not a measurement.**" in text
     assert "| 1 | 2,000 ms | 1,000 ms | 2.00x | 0 | 3.50 |" in text
     assert "| 2 | 3,000 ms | 1,000 ms | 3.00x | 2 | 4.50 |" in text
     assert "**2,400 ms** (spread 2,000 ms to 3,000 ms)" in text
