@@ -8,10 +8,11 @@ process (``agent-authority run``, under its own restricted identity), then measu
    successful read (HTTP 200 on ``GET /api/v1/namespaces/<shop>/pods``) with the token the operator
    minted, for ``--sessions`` sessions created at once, over ``--rounds`` rounds. Next to it the
    **floor**: the same objects (ServiceAccount, Secret, Roles, RoleBindings, TokenRequest bound to
-   the Secret, token stored in the Secret) created by calling ``agent_authority.kube.credentials``
-   directly with the admin client, for the same number of concurrent "sessions", then the token
-   polled until it reads. Operator and floor batches take turns. Reported: p50/p99/max and the ratio
-   operator/floor (goal: at most 2x at p99).
+   the Secret, token stored in the Secret) created by calling ``credentials.issue`` (the function
+   the session controller calls: the same calls, order and overlap) directly with the admin
+   client, for the same number of concurrent "sessions", then the token polled until it reads.
+   Operator and floor batches take turns. Reported: p50/p99/max and the ratio operator/floor
+   (goal: at most 2x at p99, judged on the median of the runs' p99s).
 2. **Revocation latency**: for ``--revocations`` active sessions, ``spec.ended=true`` is patched
    (as the agent) and the old token is polled every ``--poll-ms`` until it gets 403 (RBAC gone) and
    then until it gets 401 (the token no longer authenticates). Floor: the RoleBindings, then the
@@ -20,12 +21,15 @@ process (``agent-authority run``, under its own restricted identity), then measu
    latency phases) and with ``--rss-sessions`` Active sessions, created ``--sessions`` at a time;
    and how long those took to become Active.
 
-It prints tables, writes ``bench/results/sessions-<UTC date-time>.json`` (and keeps the operator's
-JSON log next to it), and stops every process it started, also on Ctrl-C or SIGTERM.
+Each of ``--runs`` (3) full runs starts its own control plane and operator. A sample that fails
+is recorded with its error (counted per run), never fatal; a failed run is recorded and the next
+one runs. It prints tables, writes ``bench/results/sessions-<UTC date-time>.json`` (and keeps the
+operator's JSON log of each run next to it), and stops every process it started, also on Ctrl-C
+or SIGTERM. ``bench/report.py`` renders the docs tables from the JSON.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/sessions.py                 # default: 50 sessions x 3 rounds, 30, 1000
+    .venv/bin/python bench/sessions.py                 # 3 runs of 50 sessions x 3 rounds, 30, 1000
     .venv/bin/python bench/sessions.py --quick         # a smoke run (about a minute)
     .venv/bin/python bench/sessions.py --trace         # also profile the operator's API calls
 
