@@ -553,13 +553,13 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
         [_p99(r, "approvalFloor") for r in runs],
         max_ratio=GOAL_RATIO,
         max_seconds=GOAL_SECONDS,
-        runs_wanted=wanted,
+        runs_wanted=max(wanted, stats.DEFAULT_RUNS),  # a goal needs 3 runs at least
     )
     auto = stats.judge(
         [_p99(r, "auto") for r in runs],
         [_p99(r, "autoFloor") for r in runs],
         max_ratio=math.inf,  # reported, no goal
-        runs_wanted=wanted,
+        runs_wanted=max(wanted, stats.DEFAULT_RUNS),  # a goal needs 3 runs at least
     )
     errors = [
         sum(len(k.get("errors", [])) for k in r.get("kinds", {}).values()) + ("error" in r)

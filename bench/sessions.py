@@ -1356,13 +1356,13 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
         [_at(r, "ready", "operator", "p99") for r in runs],
         [_at(r, "ready", "floor", "p99") for r in runs],
         max_ratio=GOAL_READY_RATIO,
-        runs_wanted=wanted,
+        runs_wanted=max(wanted, stats.DEFAULT_RUNS),  # a goal needs 3 runs at least
     )
     revocation = stats.judge(
         [_at(r, "revocation", "operator", "to403", "p99") for r in runs],
         [_at(r, "revocation", "floor", "to403", "p99") for r in runs],
         max_ratio=math.inf,  # reported, no goal
-        runs_wanted=wanted,
+        runs_wanted=max(wanted, stats.DEFAULT_RUNS),  # a goal needs 3 runs at least
     )
     errors = [sum(len(r.get(k, {}).get("errors", [])) for k in ("ready",)) for r in runs]
     for i, r in enumerate(runs):

@@ -19,8 +19,8 @@ REQUESTER = base.UserInfo(username="alice", groups=["ai-agents"])
 
 
 def rule(ns: str, resources: list[str], verbs: list[str], **kw: Any) -> grant.PolicyRule:
-    return grant.PolicyRule(namespace=ns, api_groups=kw.pop("groups", [""]), resources=resources,
-                            verbs=verbs, **kw)  # fmt: skip
+    groups = kw.pop("groups", [""])
+    return grant.PolicyRule(namespace=ns, api_groups=groups, resources=resources, verbs=verbs, **kw)
 
 
 def described(rules: list[grant.PolicyRule]) -> list[str]:
