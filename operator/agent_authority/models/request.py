@@ -11,6 +11,9 @@ import pydantic
 from agent_authority.models import base, cel, grant
 
 SHA256_HEX = r"^[a-f0-9]{64}$"
+RFC3339_YEAR_1_TO_9999 = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
+"""Years 0001-9999 only: the schema's ``date-time`` format admits year 0000, which no datetime
+library the operator (or most clients) use can represent."""
 
 
 class TargetKind(enum.StrEnum):
@@ -68,7 +71,10 @@ class Evidence(base.Model):
     excerpt: Annotated[str, pydantic.Field(max_length=4096)] | None = None
     sha256: Annotated[str, pydantic.Field(pattern=SHA256_HEX)]
     """Lower-case hex SHA-256 of the full evidence the excerpt was taken from."""
-    observed_at: datetime.datetime
+    observed_at: Annotated[
+        datetime.datetime, pydantic.Field(json_schema_extra={"pattern": RFC3339_YEAR_1_TO_9999})
+    ]
+    """When the evidence was observed (RFC 3339, e.g. ``2026-11-21T07:00:00Z``)."""
 
 
 class RemediationRequestSpec(base.Model):
@@ -130,6 +136,15 @@ class FieldChange(base.Model):
     after: str | None = None
 
 
+class Pinned(base.Model):
+    """What a plan resolved at evaluation and the apply must use, not resolve again."""
+
+    revision: Annotated[int, pydantic.Field(ge=1)] | None = None
+    """rollback-deployment: the revision the request goes back to, as evaluated."""
+    replica_set_uid: Annotated[str, pydantic.Field(max_length=128)] | None = None
+    """rollback-deployment: the uid of that revision's ReplicaSet (kept when it is renumbered)."""
+
+
 class Inverse(base.Model):
     """What undoes an applied action, recorded before it is applied."""
 
@@ -147,6 +162,9 @@ class RemediationRequestStatus(base.Model):
     blast_radius: BlastRadius | None = None
     diff: list[FieldChange] = pydantic.Field(default_factory=list)
     inverse: Inverse | None = None
+    target_uid: Annotated[str, pydantic.Field(max_length=128)] | None = None
+    """The target's metadata.uid when evaluated: approvals are for that object, not a recreation."""
+    pinned: Pinned | None = None
     expires_at: datetime.datetime | None = None
     applied_at: datetime.datetime | None = None
 
