@@ -20,7 +20,7 @@ import kopf
 
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
-from agent_authority.controllers import handling
+from agent_authority.controllers import handling, request_status
 from agent_authority.kube import api, context, credentials, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
@@ -259,13 +259,8 @@ async def _cancel_requests(kube: api.Kube, body: api.Json, message: str) -> None
         and (r.get("status") or {}).get("phase", "Pending") in OPEN_REQUESTS
     ]
     for item in pending:
-        await resources.patch_request_status(
-            kube,
-            meta["namespace"],
-            item["metadata"]["name"],
-            {"phase": "Cancelled", "reason": "SessionEnded"},
-        )
-        handling.event(item, reason="Cancelled", message=message, warning=True)
+        # Conditional on the request's resourceVersion, with truthful conditions (request_status).
+        await request_status.cancel(kube, item, message)
 
 
 async def _end_children(kube: api.Kube, parent: api.Json) -> None:
