@@ -22,6 +22,7 @@ from agent_authority.controllers import deviations, grants, requests, sessions
 from agent_authority.kube import access, api
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
+from agent_authority.webhooks import server
 from agent_authority.webhooks import sessions as session_webhooks
 
 FINALIZER = models.FINALIZER
@@ -111,7 +112,7 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     settings.execution.max_workers = WORKER_THREADS
     settings.batching.worker_limit = 256
     cert, key, ca = _serving_files(options)
-    settings.admission.server = kopf.WebhookServer(
+    settings.admission.server = server.WebhookServer(
         addr=options.webhook_addr,
         port=options.webhook_port,
         host=options.webhook_host,
