@@ -98,17 +98,6 @@ async def _rollback_problem(
     return None
 
 
-def _invalid(e: pydantic.ValidationError) -> str:
-    """``spec.evidence[0].observedAt: Input should be a valid datetime`` for each error."""
-    problems = []
-    for error in e.errors()[:5]:
-        path = "spec"
-        for part in error.get("loc", ()):
-            path += f"[{part}]" if isinstance(part, int) else f".{part}"
-        problems.append(f"{path}: {error.get('msg', 'invalid')}")
-    return "; ".join(problems)
-
-
 def _session_phase(
     spec: request.RemediationRequestSpec, session_body: api.Json
 ) -> session.SessionPhase:
@@ -144,7 +133,8 @@ async def evaluate(kube: api.Kube, body: api.Json, operator: str = "") -> None:
             body,
             P.DENIED,
             "InvalidSpec",
-            f"the operator cannot read this request: {_invalid(e)}; nothing was evaluated",
+            f"the operator cannot read this request: {remediation.describe_invalid(e)}; nothing "
+            "was evaluated",
             condition="Denied",
             warning=True,
         )

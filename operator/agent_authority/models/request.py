@@ -66,13 +66,27 @@ class EvidenceKind(enum.StrEnum):
 
 
 class Evidence(base.Model):
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=cel.rules(
+            # The apiserver's date-time format check lets a list through ([]), after which no
+            # rule on the object can be evaluated again, not even for a status write: touching
+            # the value refuses it at creation instead.
+            cel.rule(
+                "self.observedAt >= timestamp('0001-01-01T00:00:00Z')",
+                "observedAt must be an RFC 3339 date-time string, e.g. 2026-11-21T07:00:00Z",
+                field_path=".observedAt",
+            )
+        )
+    )
+
     kind: EvidenceKind
     source: Annotated[str, pydantic.Field(min_length=1, max_length=1024)]
     excerpt: Annotated[str, pydantic.Field(max_length=4096)] | None = None
     sha256: Annotated[str, pydantic.Field(pattern=SHA256_HEX)]
     """Lower-case hex SHA-256 of the full evidence the excerpt was taken from."""
     observed_at: Annotated[
-        datetime.datetime, pydantic.Field(json_schema_extra={"pattern": RFC3339_YEAR_1_TO_9999})
+        datetime.datetime,
+        pydantic.Field(json_schema_extra={"pattern": RFC3339_YEAR_1_TO_9999, "maxLength": 64}),
     ]
     """When the evidence was observed (RFC 3339, e.g. ``2026-11-21T07:00:00Z``)."""
 

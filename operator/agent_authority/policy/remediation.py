@@ -51,6 +51,8 @@ import collections.abc
 import dataclasses
 import enum
 
+import pydantic
+
 from agent_authority.models import grant, request, session
 from agent_authority.policy import approvals, blast
 
@@ -491,3 +493,18 @@ def target_drift(
             f"{render_radius(reviewed_radius)} then, {render_radius(radius)} now"
         )
     return None
+
+
+# -- input the schema admits but the models do not -----------------------------------------------
+
+
+def describe_invalid(error: pydantic.ValidationError, root: str = "spec", limit: int = 5) -> str:
+    """``spec.evidence[0].observedAt: Input should be a valid datetime`` for each problem."""
+    problems = []
+    for item in error.errors()[:limit]:
+        path = root
+        for part in item.get("loc", ()):
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        problems.append(f"{path}: {item.get('msg', 'invalid')}")
+    more = len(error.errors()) - limit
+    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")

@@ -26,10 +26,11 @@ import re
 from typing import Any
 
 import kopf
+import pydantic
 
 from agent_authority.kube import access, api, lineage, resources
 from agent_authority.models import GROUP, VERSION, base, grant, request
-from agent_authority.policy import approvals
+from agent_authority.policy import approvals, remediation
 from agent_authority.webhooks import identity
 
 PLURAL = "remediationrequests"
@@ -68,6 +69,13 @@ async def stamp(
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="own-session", persistent=True)
 async def own_session(spec: kopf.Spec, namespace: str | None, userinfo: Any, **_: Any) -> None:
+    try:  # the schema admits a few values nothing can parse (observedAt: []): refuse them here
+        request.RemediationRequestSpec.model_validate(dict(spec or {}))
+    except pydantic.ValidationError as e:
+        raise kopf.AdmissionError(
+            f"{remediation.describe_invalid(e)} (the operator could not act on this request)",
+            code=422,
+        ) from e
     caller = identity.from_userinfo(userinfo).username
     ns = namespace or ""
     name = session_name(dict(spec or {}))
