@@ -597,6 +597,7 @@ def _awaiting(status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_awaiting, cancellation_timeout=5.0)
+@handling.translating
 async def approval_deadline(
     body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
