@@ -103,17 +103,21 @@ def _session_phase(
 ) -> session.SessionPhase:
     """The session's phase, as the policy sees it for this request.
 
-    A person's rollback (its requester is not the session's own identity) undoes an applied
-    change after the incident, usually when the session has ended: it is judged as if the session
-    were Active, under the same grant. An agent's rollback is a request of its session like any.
+    A person's rollback (its requester is neither the session's own identity nor whoever opened
+    the session) undoes an applied change after the incident, usually when the session has ended:
+    it is judged as if the session were Active, under the same grant. An agent's rollback is a
+    request of its session like any other.
     """
     status = request_status.status(session_body)
     phase = session.SessionPhase(status.get("phase") or "Pending")
     account = status.get("serviceAccountName")
     ns = session_body["metadata"]["namespace"]
-    own = f"{lineage.SA_PREFIX}{ns}:{account}" if account else None
+    agents = {
+        f"{lineage.SA_PREFIX}{ns}:{account}" if account else "",
+        str((session_body["spec"].get("requester") or {}).get("username", "")),
+    } - {""}
     requester = spec.requester.username if spec.requester else None
-    if spec.rollback_of is not None and requester is not None and requester != own:
+    if spec.rollback_of is not None and requester is not None and requester not in agents:
         return session.SessionPhase.ACTIVE
     return phase
 
