@@ -48,6 +48,7 @@ from tests.e2e import agents  # noqa: E402
 from tests.e2e.operator_process import OperatorProcess  # noqa: E402
 
 from agent_authority.cli import dev  # noqa: E402
+from agent_authority.kube import manifests  # noqa: E402
 from agent_authority.localcluster import cluster  # noqa: E402
 from agent_authority.models import GROUP, VERSION  # noqa: E402
 
@@ -105,6 +106,8 @@ class Bench:
         rbac = client.RbacAuthorizationV1Api(self.admin)
         for name in (self.ns, self.auto, self.propose):
             core.create_namespace({"metadata": {"name": name}})
+        # The operator writes identities and tokens only where its session Role is installed.
+        manifests.apply(self.admin, dev.session_namespace_rbac([self.ns]))
         rules = {
             AGENT: [
                 {

@@ -67,7 +67,7 @@ from kubernetes import client, watch
 from tests.e2e.operator_process import OperatorProcess
 
 from agent_authority.cli import dev
-from agent_authority.kube import api, credentials, errors
+from agent_authority.kube import api, credentials, errors, manifests
 from agent_authority.localcluster import assets, cluster
 from agent_authority.models import GROUP, VERSION, base, grant
 
@@ -364,6 +364,8 @@ def setup_world(admin: api.Kube) -> None:
     core, rbac = admin.core, admin.rbac
     for ns in (SESSIONS_NS, SHOP_NS):
         call(core.create_namespace, {"metadata": {"name": ns}})
+    # The operator writes identities and tokens only where its session Role is installed.
+    manifests.apply(admin.client, dev.session_namespace_rbac([SESSIONS_NS]))
     call(
         core.create_namespaced_pod,
         SHOP_NS,

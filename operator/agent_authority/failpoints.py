@@ -16,6 +16,8 @@ BEFORE_APPLY = "before-apply"
 """The request is persisted as Applying; the change is not made yet."""
 AFTER_APPLY = "after-apply"
 """The change is made; the request is not yet marked Succeeded."""
+AFTER_AUDIT = "after-audit"
+"""``after-audit:<Event>``: a record of that event is in the trail; its status patch is not."""
 
 
 def hit(name: str) -> None:

@@ -5,6 +5,13 @@ arguments, by the index function's name).
 IncidentSession. Keyed by ``spec.grantRef.name``, which CEL makes immutable, so nobody can move a
 session out of its grant's count. Counting from the index replaces listing every session of a
 grant on each admission, which grew with the number of sessions.
+
+``active_sessions_by_grant``: grant name → uid of every IncidentSession whose phase is Active;
+the session controller counts a grant's sessions from it (plus the ones it is activating) under a
+per-grant lock, so the concurrent-session cap is exact.
+
+``requests_by_session``: ``<namespace>/<session>`` → name of every RemediationRequest naming that
+session (``spec.sessionRef.name``); the session's own-reads Role lists exactly these names.
 """
 
 from __future__ import annotations
@@ -40,3 +47,38 @@ def siblings(index: Mapping[str, Iterable[Sibling]] | None, grant: str) -> list[
     if index is None:
         return None
     return list(index.get(grant, []))
+
+
+@kopf.index(GROUP, VERSION, "incidentsessions")
+def active_sessions_by_grant(
+    spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
+) -> dict[str, str] | None:
+    if status.get("phase") != "Active":
+        return None
+    grant = (spec.get("grantRef") or {}).get("name")
+    return {str(grant): str(meta.uid)} if isinstance(grant, str) else None
+
+
+def active_uids(index: Mapping[str, Iterable[str]] | None, grant: str) -> set[str]:
+    """Uids of the grant's Active sessions as indexed (empty without an index)."""
+    return set(index.get(grant, [])) if index is not None else set()
+
+
+@kopf.index(GROUP, VERSION, "remediationrequests")
+def requests_by_session(
+    name: str, namespace: str | None, spec: kopf.Spec, **_: Any
+) -> dict[str, str] | None:
+    ref = spec.get("sessionRef")
+    session = ref.get("name") if isinstance(ref, Mapping) else None
+    if not isinstance(session, str) or not session:
+        return None
+    return {f"{namespace or ''}/{session}": name}
+
+
+def requests_of(
+    index: Mapping[str, Iterable[str]] | None, namespace: str, session: str
+) -> list[str] | None:
+    """Names of the requests naming a session, sorted; None without an index."""
+    if index is None:
+        return None
+    return sorted(set(index.get(f"{namespace}/{session}", [])))

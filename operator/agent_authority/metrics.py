@@ -56,6 +56,23 @@ DEVIATIONS = prometheus_client.Counter(
 )
 
 
+# -- notifications (issue 12) -------------------------------------------------------------------
+NOTIFICATIONS = prometheus_client.Counter(
+    "agent_authority_notifications_total",
+    "Notices by receiver and outcome: delivered, dropped (retries exhausted), overflow "
+    "(queue full)",
+    ["receiver", "outcome"],
+)
+NOTIFICATION_FAILURES = prometheus_client.Counter(
+    "agent_authority_notification_attempt_failures_total",
+    "Failed delivery attempts (connection error, timeout, non-2xx), by receiver",
+    ["receiver"],
+)
+NOTIFICATION_QUEUE = prometheus_client.Gauge(
+    "agent_authority_notification_queue_length", "Notices waiting for delivery", ["receiver"]
+)
+
+
 def serve(port: int, addr: str = "127.0.0.1") -> None:
     """Serve ``/metrics`` on ``addr:port`` from a background thread."""
     prometheus_client.start_http_server(port, addr=addr)

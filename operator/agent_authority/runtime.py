@@ -17,9 +17,19 @@ from typing import Any
 import kopf
 
 from agent_authority import certs, indexes, metrics, models
+from agent_authority.approvals import server as approval_page
+from agent_authority.audit import errors as audit_errors
 from agent_authority.audit import trail
-from agent_authority.controllers import deviations, grants, requests, sessions
+from agent_authority.controllers import (
+    alerts,
+    deviations,
+    grants,
+    requests,
+    session_reads,
+    sessions,
+)
 from agent_authority.kube import access, api
+from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
 from agent_authority.webhooks import server
@@ -29,12 +39,24 @@ FINALIZER = models.FINALIZER
 ANNOTATION_PREFIX = "agentauthority.io"
 WEBHOOK_CONFIGURATION = "agentauthority.io"
 WORKER_THREADS = 64
+DEFAULT_AUDIT_TRAIL = "/var/lib/agent-authority/audit-trail.jsonl"
+"""Where the signed audit trail goes unless ``--audit-trail`` says otherwise (mount a volume)."""
+REQUEST_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 5.0
+"""kopf's own API calls (watches aside) give up after these many seconds and retry."""
+KOPF_ERROR_BACKOFFS = (0.5, 1.0, *([2.0] * 30))
+
+
+class StartupError(Exception):
+    """The operator refuses to start as configured; the message says what to change."""
+
 
 # Importing the modules registers their handlers; listed so linters see they are used.
 REGISTERED = (
     indexes,
     grants,
     sessions,
+    session_reads,
     requests,
     grant_webhooks,
     session_webhooks,
@@ -60,14 +82,36 @@ class Options:
     """Where to generate a CA and serving certificate when none is given."""
     audit_port: int = 9444
     """Port of the ``/audit`` endpoint (0 disables deviation detection from audit events)."""
+    audit_addr: str = "127.0.0.1"
+    """Address the ``/audit`` endpoint listens on (in a pod: the pod IP, or 0.0.0.0 explicitly)."""
     audit_client_ca: str | None = None
-    """CA that signs the apiserver's audit client certificate (required to trust events)."""
+    """CA that signs the apiserver's audit client certificate (required: no CA, no receiver)."""
+    audit_client_names: tuple[str, ...] = (deviations.DEFAULT_CLIENT_NAME,)
+    """Subject common names of the apiserver's audit client certificate; anyone else gets 403."""
     token_seconds: int = 3600
     rotate_after: float = 0.8
-    audit_trail: str | None = None
-    """JSON-lines file of the signed, hash-chained audit trail (unset: no trail, a warning)."""
+    audit_trail: str | None = DEFAULT_AUDIT_TRAIL
+    """JSON-lines file of the signed, hash-chained audit trail; None only by an explicit
+    ``--no-audit-trail``."""
     audit_trail_key: str | None = None
-    """Ed25519 private key signing the trail (created if missing; public key at ``<key>.pub``)."""
+    """Ed25519 private key signing the trail (default ``<trail>.key``; created with a new log,
+    never beside an existing one; public key at ``<key>.pub``)."""
+    audit_trail_previous_key: str | None = None
+    """The key the trail was signed with so far, to hand the log over to ``audit_trail_key``."""
+    # -- approval page and notifications (docs/approvals.md) --
+    approvals_port: int = 0
+    """Port of the approval page (0: not served by the operator)."""
+    approvals_addr: str = "127.0.0.1"
+    approvals_cert: str | None = None
+    approvals_key: str | None = None
+    approvals_insecure_http: bool = False
+    """Plain HTTP on a non-loopback address, only behind a TLS-terminating proxy."""
+    notify_config: str | None = None
+    """YAML file of notification receivers (unset: no notifications)."""
+    alert_port: int = 9445
+    """Port of the ``/alertmanager`` notification receiver (0: off, polling only)."""
+    alert_poll_seconds: float = 30.0
+    """How often alert-bound sessions are checked against Alertmanager (0: never)."""
 
 
 _OPTIONS = Options()
@@ -111,6 +155,11 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     settings.watching.server_timeout = 300
     settings.execution.max_workers = WORKER_THREADS
     settings.batching.worker_limit = 256
+    settings.networking.request_timeout = REQUEST_TIMEOUT
+    settings.networking.connect_timeout = CONNECT_TIMEOUT
+    # kopf's own calls (progress annotations, finalizers) across an outage: retry within a
+    # second or two, for about a minute, instead of 1, 1, 2, 3, 5, 8, 13, 21 s.
+    settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
     cert, key, ca = _serving_files(options)
     settings.admission.server = server.WebhookServer(
         addr=options.webhook_addr,
@@ -132,26 +181,60 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
     configure(settings, options)
     sessions.SETTINGS.token_seconds = options.token_seconds
     sessions.SETTINGS.rotate_after = options.rotate_after
-    if options.audit_trail:
-        key = options.audit_trail_key or f"{options.audit_trail}.key"
-        trail.open_trail(pathlib.Path(options.audit_trail), pathlib.Path(key))
-    else:
-        logger.warning("no --audit-trail: decisions are not recorded in a signed audit trail")
+    if not trail.TRAIL.enabled:
+        logger.warning("--no-audit-trail: decisions are not recorded in a signed audit trail")
     kube = api.default()
     memo.operator = await access.whoami(kube)
     logger.info("operating as %s", memo.operator.username)
     await sessions.sweep_orphans(kube, logger)
     if options.audit_port:
-        receiver = deviations.Receiver(kube)
+        receiver = deviations.Receiver(kube, frozenset(options.audit_client_names))
         serving_cert, serving_key, _ca = _serving_files(options)
         await receiver.start(
-            host=options.webhook_addr,
+            host=options.audit_addr,
             port=options.audit_port,
             certfile=serving_cert,
             keyfile=serving_key,
             client_ca=options.audit_client_ca,
         )
         memo.receiver = receiver
+    # Sessions bound to alerts end when the alert resolves (notifications, polling fallback).
+    resolver = alerts.Resolver(kube, options.alert_poll_seconds)
+    if options.alert_port:
+        serving_cert, serving_key, _ca = _serving_files(options)
+        await resolver.start(
+            host=options.webhook_addr,
+            port=options.alert_port,
+            certfile=serving_cert,
+            keyfile=serving_key,
+        )
+    else:
+        await resolver.start_polling()
+    memo.resolver = resolver
+    await _start_approvals(options, kube, memo, logger)
+
+
+async def _start_approvals(options: Options, kube: api.Kube, memo: Any, logger: Any) -> None:
+    """The notification outbox and the approval page, when configured (docs/approvals.md)."""
+    if options.notify_config:
+        config = receivers.load(options.notify_config)
+        await outbox.OUTBOX.start(config)
+        logger.info("notifying %d receiver(s)", len(config.receivers))
+    if options.approvals_port:
+        page = approval_page.PageServer(
+            kube,
+            approval_page.Settings(
+                addr=options.approvals_addr,
+                port=options.approvals_port,
+                cert=options.approvals_cert,
+                key=options.approvals_key,
+                insecure_http=options.approvals_insecure_http,
+                operator_username=memo.operator.username,
+            ),
+        )
+        await page.start()
+        memo.approval_page = page
+        logger.info("approval page at %s", page.url)
 
 
 @kopf.on.cleanup()
@@ -159,6 +242,13 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.stop()
+    page = getattr(memo, "approval_page", None)
+    if page is not None:
+        await page.stop()
+    await outbox.OUTBOX.stop()
+    resolver = getattr(memo, "resolver", None)
+    if resolver is not None:
+        await resolver.stop()
     trail.TRAIL.close()
 
 
@@ -170,9 +260,42 @@ def _login(settings: kopf.OperatorSettings, **_: object) -> kopf.ConnectionInfo 
     return kopf.login_with_service_account(settings=settings)
 
 
+def check(options: Options) -> None:
+    """Refuse a configuration that would fail open, before anything starts (``StartupError``)."""
+    if options.audit_port and not options.audit_client_ca:
+        raise StartupError(
+            "the /audit receiver needs --audit-client-ca (the CA of the apiserver's audit client "
+            "certificate) and trusts only the client names of --audit-client-name; without a CA "
+            "anyone who reaches the port could revoke sessions. Set it, or turn the receiver off "
+            "with --audit-port=0"
+        )
+    if options.audit_port and not [n for n in options.audit_client_names if n]:
+        raise StartupError("the /audit receiver needs at least one --audit-client-name")
+
+
+def open_audit_trail(options: Options) -> None:
+    """Open the signed trail (on unless ``--no-audit-trail``); ``StartupError`` says why not."""
+    if options.audit_trail is None:
+        return
+    log = pathlib.Path(options.audit_trail)
+    key = pathlib.Path(options.audit_trail_key or f"{options.audit_trail}.key")
+    previous = options.audit_trail_previous_key
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        trail.open_trail(log, key, previous_key_path=pathlib.Path(previous) if previous else None)
+    except (OSError, audit_errors.AuditError) as e:
+        raise StartupError(
+            f"cannot open the audit trail {log}: {e} (choose another place with --audit-trail, "
+            "or run without a trail only by saying so: --no-audit-trail)"
+        ) from e
+
+
 async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
-    """Run until ``stop_flag`` is set (or forever)."""
+    """Run until ``stop_flag`` is set (or forever); ``StartupError`` before starting if the
+    options would fail open or the audit trail cannot be opened."""
     global _OPTIONS
+    check(options)
+    open_audit_trail(options)
     _OPTIONS = options
     kopf.configure(
         verbose=options.verbose,

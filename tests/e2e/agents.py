@@ -135,3 +135,13 @@ def cluster_role(admin: Any, name: str, rules: list[dict[str, Any]], users: list
             "subjects": [{"kind": "User", "name": u, "apiGroup": RBAC} for u in users],
         }
     )
+
+
+def allow_sessions_in(local: cluster.LocalCluster, namespace: str) -> None:
+    """Let the operator run sessions in ``namespace``: its Role there (identity and token writes
+    are granted per session namespace, never cluster-wide), as an installer would."""
+    from agent_authority.cli import dev
+    from agent_authority.kube import clients, manifests
+
+    admin = clients.api_client(str(local.kubeconfig))
+    manifests.apply(admin, dev.session_namespace_rbac([namespace]))

@@ -18,6 +18,7 @@ from kubernetes import client, config
 
 from agent_authority.cli import dev
 from agent_authority.localcluster import assets, cluster
+from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -81,9 +82,11 @@ def crds(admin: client.ApiClient) -> list[str]:
 
 
 @pytest.fixture
-def namespace(admin: client.ApiClient) -> Iterator[str]:
+def namespace(admin: client.ApiClient, local_cluster: cluster.LocalCluster) -> Iterator[str]:
+    """A fresh namespace where sessions may live (the operator's session Role installed)."""
     name = f"t-{uuid.uuid4().hex[:8]}"
     client.CoreV1Api(admin).create_namespace(client.V1Namespace(metadata={"name": name}))
+    agents.allow_sessions_in(local_cluster, name)
     yield name
     client.CoreV1Api(admin).delete_namespace(name)
 
@@ -98,6 +101,8 @@ def operator(
         local_cluster, metrics_port=_port(), webhook_port=_port(), audit_port=audit_port
     )
     env.options.rotate_after = 20  # seconds: long-lived test sessions get their tokens rotated
+    env.options.alert_port = _port()  # the /alertmanager receiver (tests/e2e/test_alerts.py)
+    env.options.alert_poll_seconds = 20  # polling fallback, slower than a notification
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(local_cluster, env, log)
     try:

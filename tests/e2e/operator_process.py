@@ -78,6 +78,16 @@ class OperatorProcess:
             self._proc.wait()
         self._close()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its connections but runs no code until :meth:`resume`."""
+        assert self._proc is not None
+        assert self._proc.poll() is None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()

@@ -57,6 +57,12 @@ def test_a_session_is_recorded_in_a_verifiable_trail(
     assert events[:2] == ["TokenMinted", "SessionOpened"]
     assert events[-1] == "SessionEnded"
     assert records[1]["actor"] == "agent-alice"
+    assert records[1]["requestedBy"] == "agent-alice"
+    assert records[1]["decidedBy"] == [
+        {"kind": "policy", "name": "agent-authority", "reason": records[1]["message"]}
+    ]
+    assert records[-1]["decidedBy"] == []  # spec.ended: the client's own act
+    assert all(r["recordId"] and r["keyId"] for r in records)
     assert ended["status"]["auditDigest"] == records[-1]["hash"]
 
     verified = _verify(log, public_key)
@@ -73,6 +79,32 @@ def test_a_session_is_recorded_in_a_verifiable_trail(
     assert f"TAMPERED at seq {json.loads(log.read_text().splitlines()[index])['seq']}" in (
         caught.stdout
     )
+
+
+def test_a_crash_between_the_record_and_the_status_patch_records_once(
+    world: World, operator: OperatorProcess
+) -> None:
+    """SIGKILL right after SessionOpened is in the trail, before the session's status says so:
+    the restarted operator replays the activation, and the trail still holds each record once."""
+    w = world
+    assert operator.env.options.audit_trail is not None
+    log = pathlib.Path(operator.env.options.audit_trail)
+    operator.stop()
+    operator.start(failpoints="after-audit:SessionOpened")
+    name = agents.unique("crash")
+    agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
+    assert operator.wait_exit(30) != 0, "the operator did not stop at the failpoint"
+    before = agents.get_session(w.admin, w.ns, name)
+    assert (before.get("status") or {}).get("phase") != "Active"
+    operator.start()
+    body = agents.wait_phase(w.admin, w.ns, name, {"Active"}, timeout=30)
+    uid = body["metadata"]["uid"]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    events = [r["event"] for r in records if r["correlationId"] == uid]
+    assert events.count("SessionOpened") == 1, events
+    assert events.count("TokenMinted") == 1, events
+    opened = next(r for r in records if r["correlationId"] == uid and r["event"] == "SessionOpened")
+    assert body["status"]["auditDigest"] == opened["hash"]
 
 
 def _metric(text: str, name: str, labels: str = "") -> float:

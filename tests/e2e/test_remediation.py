@@ -102,6 +102,7 @@ def world(
     ns, shop, other = agents.unique("agents"), agents.unique("shop"), agents.unique("other")
     for name in (ns, shop, other):
         core.create_namespace({"metadata": {"name": name}})
+    agents.allow_sessions_in(local_cluster, ns)
     grant = agents.unique("fixer")
     agents.cluster_role(
         admin,

@@ -76,9 +76,14 @@ def _pods_reported(w: World, name: str, count: int) -> None:
 
 
 def test_the_parent_sessions_owner_cannot_approve_a_sub_agents_request(world: World) -> None:
-    """oncall-3 opens a session and may approve under its grant; a sub-agent of that session (opened
-    with the parent's own session token) asks for a change. oncall-3 is neither the requester nor
-    the sub-agent's identity, but stands behind its parent: it may not approve."""
+    """oncall-3 opens a session and may approve under its grant; a sub-agent of that session asks
+    for a change. Whoever stands behind the sub-agent's lineage may not approve it.
+
+    The attack of issue 7 opened the sub-agent with the parent's own session token, so that the
+    parent's owner was neither the request's requester nor an identity of its session, and its
+    approval counted. Two layers now stop it: session identities open no sessions (admission
+    policy and webhook), and the approval exclusion covers every ancestor of the request's session
+    (``policy.approvals.lineage_identities``, unit-tested with the walk in ``kube.lineage``)."""
     w = world
     owner = "oncall-3"
     grant = agents.unique("lineage")
@@ -136,13 +141,15 @@ def test_the_parent_sessions_owner_cannot_approve_a_sub_agents_request(world: Wo
     assert parent_body["status"]["phase"] == "Active", parent_body["status"]
     parent_api = _token_client(w.local, agents.token_of(opener, w.ns, parent_body))
     child = agents.unique("child")
-    agents.open_session(parent_api, w.ns, agents.session_body(child, grant, parentSession=parent))
+    with pytest.raises(client.ApiException) as by_token:  # the attack's first step
+        agents.open_session(
+            parent_api, w.ns, agents.session_body(child, grant, parentSession=parent)
+        )
+    assert by_token.value.status == 403, agents.refusal(by_token.value)
+    agents.open_session(opener, w.ns, agents.session_body(child, grant, parentSession=parent))
     child_body = agents.wait_phase(w.admin, w.ns, child, {"Active", "Denied"})
     assert child_body["status"]["phase"] == "Active", child_body["status"]
-    assert child_body["spec"]["requester"]["username"].endswith(
-        parent_body["status"]["serviceAccountName"]
-    )
-    child_api = _token_client(w.local, agents.token_of(parent_api, w.ns, child_body))
+    child_api = _token_client(w.local, agents.token_of(opener, w.ns, child_body))
     deployment = agents.unique("sub")
     _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
     name = agents.unique("rr")

@@ -116,8 +116,13 @@ def test_operator_killed_mid_flight_leaves_no_live_credential(
         agents.end_session(w.agent, w.ns, body["metadata"]["name"])
     agents.end_session(w.agent, w.ns, in_flight[0])
     operator.kill()
-    agents.end_session(w.agent, w.ns, in_flight[1])  # ended while the operator is down
+    # While the operator is down its webhooks fail closed: not even an end is let through
+    # unreviewed (the session cannot be revoked before the operator is back anyway).
+    with pytest.raises(client.ApiException) as refused:
+        agents.end_session(w.agent, w.ns, in_flight[1])
+    assert "guard-session" in agents.refusal(refused.value)
     operator.start()
+    agents.end_session(w.agent, w.ns, in_flight[1])
 
     ended = {b["metadata"]["name"] for b, _ in to_end} | set(in_flight[:2])
     for name in ended:

@@ -65,6 +65,7 @@ def world(
     ns, shop, other = agents.unique("agents"), agents.unique("shop"), agents.unique("other")
     for name in (ns, shop, other):
         _namespace(admin, name)
+    agents.allow_sessions_in(local_cluster, ns)
     rbac = client.RbacAuthorizationV1Api(admin)
     rbac.create_namespaced_role(
         ns,

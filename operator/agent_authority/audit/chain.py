@@ -26,10 +26,19 @@ Record 0 has ``prevHash`` = 64 zeros; record n has ``seq`` = n and ``prevHash`` 
 record n-1. :class:`Chain` is the only writer: it holds a lock while it seals and writes, so
 records reach the sink in ``seq`` order from any thread. ``append`` is a short synchronous call;
 from asyncio call it directly, or through ``asyncio.to_thread`` if the sink fsyncs slow storage.
+
+Idempotence: an entry with a ``recordId`` the log already holds is not appended again; ``append``
+returns the checkpoint of the record that holds it. The ids are loaded when a log is resumed.
+
+Keys: every record carries the ``keyId`` of the key that signed it. :meth:`Chain.hand_over`
+appends a ``KeyHandedOver`` record signed by the outgoing key that names the next key (its id and
+raw public key); every later record must be signed by that key. A verifier that trusts the key a
+log started with follows the hand-overs (:mod:`agent_authority.audit.verify`).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import json
@@ -45,7 +54,7 @@ from agent_authority.audit import errors, signing
 from agent_authority.models import audit as audit_models
 
 if typing.TYPE_CHECKING:
-    from agent_authority.audit import sinks
+    from agent_authority.audit import sinks, verify
 
 ZERO_HASH = audit_models.ZERO_HASH
 SEAL_MEMBERS = frozenset({"hash", "signature"})
@@ -131,9 +140,12 @@ class Chain:
         *,
         clock: Clock,
         head: audit_models.Checkpoint | None = None,
+        record_ids: Mapping[str, audit_models.Checkpoint] | None = None,
     ) -> None:
-        """``head`` is the last record already in the sink's log; ``None`` starts a new log."""
+        """``head`` is the last record already in the sink's log; ``None`` starts a new log.
+        ``record_ids`` are the ids that log holds already, with the record holding each."""
         self._signer = signer
+        self._ids: dict[str, audit_models.Checkpoint] = dict(record_ids or {})
         self._sink = sink
         self._clock = clock
         self._head = head
@@ -150,13 +162,19 @@ class Chain:
         clock: Clock,
         fsync: bool = True,
         mirrors: Sequence[sinks.Sink] = (),
+        root_key: signing.PublicKey | None = None,
+        outgoing: signing.Signer | None = None,
     ) -> Chain:
         """Continue the JSON-lines log at ``path`` (created, mode 0600, if missing).
 
-        Takes the file's lock, verifies every line with ``signer``'s public key and continues from
-        the last record. Fails closed: ``ResumeRefusedError`` if the log does not verify (tampered,
-        torn last line, signed by another key); ``LogLockedError`` if another process writes it.
-        Records go to the file first, then to each of ``mirrors``.
+        Takes the file's lock, verifies every line, starting with ``root_key`` (the key the log
+        began with; default ``signer``'s) and following key hand-overs, and continues from the
+        last record with ``signer``. If the log continues with ``outgoing``'s key instead, a
+        hand-over to ``signer`` is appended first (key rotation). Fails closed:
+        ``ResumeRefusedError`` if the log does not verify (tampered, torn last line, signed by an
+        unknown key) or continues with a key that is neither ``signer`` nor ``outgoing``;
+        ``LogLockedError`` if another process writes it. Records go to the file first, then to
+        each of ``mirrors``.
         """
         # sinks and verify build on this module (line encoding, hashing); resuming is the one place
         # the chain needs them at run time, so they are imported here instead of at the top.
@@ -164,13 +182,27 @@ class Chain:
 
         log = sinks.JsonLinesFile(path, fsync=fsync)  # locked first: nobody appends while we read
         try:
-            head = _verified_head(path, signer)
+            result = _verified(path, root_key or signer.public_key)
+            expected = result.next_key_id or signing.key_id(root_key or signer.public_key)
+            writer = signer
+            if expected != signer.key_id:
+                if outgoing is None or expected != outgoing.key_id:
+                    raise errors.ResumeRefusedError(
+                        f"refusing to continue the audit log {path}: it continues with key "
+                        f"{expected}, the signing key given is {signer.key_id}. To rotate keys, "
+                        "pass the outgoing key as well (it signs the hand-over); never start a "
+                        "new chain beside an existing log",
+                        result,
+                    )
+                writer = outgoing
         except BaseException:
             log.close()
             raise
         sink: sinks.Sink = sinks.FanOut(log, *mirrors) if mirrors else log
-        chain = cls(signer, sink, clock=clock, head=head)
+        chain = cls(writer, sink, clock=clock, head=result.head, record_ids=result.record_ids)
         chain._log = log
+        if writer is not signer:
+            chain.hand_over(signer)
         return chain
 
     @property
@@ -179,25 +211,72 @@ class Chain:
         with self._lock:
             return self._head
 
-    def append(self, entry: audit_models.AuditEntry) -> audit_models.AuditRecord:
-        """Seal ``entry`` as the next record, write it to the sink, and return it."""
+    @property
+    def key_id(self) -> str:
+        """The id of the key signing the next record."""
         with self._lock:
-            if self._failure is not None:
-                raise errors.ChainBrokenError(
-                    "the audit chain stopped after a failed write and accepts no more records; "
-                    f"close it and resume from the log (first failure: {self._failure})"
-                ) from self._failure
-            record = seal(entry, head=self._head, now=self._clock(), signer=self._signer)
-            try:
-                self._sink.write(record)
-            except Exception as e:
-                self._failure = e
-                raise errors.SinkError(
-                    f"audit record seq {record.seq} ({record.event}) could not be written, "
-                    f"so the chain stops: {e}"
-                ) from e
-            self._head = audit_models.Checkpoint(seq=record.seq, hash=record.hash)
+            return self._signer.key_id
+
+    def holds(self, record_id: str) -> audit_models.Checkpoint | None:
+        """The record holding ``record_id``, if the log has one."""
+        with self._lock:
+            return self._ids.get(record_id)
+
+    def append(
+        self, entry: audit_models.AuditEntry
+    ) -> audit_models.AuditRecord | audit_models.Checkpoint:
+        """Seal ``entry`` as the next record, write it to the sink, and return it.
+
+        If the log already holds ``entry.record_id``, nothing is written and the checkpoint of
+        the record that holds it is returned (a replayed transition).
+        """
+        with self._lock:
+            if entry.record_id is not None and entry.record_id in self._ids:
+                return self._ids[entry.record_id]
+            return self._append_locked(entry)
+
+    def hand_over(self, successor: signing.Signer) -> audit_models.AuditRecord:
+        """Append a ``KeyHandedOver`` record signed by the current key naming ``successor``;
+        every later record is signed by ``successor``."""
+        with self._lock:
+            outgoing = self._signer.key_id
+            entry = audit_models.AuditEntry(
+                event=audit_models.AuditEvent.KEY_HANDED_OVER,
+                correlation_id=f"key:{outgoing}",
+                actor="agent-authority",
+                object=audit_models.ObjectRef(kind="SigningKey", name=successor.key_id),
+                reason="KeyRotated",
+                message=f"signing key {outgoing} hands the log over to {successor.key_id}",
+                details={
+                    audit_models.HAND_OVER_KEY_ID: successor.key_id,
+                    audit_models.HAND_OVER_PUBLIC_KEY: base64.b64encode(
+                        signing.raw_public_key(successor.public_key)
+                    ).decode("ascii"),
+                },
+            )
+            record = self._append_locked(entry)
+            self._signer = successor
             return record
+
+    def _append_locked(self, entry: audit_models.AuditEntry) -> audit_models.AuditRecord:
+        if self._failure is not None:
+            raise errors.ChainBrokenError(
+                "the audit chain stopped after a failed write and accepts no more records; "
+                f"close it and resume from the log (first failure: {self._failure})"
+            ) from self._failure
+        record = seal(entry, head=self._head, now=self._clock(), signer=self._signer)
+        try:
+            self._sink.write(record)
+        except Exception as e:
+            self._failure = e
+            raise errors.SinkError(
+                f"audit record seq {record.seq} ({record.event}) could not be written, "
+                f"so the chain stops: {e}"
+            ) from e
+        self._head = audit_models.Checkpoint(seq=record.seq, hash=record.hash)
+        if record.record_id is not None:
+            self._ids[record.record_id] = self._head
+        return record
 
     def close(self) -> None:
         """Release the log file opened by :meth:`resume`, if any."""
@@ -216,12 +295,12 @@ class Chain:
         self.close()
 
 
-def _verified_head(path: pathlib.Path, signer: signing.Signer) -> audit_models.Checkpoint | None:
+def _verified(path: pathlib.Path, root_key: signing.PublicKey) -> verify.VerifyResult:
     from agent_authority.audit import verify  # see Chain.resume
 
     try:
         with path.open("rb") as f:
-            result = verify.verify(f, signer.public_key)
+            result = verify.verify(f, root_key, collect_ids=True)
             ends_with_newline = _ends_with_newline(f)
     except OSError as e:
         raise errors.LogReadError(f"cannot read the audit log {path}: {e}") from e
@@ -237,7 +316,7 @@ def _verified_head(path: pathlib.Path, signer: signing.Signer) -> audit_models.C
             "(a torn or hand-edited write); appending would corrupt it",
             result,
         )
-    return result.head
+    return result
 
 
 def _ends_with_newline(f: typing.BinaryIO) -> bool:

@@ -19,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from agent_authority.audit import errors
 
+PublicKey = ed25519.Ed25519PublicKey
 KEY_ID_LENGTH = 16
+RAW_PUBLIC_KEY_LENGTH = 32
 PRIVATE_KEY_MODE = 0o600
 PUBLIC_KEY_MODE = 0o644
 
@@ -30,8 +32,23 @@ def generate_private_key() -> ed25519.Ed25519PrivateKey:
 
 def key_id(public_key: ed25519.Ed25519PublicKey) -> str:
     """The first 16 hex digits of SHA-256 over the 32 raw bytes of the public key."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:KEY_ID_LENGTH]
+    return hashlib.sha256(raw_public_key(public_key)).hexdigest()[:KEY_ID_LENGTH]
+
+
+def raw_public_key(public_key: ed25519.Ed25519PublicKey) -> bytes:
+    """The 32 raw bytes of a public key (what a key hand-over record carries, base64)."""
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_key_from_base64(text: str) -> ed25519.Ed25519PublicKey:
+    """A public key from base64 of its 32 raw bytes; ``SigningKeyError`` if it is not one."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise errors.SigningKeyError(f"not base64: {e}") from e
+    if len(raw) != RAW_PUBLIC_KEY_LENGTH:
+        raise errors.SigningKeyError(f"{len(raw)} bytes, an Ed25519 public key has 32")
+    return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
 
 def sign(private_key: ed25519.Ed25519PrivateKey, digest: str) -> str:

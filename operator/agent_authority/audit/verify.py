@@ -6,12 +6,18 @@ Each line is checked, in this order, and the walk stops at the first failure:
 2. it is a valid :class:`~agent_authority.models.audit.AuditRecord`
    and has a canonical form                                          (``invalid record``)
 3. ``hash`` is the SHA-256 of the canonical form of the line as read (``hash mismatch``)
-4. ``keyId`` is the fingerprint of the verifying key                 (``unknown key``)
+4. ``keyId`` is the fingerprint of the current key                  (``unknown key``)
 5. ``signature`` is that key's Ed25519 signature of ``hash``        (``bad signature``)
 6. ``seq`` is one more than the previous record's (0 first)          (``sequence gap`` /
                                                                       ``sequence out of order``)
 7. ``prevHash`` is the previous record's ``hash`` (64 zeros first)   (``broken chain (prev_hash)``)
 8. at the anchor's ``seq``, ``hash`` is the anchor's                 (``anchor mismatch``)
+9. a ``recordId`` appears at most once in the log                   (``duplicate record id``)
+10. a ``KeyHandedOver`` record names a well-formed next key whose
+    fingerprint is the ``nextKeyId`` it states                       (``bad key hand-over``)
+
+The current key starts as the verifying key (the key the log began with) and becomes the next
+key after each verified hand-over: a hand-over is trusted because the key it replaces signed it.
 
 and at the end, if an anchor says the log went further than it does, ``truncated``.
 
@@ -36,7 +42,7 @@ import dataclasses
 import enum
 import json
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic
@@ -56,6 +62,8 @@ class Reason(enum.StrEnum):
     SEQUENCE_OUT_OF_ORDER = "sequence out of order"
     BROKEN_CHAIN = "broken chain (prev_hash)"
     ANCHOR_MISMATCH = "anchor mismatch"
+    DUPLICATE_RECORD_ID = "duplicate record id"
+    BAD_HAND_OVER = "bad key hand-over"
     TRUNCATED = "truncated"
 
 
@@ -72,6 +80,12 @@ class VerifyResult:
     """1-based line number where the failure was found (``None`` for ``truncated``)."""
     reason: Reason | None = None
     detail: str = ""
+    next_key_id: str | None = None
+    """The key the next record must be signed with (after hand-overs); None for an empty log."""
+    key_ids: tuple[str, ...] = ()
+    """Every key that signed records that verified, in hand-over order."""
+    record_ids: Mapping[str, audit_models.Checkpoint] = dataclasses.field(default_factory=dict)
+    """With ``collect_ids``: each ``recordId`` of the verified records and the record holding it."""
 
     def __str__(self) -> str:
         if self.ok:
@@ -94,17 +108,23 @@ def verify(
     public_key: ed25519.Ed25519PublicKey,
     *,
     anchor: audit_models.Checkpoint | None = None,
+    collect_ids: bool = False,
 ) -> VerifyResult:
     """Verify a log given as lines (with or without their newline), stopping at the first failure.
 
-    ``anchor`` is a checkpoint obtained out of band: the log must reach it and agree with it.
+    ``public_key`` is the key the log began with. ``anchor`` is a checkpoint obtained out of
+    band: the log must reach it and agree with it. ``collect_ids`` returns the record ids seen.
     """
     key_id = signing.key_id(public_key)
+    keys = [key_id]
     head: audit_models.Checkpoint | None = None
     checked = 0
+    ids: dict[str, audit_models.Checkpoint] = {}
 
     def failed(reason: Reason, detail: str, line: int | None) -> VerifyResult:
-        return VerifyResult(False, checked, head, checked, line, reason, detail)
+        return VerifyResult(
+            False, checked, head, checked, line, reason, detail, None, tuple(keys), ids
+        )
 
     for number, raw in enumerate(lines, start=1):
         parsed = _parse(raw)
@@ -120,7 +140,22 @@ def verify(
                 f"the log has {record.hash}: this history was rewritten with the signing key",
                 number,
             )
+        if record.record_id is not None and record.record_id in ids:
+            return failed(
+                Reason.DUPLICATE_RECORD_ID,
+                f"recordId {record.record_id} was recorded at seq {ids[record.record_id].seq} "
+                "already: a transition is in the log twice",
+                number,
+            )
+        if record.event is audit_models.AuditEvent.KEY_HANDED_OVER:
+            successor = _successor(record)
+            if isinstance(successor, _Finding):
+                return failed(successor.reason, successor.detail, number)
+            public_key, key_id = successor, signing.key_id(successor)
+            keys.append(key_id)
         head = audit_models.Checkpoint(seq=record.seq, hash=record.hash)
+        if record.record_id is not None:
+            ids[record.record_id] = head
         checked += 1
     if anchor is not None and (head is None or head.seq < anchor.seq):
         last = "the log is empty" if head is None else f"the log ends at seq {head.seq}"
@@ -130,7 +165,14 @@ def verify(
             f"{checked}..{anchor.seq} are missing",
             None,
         )
-    return VerifyResult(True, checked, head)
+    return VerifyResult(
+        True,
+        checked,
+        head,
+        next_key_id=key_id if head is not None else None,
+        key_ids=tuple(keys),
+        record_ids=ids if collect_ids else {},
+    )
 
 
 def verify_file(
@@ -216,6 +258,28 @@ def _check(
             f"prevHash is {record.prev_hash}, the previous record's hash is {expected_prev}",
         )
     return record
+
+
+def _successor(record: audit_models.AuditRecord) -> ed25519.Ed25519PublicKey | _Finding:
+    """The next key a verified hand-over record names."""
+    named = record.details.get(audit_models.HAND_OVER_KEY_ID)
+    encoded = record.details.get(audit_models.HAND_OVER_PUBLIC_KEY)
+    if not isinstance(named, str) or not isinstance(encoded, str):
+        return _Finding(
+            Reason.BAD_HAND_OVER,
+            f"details.{audit_models.HAND_OVER_KEY_ID} and details."
+            f"{audit_models.HAND_OVER_PUBLIC_KEY} must both be strings",
+        )
+    try:
+        successor = signing.public_key_from_base64(encoded)
+    except errors.SigningKeyError as e:
+        return _Finding(Reason.BAD_HAND_OVER, f"the next public key is not an Ed25519 key: {e}")
+    if signing.key_id(successor) != named:
+        return _Finding(
+            Reason.BAD_HAND_OVER,
+            f"the next key's fingerprint is {signing.key_id(successor)}, the record says {named}",
+        )
+    return successor
 
 
 class _DuplicateKeyError(ValueError):

@@ -2,9 +2,10 @@
 
 Needs the log and the public key only (never the signing key, never a cluster). The checks are
 :func:`agent_authority.audit.verify.verify`'s: hash, key id, signature, sequence and chain of every
-record, and, with an anchor (a ``seq`` and ``hash`` kept somewhere the log's writer cannot
-rewrite, such as the head printed by the previous verification), that the log reaches the anchor
-and agrees with it. Without an anchor, records cut off the end cannot be noticed.
+record (following signed key hand-overs from the key the log began with), and, with an anchor
+(a ``seq`` and ``hash`` kept somewhere the log's writer cannot rewrite, such as the head printed
+by the previous verification), that the log reaches the anchor and agrees with it. Without an
+anchor, records cut off the end cannot be noticed.
 
 Exit 0 when the log verifies, 1 when it does not, 2 when the log or key cannot be read or the
 anchor is malformed.
@@ -37,7 +38,10 @@ def add_parser(sub: Any) -> None:
     )
     check.add_argument("log", metavar="LOG", help="JSON-lines audit log, or - for stdin")
     check.add_argument(
-        "--public-key", required=True, metavar="PEM", help="Ed25519 public key (PEM) of the log"
+        "--public-key",
+        required=True,
+        metavar="PEM",
+        help="Ed25519 public key (PEM) the log began with (<log>.root.pub); hand-overs followed",
     )
     check.add_argument(
         "--anchor-seq", type=int, metavar="N", help="seq of a head recorded earlier (with hash)"
@@ -110,6 +114,8 @@ def _text(result: verify.VerifyResult, *, anchored: bool) -> str:
         if head is None
         else f"OK: {records}, head seq {head.seq} hash {head.hash}"
     ]
+    if len(result.key_ids) > 1:
+        lines.append(f"  signing keys, in hand-over order: {' -> '.join(result.key_ids)}")
     if head is not None:
         lines.append(f"  next anchor: --anchor-seq {head.seq} --anchor-hash {head.hash}")
     if not anchored:
@@ -131,4 +137,5 @@ def _json(label: str, result: verify.VerifyResult) -> dict[str, object]:
         "line": result.line,
         "reason": str(result.reason) if result.reason is not None else None,
         "detail": result.detail,
+        "keyIds": list(result.key_ids),
     }

@@ -17,12 +17,17 @@ import signal
 import sys
 from typing import Any
 
+import yaml
+
 from agent_authority import runtime
 from agent_authority.kube import api, clients, manifests
 from agent_authority.localcluster import assets, cluster, kubeconfig
+from agent_authority.models import admission
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 OPERATOR_USER = "agent-authority-operator"
+DEMO_SESSION_NAMESPACES = ["agents"]
+"""Where the demo's sessions live: the operator gets its session Role there."""
 DEMO = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "agents"}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
@@ -70,8 +75,27 @@ class OperatorEnv:
             f"--audit-client-ca={o.audit_client_ca}",
             f"--token-seconds={o.token_seconds}",
             f"--rotate-after={o.rotate_after}",
-            *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else []),
+            *([f"--approvals-port={o.approvals_port}"] if o.approvals_port else []),
+            *([f"--notify-config={o.notify_config}"] if o.notify_config else []),
+            *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else ["--no-audit-trail"]),
+            f"--audit-addr={o.audit_addr}",
+            *[f"--audit-client-name={name}" for name in o.audit_client_names],
+            f"--alert-port={o.alert_port}",
+            f"--alert-poll-seconds={o.alert_poll_seconds}",
         ]
+
+
+def session_namespace_rbac(
+    namespaces: list[str], operator_user: str = OPERATOR_USER
+) -> list[dict[str, Any]]:
+    """The operator's Role and RoleBinding in each namespace where sessions live (identity and
+    token writes are granted there only, never cluster-wide)."""
+    template = (ROOT / "config" / "rbac" / "operator-session-namespace.yaml").read_text()
+    docs: list[dict[str, Any]] = []
+    for namespace in namespaces:
+        text = template.replace("SESSION_NAMESPACE", namespace)
+        docs += [d for d in yaml.safe_load_all(text.replace("OPERATOR_USER", operator_user)) if d]
+    return docs
 
 
 def operator_rbac() -> list[dict[str, Any]]:
@@ -93,13 +117,35 @@ def operator_rbac() -> list[dict[str, Any]]:
     return [*role, binding]
 
 
+def admission_policies(operator_user: str = OPERATOR_USER) -> list[dict[str, Any]]:
+    """The ValidatingAdmissionPolicies (config/policies/), their parameter naming the operator's
+    identity, and the namespace that parameter lives in: installed with the CRDs, so the rules
+    hold before the operator's first start and whenever its webhooks are gone."""
+    namespace = admission.DEFAULT_PARAMS_NAMESPACE
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        admission.params(operator_user, namespace),
+        *manifests.load(sorted((ROOT / "config" / "policies").glob("*.yaml"))),
+        *admission.webhook_configurations(),
+    ]
+
+
 def prepare(
-    local: cluster.LocalCluster, *, metrics_port: int, webhook_port: int, audit_port: int
+    local: cluster.LocalCluster,
+    *,
+    metrics_port: int,
+    webhook_port: int,
+    audit_port: int,
+    session_namespaces: list[str] | None = None,
 ) -> OperatorEnv:
-    """Install the CRDs and the operator's RBAC; the kubeconfig and options to run it with."""
+    """Install the CRDs, the admission policies and the operator's RBAC (plus its Role in each
+    of ``session_namespaces``, which must exist); the kubeconfig and options to run it with."""
     admin = clients.api_client(str(local.kubeconfig))
     manifests.install_crds(admin, sorted((ROOT / "crds").glob("*.yaml")))
+    manifests.apply(admin, admission_policies())
     manifests.apply(admin, operator_rbac())
+    if session_namespaces:
+        manifests.apply(admin, session_namespace_rbac(session_namespaces))
     serving = local.operator_serving()
     options = runtime.Options(
         metrics_port=metrics_port,
@@ -180,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
             )
             for applied in manifests.apply(admin, docs):
                 _say(f"applied {applied}")
+            for applied in manifests.apply(admin, session_namespace_rbac(DEMO_SESSION_NAMESPACES)):
+                _say(f"applied {applied} (the operator may run sessions there)")
             _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {_agent_kubeconfig(local)}")
         _say(f"export KUBECONFIG={local.kubeconfig}   # in another shell, then: kubectl get ag")
         os.environ["KUBECONFIG"] = str(env.kubeconfig)

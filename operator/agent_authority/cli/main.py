@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
-from agent_authority.cli import audit, dev, grant, requests, session
+from agent_authority.cli import approvals, audit, dev, grant, requests, session
+from agent_authority.mcp import command as mcp_command
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -24,13 +25,23 @@ def _run(args: argparse.Namespace) -> int:
         webhook_ca=args.webhook_ca,
         cert_dir=args.cert_dir,
         audit_port=args.audit_port,
+        audit_addr=args.audit_addr,
         audit_client_ca=args.audit_client_ca,
+        audit_client_names=tuple(args.audit_client_name or runtime.Options().audit_client_names),
         token_seconds=args.token_seconds,
         rotate_after=args.rotate_after,
-        audit_trail=args.audit_trail,
+        audit_trail=None if args.no_audit_trail else args.audit_trail,
         audit_trail_key=args.audit_trail_key,
+        **approvals.run_options(args),
+        audit_trail_previous_key=args.audit_trail_previous_key,
+        alert_port=args.alert_port,
+        alert_poll_seconds=args.alert_poll_seconds,
     )
-    asyncio.run(runtime.run(options))
+    try:
+        asyncio.run(runtime.run(options))
+    except runtime.StartupError as e:
+        print(f"agent-authority: refusing to start: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -52,7 +63,17 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument(
         "--audit-port", type=int, default=defaults.audit_port, help="/audit endpoint; 0: off"
     )
-    run.add_argument("--audit-client-ca", help="CA of the apiserver's audit client certificate")
+    run.add_argument("--audit-addr", default=defaults.audit_addr, help="/audit listens here")
+    run.add_argument(
+        "--audit-client-ca", help="CA of the apiserver's audit client certificate (required)"
+    )
+    run.add_argument(
+        "--audit-client-name",
+        action="append",
+        metavar="CN",
+        help="common name of the apiserver's audit client certificate (repeatable; default "
+        f"{defaults.audit_client_names[0]}); other clients of the CA are refused",
+    )
     run.add_argument(
         "--token-seconds", type=int, default=defaults.token_seconds, help=">= 600 (TokenRequest)"
     )
@@ -62,8 +83,29 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=defaults.rotate_after,
         help="rotate tokens after this fraction of their life (or N seconds if > 1)",
     )
-    run.add_argument("--audit-trail", help="signed, hash-chained audit trail (JSON lines)")
+    run.add_argument(
+        "--audit-trail",
+        default=defaults.audit_trail,
+        help="signed, hash-chained audit trail (JSON lines; default %(default)s)",
+    )
+    run.add_argument(
+        "--no-audit-trail", action="store_true", help="run without a trail (say so explicitly)"
+    )
     run.add_argument("--audit-trail-key", help="its Ed25519 key (default: <trail>.key)")
+    approvals.add_run_options(run)
+    run.add_argument(
+        "--audit-trail-previous-key",
+        help="the key the trail was signed with so far: hand the log over to --audit-trail-key",
+    )
+    run.add_argument(
+        "--alert-port", type=int, default=defaults.alert_port, help="/alertmanager receiver; 0: off"
+    )
+    run.add_argument(
+        "--alert-poll-seconds",
+        type=float,
+        default=defaults.alert_poll_seconds,
+        help="how often alert-bound sessions are checked against Alertmanager (0: never)",
+    )
     run.set_defaults(func=_run)
 
 
@@ -80,6 +122,8 @@ def parser() -> argparse.ArgumentParser:
     grant.add_parser(sub)
     audit.add_parser(sub)
     requests.add_parser(sub)
+    approvals.add_parser(sub)
+    mcp_command.add_parser(sub)
     return top
 
 

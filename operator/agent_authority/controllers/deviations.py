@@ -6,9 +6,14 @@ event whose user is a session's ServiceAccount and whose annotation
 in ``status.deniedRequests``, and once the count exceeds the grant's ``maxDeniedRequests`` (default
 0: the first denial) the session is revoked with reason ``Deviation``.
 
-This is after the fact and cannot block anything: RBAC already refused the request. The endpoint
-requires a client certificate signed by the configured CA (the apiserver's audit client), so
-nobody else can feed it events.
+This is after the fact and cannot block anything: RBAC already refused the request.
+
+Who may post: the receiver does not start without a client CA, and it trusts that CA only (never
+the system's CA store). A certificate of that CA is not enough either: the cluster CA signs every
+user's client certificate, so the peer's subject common name must also be one of the configured
+audit client names (the apiserver's audit client identity, ``--audit-client-name``). Anyone else
+gets 403 and their events are never read. It listens on the configured address (127.0.0.1 unless
+told otherwise).
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from agent_authority.audit import trail
 from agent_authority.controllers import handling, sessions
 from agent_authority.kube import api, errors, resources
 from agent_authority.models import session
+from agent_authority.policy import session_changes
 from agent_authority.policy import sessions as session_policy
 
 SA_PREFIX = "system:serviceaccount:"
+DEFAULT_CLIENT_NAME = "system:kube-apiserver-audit"
+"""The common name of the apiserver's audit client certificate unless configured otherwise."""
 FORBID = "forbid"
 SEEN = 10000
 logger = logging.getLogger(__name__)
@@ -46,6 +54,24 @@ def denied_session_account(event: dict[str, Any]) -> tuple[str, str] | None:
     return namespace, name
 
 
+class ReceiverError(Exception):
+    """The receiver cannot start as configured (no client CA, no allowed client name)."""
+
+
+def peer_common_names(peercert: Any) -> list[str]:
+    """The subject common names of a verified peer certificate (``SSLSocket.getpeercert()``)."""
+    names: list[str] = []
+    for rdn in (peercert or {}).get("subject", ()):
+        names.extend(str(value) for key, value in rdn if key == "commonName")
+    return names
+
+
+def client_allowed(peercert: Any, allowed: frozenset[str]) -> bool:
+    """Whether a verified peer certificate names exactly one common name, and an allowed one."""
+    names = peer_common_names(peercert)
+    return len(names) == 1 and names[0] in allowed
+
+
 def describe(event: dict[str, Any]) -> str:
     ref = event.get("objectRef") or {}
     resource = ref.get("resource", event.get("requestURI", "?"))
@@ -58,8 +84,9 @@ def describe(event: dict[str, Any]) -> str:
 class Receiver:
     """The ``/audit`` endpoint and what it does with denied requests."""
 
-    def __init__(self, kube: api.Kube) -> None:
+    def __init__(self, kube: api.Kube, client_names: frozenset[str] | None = None) -> None:
         self.kube = kube
+        self.client_names = client_names or frozenset({DEFAULT_CLIENT_NAME})
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._runner: web.AppRunner | None = None
@@ -67,13 +94,21 @@ class Receiver:
     async def start(
         self, *, host: str, port: int, certfile: str, keyfile: str, client_ca: str | None
     ) -> None:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        if not client_ca:
+            raise ReceiverError(
+                "the /audit receiver needs --audit-client-ca (the CA of the apiserver's audit "
+                "client certificate): without it anyone who reaches the port could revoke "
+                "sessions. Set it, or turn the receiver off with --audit-port=0"
+            )
+        if not self.client_names:
+            raise ReceiverError("the /audit receiver needs at least one --audit-client-name")
+        # A server context that trusts the given CA only: create_default_context would also load
+        # the system's CA store and accept any publicly issued client certificate.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile, keyfile)
-        if client_ca:
-            context.verify_mode = ssl.CERT_REQUIRED
-            context.load_verify_locations(client_ca)
-        else:
-            logger.warning("audit endpoint accepts unauthenticated clients (no client CA given)")
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
         app = web.Application()
         app.router.add_post("/audit", self.handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -85,8 +120,24 @@ class Receiver:
             await self._runner.cleanup()
 
     async def handle(self, request: web.Request) -> web.Response:
-        payload = await request.json()
+        peercert = request.transport.get_extra_info("peercert") if request.transport else None
+        if not client_allowed(peercert, self.client_names):
+            names = ", ".join(peer_common_names(peercert)) or "none"
+            logger.warning("refused audit events from a client named %s", names)
+            return web.Response(
+                status=403,
+                text=f"client certificate common name {names} is not an audit client "
+                f"(allowed: {', '.join(sorted(self.client_names))})",
+            )
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="the body is not JSON (an audit EventList)")
+        if not isinstance(payload, dict):
+            return web.Response(status=400, text="the body is not an audit EventList object")
         for event in payload.get("items") or []:
+            if not isinstance(event, dict):
+                continue
             account = denied_session_account(event)
             if account is None or self._duplicate(str(event.get("auditID", ""))):
                 continue
@@ -120,7 +171,42 @@ class Receiver:
                 or (body.get("status") or {}).get("phase") != sessions.ACTIVE
             ):
                 return
+            if await self._own_read(body, event):
+                return
             await self._count(body, event)
+
+    async def _own_read(self, body: api.Json, event: dict[str, Any]) -> bool:
+        """A denied ``get`` of the session's own object or request is not a deviation."""
+        ref = event.get("objectRef") or {}
+        attempt = session_changes.ReadAttempt(
+            verb=str(event.get("verb") or ""),
+            api_group=str(ref.get("apiGroup") or ""),
+            resource=str(ref.get("resource") or ""),
+            namespace=str(ref.get("namespace") or ""),
+            name=str(ref.get("name") or ""),
+            subresource=str(ref.get("subresource") or ""),
+        )
+        meta = body["metadata"]
+        request_session = None
+        if attempt.resource == "remediationrequests" and attempt.verb == "get" and attempt.name:
+            asked = await resources.get_request(self.kube, meta["namespace"], attempt.name)
+            ref_of = ((asked or {}).get("spec") or {}).get("sessionRef") or {}
+            name = ref_of.get("name") if isinstance(ref_of, dict) else None
+            request_session = name if isinstance(name, str) else None
+        own = session_changes.is_own_read(
+            attempt,
+            session_namespace=meta["namespace"],
+            session_name=meta["name"],
+            request_session=request_session,
+        )
+        if own:
+            logger.info(
+                "session %s/%s read its own (%s): not a deviation",
+                meta["namespace"],
+                meta["name"],
+                describe(event),
+            )
+        return own
 
     async def _session_of(self, namespace: str, service_account: str) -> tuple[str, str] | None:
         """(name, uid) of the session owning a ServiceAccount: one small read, whatever the

@@ -102,7 +102,8 @@ async def _active_sessions(kube: api.Kube, name: str, index: Any = None) -> list
             for s in listed
             if s["spec"]["grantRef"]["name"] == name
         ]
-    active = [(ns, n) for ns, n, phase, _ in known if phase == sessions.ACTIVE]
+    # The index may lag a session that just became Active: read every live one fresh.
+    active = [(ns, n) for ns, n, phase, _ in known if phase not in sessions.TERMINAL]
     found = await asyncio.gather(*[resources.get_session(kube, ns, n) for ns, n in active])
     return [s for s in found if s and (s.get("status") or {}).get("phase") == sessions.ACTIVE]
 

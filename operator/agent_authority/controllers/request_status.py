@@ -23,6 +23,7 @@ from agent_authority.audit import trail
 from agent_authority.controllers import handling
 from agent_authority.kube import api, errors, resources
 from agent_authority.models import request
+from agent_authority.notify import notices, outbox
 from agent_authority.policy import conditions
 
 SESSION_UID_LABEL = "agentauthority.io/session-uid"
@@ -196,3 +197,5 @@ async def transition(
     await _patch(kube, body, update)
     metrics.REQUESTS.labels(to.value, _action_label(body)).inc()
     handling.event(body, reason=reason, message=message, warning=warning)
+    # Notifications (docs/approvals.md): enqueued only, never waits for a receiver.
+    outbox.OUTBOX.publish(notices.for_request(body, to, reason, message))

@@ -4,8 +4,26 @@ Level-triggered: every handler calls :func:`reconcile`, which reads the object a
 cluster to what its spec and phase say, idempotently. Phases: ``Pending`` (admitted, credentials
 being created) → ``Active`` → ``Ended | Expired | Revoked``, or ``Denied`` at once.
 
-Session TTL is enforced here (a daemon per active session), not by token expiry: tokens cannot be
-shorter than 600 s and are rotated before they expire while the session lives.
+Every phase transition happens once: under a per-session lock, on a fresh read, and as a status
+patch conditional on the ``resourceVersion`` that was read (:mod:`session_state`); a terminal
+phase never changes. So a
+late denial cannot turn Ended into Revoked, and the resume handler and the TTL daemon cannot both
+expire a session after a restart. Nothing that writes credentials (activation, rotation,
+narrowing, own-reads) runs once a session is terminal.
+
+Nothing here relies on kopf's diff base or progress annotations to notice an end or an expiry:
+the daemon of an Active session checks ``spec.ended`` and the TTL on the live object every
+second whatever else happened, and an event handler (no diff base) ends a session at once.
+
+What a session may read of its own is kept up to date by :mod:`session_reads`.
+
+The concurrent-session cap is decided under a per-grant lock, counting the grant's Active
+sessions from the operator's index plus those this process is activating, so parallel creates
+cannot overshoot it; the excess ones end Denied (``TooManySessions``).
+
+Session TTL is enforced here (a daemon per active session). Tokens are minted for the session's
+remaining life (at least the TokenRequest minimum of 600 s) and rotated before they expire while
+the session lives, so with the operator down a token outlives its session by at most 600 s.
 """
 
 from __future__ import annotations
@@ -20,14 +38,19 @@ import kopf
 
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
-from agent_authority.controllers import handling, request_status
+from agent_authority.controllers import handling, request_status, session_state
 from agent_authority.kube import api, context, credentials, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
+from agent_authority.notify import notices, outbox
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
 
 PLURAL = "incidentsessions"
 ACTIVE = session.SessionPhase.ACTIVE.value
 TERMINAL = context.TERMINAL
+NOT_TERMINAL: frozenset[str | None] = frozenset({None, session.SessionPhase.PENDING.value, ACTIVE})
+NOT_STARTED: frozenset[str | None] = frozenset({None, session.SessionPhase.PENDING.value})
+ENDED_POLL_SECONDS = 1.0
+"""How often the daemon of an Active session re-checks ``spec.ended`` on the live object."""
 
 
 @dataclasses.dataclass
@@ -35,12 +58,19 @@ class Settings:
     """Operator-wide knobs of the session controller (set by the runtime at start-up)."""
 
     token_seconds: int = 3600
-    """Requested token lifetime (the apiserver may shorten it; never below 600 s)."""
+    """Longest token lifetime asked for (a token lives for the session's remaining life, never
+    below 600 s; the apiserver may shorten it further)."""
     rotate_after: float = 0.8
     """Rotate when this fraction of the token's lifetime has passed (or after N s if > 1)."""
 
 
 SETTINGS = Settings()
+STATE = session_state.STATE
+
+
+def _mint_seconds(expires_at: datetime.datetime | None) -> int:
+    remaining = (expires_at - _now()).total_seconds() if expires_at else SETTINGS.token_seconds
+    return credentials.token_seconds(remaining, SETTINGS.token_seconds)
 
 
 def _now() -> datetime.datetime:
@@ -55,7 +85,7 @@ def _parse(value: str | None) -> datetime.datetime | None:
     return datetime.datetime.fromisoformat(value) if value else None
 
 
-def _ref(body: api.Json) -> credentials.SessionRef:
+def ref_of(body: api.Json) -> credentials.SessionRef:
     meta = body["metadata"]
     return credentials.SessionRef(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
 
@@ -95,34 +125,45 @@ def _condition(
     )
 
 
-async def _patch(kube: api.Kube, body: api.Json, status: dict[str, Any]) -> api.Json:
-    meta = body["metadata"]
-    status.setdefault("observedGeneration", meta.get("generation"))
-    patched = await resources.patch_session_status(kube, meta["namespace"], meta["name"], status)
-    body["status"] = patched.get("status", status)
-    return patched
-
-
 # -- decisions applied ---------------------------------------------------------------------------
 
 
 async def deny(kube: api.Kube, body: api.Json, reason: str, message: str) -> None:
+    """Pending → Denied (only from a phase that has not started)."""
     digest = await _record(body, trail.Event.SESSION_DENIED, reason, message)
-    await _patch(
-        kube,
-        body,
-        {
-            "auditDigest": digest,
-            "phase": session.SessionPhase.DENIED.value,
-            "conditions": _condition(body, "Ready", False, reason, message),
-            "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
-        },
-    )
-    handling.event(body, reason=reason, message=f"session refused: {message}", warning=True)
+    status = {
+        "auditDigest": digest,
+        "phase": session.SessionPhase.DENIED.value,
+        "conditions": _condition(body, "Ready", False, reason, message),
+        "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
+    }
+    if await session_state.transition(kube, body, status, NOT_STARTED):
+        handling.event(body, reason=reason, message=f"session refused: {message}", warning=True)
 
 
-async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None) -> None:
+async def activate(
+    kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None, active_index: Any = None
+) -> None:
     """Admit a new (or half-created) session and give it its credentials."""
+    async with session_state.fresh(kube, body) as fresh:
+        if fresh is None or _status(fresh).get("phase") not in NOT_STARTED:
+            return
+        ended = _is_ended(fresh)
+        expired = not ended and await _activate(kube, fresh, logger, by_grant, active_index)
+        body.update(fresh)
+    if ended:  # ended before it was ever activated: nothing to mint
+        await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
+    elif expired:
+        await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
+    elif _status(body).get("phase") == ACTIVE:
+        await _grant_still_there(kube, body)
+
+
+async def _activate(
+    kube: api.Kube, body: api.Json, logger: Any, by_grant: Any, active_index: Any
+) -> bool:
+    """The activation itself, under the session's lock; whether the session is already past
+    its TTL (the caller then expires it)."""
     meta = body["metadata"]
     spec = session.IncidentSessionSpec.model_validate(body["spec"])
     if spec.requester is None:
@@ -133,35 +174,58 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
             "spec.requester was not stamped by the admission webhook, so the session cannot be "
             "attributed to an authenticated identity; create it while the operator is running",
         )
-        return
+        return False
     created = _parse(meta.get("creationTimestamp")) or _now()
-    facts = await context.session_facts(
-        kube,
-        spec,
-        namespace=meta["namespace"],
-        name=meta["name"],
-        created_at=created,
-        siblings=indexes.siblings(by_grant, spec.grant_ref.name),
-    )
-    decision = sessions.admit(spec.requester, spec, facts.context)
-    if not decision.allowed:
-        await deny(kube, body, decision.reason.value, decision.message)
-        return
-    ref = _ref(body)
+    grant_name = spec.grant_ref.name
+    async with STATE.grant_locks[grant_name]:
+        facts = await context.session_facts(
+            kube,
+            spec,
+            namespace=meta["namespace"],
+            name=meta["name"],
+            created_at=created,
+            siblings=indexes.siblings(by_grant, grant_name),
+            active_sessions=session_state.occupied(active_index, grant_name, meta["uid"]),
+        )
+        decision = sessions.admit(spec.requester, spec, facts.context)
+        if not decision.allowed:
+            await deny(kube, body, decision.reason.value, decision.message)
+            return False
+        STATE.admitted[grant_name].add(meta["uid"])
+    try:
+        return await _give_credentials(kube, body, logger, spec, facts, decision, created)
+    except BaseException:
+        STATE.admitted[grant_name].discard(meta["uid"])  # retried: admitted again then
+        raise
+
+
+async def _give_credentials(
+    kube: api.Kube,
+    body: api.Json,
+    logger: Any,
+    spec: session.IncidentSessionSpec,
+    facts: context.Facts,
+    decision: sessions.Admission,
+    created: datetime.datetime,
+) -> bool:
+    meta = body["metadata"]
+    assert spec.requester is not None
+    assert facts.grant_spec is not None  # admitted, so the grant exists
+    ttl = sessions.effective_ttl(spec, facts.grant_spec)
+    expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
+    ref = ref_of(body)
     # Identity and Roles at once; then bindings while the token is minted (a brand-new session
     # has nothing to prune). Bindings need their Roles; the token needs the ServiceAccount.
     secret_uid, namespaces = await asyncio.gather(
         credentials.ensure_identity(kube, ref),
         credentials.ensure_roles(kube, ref, decision.rules),
     )
-    _, token = await asyncio.gather(
+    _, _, token = await asyncio.gather(
         credentials.ensure_bindings(kube, ref, namespaces, spec.requester),
-        credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds),
+        credentials.ensure_own_reads(kube, ref, []),
+        credentials.mint(kube, ref, secret_uid, _mint_seconds(expires_at)),
     )
     metrics.TOKENS_MINTED.inc()
-    assert facts.grant_spec is not None  # admitted, so the grant exists
-    ttl = sessions.effective_ttl(spec, facts.grant_spec)
-    expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
     message = f"{len(decision.rules)} rule(s) in effect until {_iso(expires_at)}"
     await _record(
         body,
@@ -181,7 +245,7 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
             f"{r.namespace}: {','.join(r.verbs)} {','.join(r.resources)}" for r in decision.rules
         ],
     )
-    await _patch(
+    opened = await session_state.transition(
         kube,
         body,
         {
@@ -196,13 +260,24 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
             "auditDigest": digest,
             "effectiveRules": [r.to_api() for r in decision.rules],
         },
+        NOT_STARTED,
     )
+    if not opened:  # ended or denied meanwhile: take back what was just created
+        await credentials.revoke(kube, ref)
+        STATE.admitted[spec.grant_ref.name].discard(meta["uid"])
+        return False
     metrics.SESSION_READY_LATENCY.observe((_now() - created).total_seconds())
-    metrics.ACTIVE_SESSIONS.labels(spec.grant_ref.name).inc()
+    session_state.count_in(spec.grant_ref.name, meta["uid"])
     handling.event(body, reason="Activated", message=f"token minted; {message}")
     logger.info("session %s/%s active: %s", meta["namespace"], meta["name"], message)
-    if _now() >= expires_at:
-        await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
+    return _now() >= expires_at
+
+
+async def _grant_still_there(kube: api.Kube, body: api.Json) -> None:
+    """A grant deleted while the session was being activated may have found it not yet Active:
+    check once more now that it is, and revoke if the grant is gone."""
+    if await resources.get_grant(kube, body["spec"]["grantRef"]["name"]) is None:
+        await apply_grant_change(kube, body, None)
 
 
 async def revoke(
@@ -211,39 +286,52 @@ async def revoke(
     phase: session.SessionPhase,
     reason: str,
     message: str,
-) -> None:
-    """End a session: credentials first (RoleBindings, Secret, ServiceAccount), then status,
-    then its sub-agent sessions."""
-    started = time.monotonic()
-    was_active = _status(body).get("phase") == ACTIVE
-    await credentials.revoke(kube, _ref(body))
-    metrics.REVOCATION_LATENCY.observe(time.monotonic() - started)
-    metrics.REVOCATIONS.labels(reason).inc()
-    if was_active:
-        metrics.ACTIVE_SESSIONS.labels(body["spec"]["grantRef"]["name"]).dec()
-    event = {
-        session.SessionPhase.ENDED: trail.Event.SESSION_ENDED,
-        session.SessionPhase.EXPIRED: trail.Event.SESSION_EXPIRED,
-    }.get(phase, trail.Event.SESSION_REVOKED)
-    digest = await _record(body, event, reason, message)
-    await _patch(
-        kube,
-        body,
-        {
+) -> bool:
+    """End a session, once: credentials first (RoleBindings, Secret, ServiceAccount), then the
+    status transition (only from a phase that is not terminal), then its sub-agent sessions.
+
+    False when the session was already terminal (or gone): nothing is recorded or counted again,
+    and the phase it reached first stays.
+    """
+    async with session_state.fresh(kube, body) as fresh:
+        if fresh is None:
+            await credentials.revoke(kube, ref_of(body))
+            return False
+        if _status(fresh).get("phase") in TERMINAL:
+            body.update(fresh)
+            return False
+        started = time.monotonic()
+        await credentials.revoke(kube, ref_of(fresh))
+        latency = time.monotonic() - started
+        event = {
+            session.SessionPhase.ENDED: trail.Event.SESSION_ENDED,
+            session.SessionPhase.EXPIRED: trail.Event.SESSION_EXPIRED,
+        }.get(phase, trail.Event.SESSION_REVOKED)
+        digest = await _record(fresh, event, reason, message)
+        status = {
             "auditDigest": digest,
             "phase": phase.value,
-            "conditions": _condition(body, "Ready", False, reason, message),
+            "conditions": _condition(fresh, "Ready", False, reason, message),
             "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
-        },
-    )
+        }
+        if not await session_state.transition(kube, fresh, status, NOT_TERMINAL):
+            body.update(fresh)
+            return False
+        body.update(fresh)
+    metrics.REVOCATION_LATENCY.observe(latency)
+    metrics.REVOCATIONS.labels(reason).inc()
+    session_state.count_out(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
     handling.event(
         body,
         reason=reason,
         message=f"session {phase.value.lower()}: {message}; credentials revoked",
         warning=phase is session.SessionPhase.REVOKED,
     )
+    if phase is session.SessionPhase.REVOKED:  # notifications: enqueued only, never waits
+        outbox.OUTBOX.publish(notices.for_revoked_session(body, reason, message))
     await _end_children(kube, body)
     await _cancel_requests(kube, body, f"session {body['metadata']['name']!r} ended: {reason}")
+    return True
 
 
 OPEN_REQUESTS = {"Pending", "AwaitingApproval", "Approved"}
@@ -287,40 +375,66 @@ async def _end_children(kube: api.Kube, parent: api.Json) -> None:
 
 
 async def rotate(kube: api.Kube, body: api.Json) -> None:
-    ref = _ref(body)
-    secret_uid = await credentials.ensure_identity(kube, ref)
-    token = await credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds)
-    metrics.TOKENS_ROTATED.inc()
-    digest = await _record(
-        body, trail.Event.TOKEN_ROTATED, "TokenRotated", f"valid until {_iso(token.expires_at)}"
-    )
-    status: dict[str, Any] = {
-        "tokenExpiresAt": _iso(token.expires_at),
-        "tokenRotatedAt": _iso(_now()),
-    }
-    if digest:
-        status["auditDigest"] = digest
-    await _patch(kube, body, status)
+    """A fresh token for an Active session, for its remaining life (never once it ended: minting
+    recreates the ServiceAccount and Secret if they are gone)."""
+    async with session_state.fresh(kube, body) as fresh:
+        if fresh is None or _status(fresh).get("phase") != ACTIVE:
+            return
+        ref = ref_of(fresh)
+        secret_uid = await credentials.ensure_identity(kube, ref)
+        expires_at = _parse(_status(fresh).get("expiresAt"))
+        token = await credentials.mint(kube, ref, secret_uid, _mint_seconds(expires_at))
+        metrics.TOKENS_ROTATED.inc()
+        digest = await _record(
+            fresh,
+            trail.Event.TOKEN_ROTATED,
+            "TokenRotated",
+            f"valid until {_iso(token.expires_at)}",
+        )
+        status: dict[str, Any] = {
+            "tokenExpiresAt": _iso(token.expires_at),
+            "tokenRotatedAt": _iso(_now()),
+        }
+        if digest:
+            status["auditDigest"] = digest
+        if not await session_state.transition(kube, fresh, status, frozenset({ACTIVE})):
+            await credentials.revoke(kube, ref)  # it ended meanwhile: the new token goes too
+            return
+        body.update(fresh)
     handling.event(body, reason="TokenRotated", message=f"valid until {_iso(token.expires_at)}")
 
 
 async def apply_grant_change(kube: api.Kube, body: api.Json, grant_body: api.Json | None) -> None:
     """Keep, narrow or revoke an active session after its grant changed or went away."""
     spec = session.IncidentSessionSpec.model_validate(body["spec"])
-    current = [grant.PolicyRule.model_validate(r) for r in _status(body).get("effectiveRules", [])]
     grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"]) if grant_body else None
     valid = grant_spec is not None and not rbac.validate_grant(grant_spec)
     resolved = await resources.resolve_selectors(kube, grant_spec.read) if grant_spec else {}
-    verdict = grant_changes.reconcile(spec, current, grant_spec, valid, resolved, spec.requester)
-    if isinstance(verdict, grant_changes.Revoke):
-        await revoke(
-            kube, body, session.SessionPhase.REVOKED, verdict.reason.value, verdict.message
+    revocation: grant_changes.Revoke | None = None
+    async with session_state.fresh(kube, body) as fresh:
+        if fresh is None or _status(fresh).get("phase") != ACTIVE:
+            return
+        current = [
+            grant.PolicyRule.model_validate(r) for r in _status(fresh).get("effectiveRules", [])
+        ]
+        verdict = grant_changes.reconcile(
+            spec, current, grant_spec, valid, resolved, spec.requester
         )
-    elif isinstance(verdict, grant_changes.Narrow):
-        assert spec.requester is not None
-        await credentials.ensure_access(kube, _ref(body), verdict.rules, spec.requester)
-        await _patch(kube, body, {"effectiveRules": [r.to_api() for r in verdict.rules]})
-        handling.event(body, reason="Narrowed", message=verdict.message, warning=True)
+        if isinstance(verdict, grant_changes.Revoke):
+            revocation = verdict
+        elif isinstance(verdict, grant_changes.Narrow):
+            assert spec.requester is not None
+            await credentials.ensure_access(kube, ref_of(fresh), verdict.rules, spec.requester)
+            narrowed = {"effectiveRules": [r.to_api() for r in verdict.rules]}
+            if not await session_state.transition(kube, fresh, narrowed, frozenset({ACTIVE})):
+                await credentials.revoke(kube, ref_of(fresh))
+                return
+            handling.event(fresh, reason="Narrowed", message=verdict.message, warning=True)
+        body.update(fresh)
+    if revocation is not None:
+        await revoke(
+            kube, body, session.SessionPhase.REVOKED, revocation.reason.value, revocation.message
+        )
 
 
 def _ttl_left(body: api.Json) -> float | None:
@@ -338,18 +452,46 @@ def _rotation_due_in(body: api.Json) -> float | None:
     return (rotated - _now()).total_seconds() + after
 
 
-async def reconcile(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None) -> None:
+def _is_ended(body: api.Json) -> bool:
+    return (body.get("spec") or {}).get("ended") is True
+
+
+async def _ensure_access(kube: api.Kube, body: api.Json, requests: list[str] | None) -> None:
+    """Make an Active session's Roles and bindings what its status says (after a crash)."""
+    async with session_state.fresh(kube, body) as fresh:
+        if fresh is None or _status(fresh).get("phase") != ACTIVE:
+            return
+        spec = session.IncidentSessionSpec.model_validate(fresh["spec"])
+        rules = [
+            grant.PolicyRule.model_validate(r) for r in _status(fresh).get("effectiveRules", [])
+        ]
+        requester = spec.requester or base.UserInfo(username="unknown")
+        await credentials.ensure_access(kube, ref_of(fresh), rules, requester)
+        if requests is not None:
+            await credentials.ensure_own_reads(kube, ref_of(fresh), requests)
+        body.update(fresh)
+
+
+async def reconcile(
+    kube: api.Kube,
+    body: api.Json,
+    logger: Any,
+    by_grant: Any = None,
+    active_index: Any = None,
+    requests_index: Any = None,
+) -> None:
     """Bring one session to what its spec and phase say (idempotent)."""
     phase = _status(body).get("phase")
     if phase in TERMINAL:
-        await credentials.revoke(kube, _ref(body))  # leftovers of a crash mid-revocation
+        await credentials.revoke(kube, ref_of(body))  # leftovers of a crash mid-revocation
         return
-    if body["spec"].get("ended"):
+    if _is_ended(body):
         await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
         return
     if phase != ACTIVE:
-        await activate(kube, body, logger, by_grant)
+        await activate(kube, body, logger, by_grant, active_index)
         return
+    session_state.count_in(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
     left = _ttl_left(body)
     if left is not None and left <= 0:
         await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
@@ -357,12 +499,9 @@ async def reconcile(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any =
     grant_body = await resources.get_grant(kube, body["spec"]["grantRef"]["name"])
     await apply_grant_change(kube, body, grant_body)
     if _status(body).get("phase") == ACTIVE:
-        spec = session.IncidentSessionSpec.model_validate(body["spec"])
-        rules = [
-            grant.PolicyRule.model_validate(r) for r in _status(body).get("effectiveRules", [])
-        ]
-        requester = spec.requester or base.UserInfo(username="unknown")
-        await credentials.ensure_access(kube, _ref(body), rules, requester)
+        meta = body["metadata"]
+        own = indexes.requests_of(requests_index, meta["namespace"], meta["name"])
+        await _ensure_access(kube, body, own)
         due = _rotation_due_in(body)
         if due is None or due <= 0:
             await rotate(kube, body)
@@ -374,59 +513,94 @@ async def reconcile(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any =
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @handling.translating
-async def opened(body: kopf.Body, logger: Any, sessions_by_grant: Any = None, **_: Any) -> None:
-    await reconcile(api.default(), handling.plain(body), logger, sessions_by_grant)
+async def opened(
+    body: kopf.Body,
+    logger: Any,
+    sessions_by_grant: Any = None,
+    active_sessions_by_grant: Any = None,
+    requests_by_session: Any = None,
+    **_: Any,
+) -> None:
+    await reconcile(
+        api.default(),
+        handling.plain(body),
+        logger,
+        sessions_by_grant,
+        active_sessions_by_grant,
+        requests_by_session,
+    )
 
 
-@kopf.on.field(GROUP, VERSION, PLURAL, field="spec.ended", new=True)
-@handling.translating
+def _ending(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return spec.get("ended") is True and status.get("phase") not in TERMINAL
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_ending)
 async def ended(body: kopf.Body, logger: Any, **_: Any) -> None:
-    await reconcile(api.default(), handling.plain(body), logger)
+    """End a session as soon as any event shows ``spec.ended: true`` (no diff base involved).
+
+    A failure here is retried by the session's daemon within a second.
+    """
+    plain = handling.plain(body)
+    if _status(plain).get("phase") not in {ACTIVE, session.SessionPhase.PENDING.value}:
+        return  # not yet picked up: the create handler ends it
+    try:
+        await revoke(
+            api.default(), plain, session.SessionPhase.ENDED, "Ended", "ended by spec.ended"
+        )
+    except Exception as e:  # the daemon retries
+        logger.warning("ending the session failed, the daemon retries: %s", e)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
 @handling.translating
 async def deleted(body: kopf.Body, **_: Any) -> None:
     plain = handling.plain(body)
-    if _status(plain).get("phase") not in TERMINAL:
-        await credentials.revoke(api.default(), _ref(plain))
-        metrics.REVOCATIONS.labels("Deleted").inc()
-        if _status(plain).get("phase") == ACTIVE:
-            metrics.ACTIVE_SESSIONS.labels(plain["spec"]["grantRef"]["name"]).dec()
-    else:
-        await credentials.revoke(api.default(), _ref(plain))
     kube = api.default()
+    uid, grant_name = plain["metadata"]["uid"], plain["spec"]["grantRef"]["name"]
+    async with STATE.session_locks[uid]:
+        await credentials.revoke(kube, ref_of(plain))
+        if uid not in STATE.released and _status(plain).get("phase") not in TERMINAL:
+            metrics.REVOCATIONS.labels("Deleted").inc()
+        session_state.count_out(grant_name, uid)
     await _end_children(kube, plain)
+    STATE.session_locks.pop(uid, None)
 
 
-def _is_active(status: kopf.Status, spec: kopf.Spec, **_: Any) -> bool:
-    return status.get("phase") == ACTIVE and not spec.get("ended")
+def _is_active(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == ACTIVE
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_is_active, cancellation_timeout=5.0)
+@handling.translating  # an outage at expiry retries in about a second, not kopf's 60 s
 async def lifetime(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any, **_: Any) -> None:
-    """Sleep until the session expires or its token is due for rotation; act; repeat."""
+    """While the session is Active: end it when ``spec.ended`` says so, expire it at its TTL,
+    rotate its token when due; checked on the live object at least every second."""
     kube = api.default()
     while not stopped:
         plain = handling.plain(body)
-        left = _ttl_left(plain)
-        if left is not None and left <= 0:
-            fresh = await resources.get_session(
-                kube, plain["metadata"]["namespace"], plain["metadata"]["name"]
-            )
-            if fresh and _status(fresh).get("phase") == ACTIVE:
-                await revoke(kube, fresh, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
+        if _status(plain).get("phase") != ACTIVE:
             return
-        due = _rotation_due_in(plain)
-        if due is not None and due <= 0:
-            try:
+        session_state.count_in(plain["spec"]["grantRef"]["name"], plain["metadata"]["uid"])
+        left, due = _ttl_left(plain), _rotation_due_in(plain)
+        try:
+            if _is_ended(plain):
+                await revoke(
+                    kube, plain, session.SessionPhase.ENDED, "Ended", "ended by spec.ended"
+                )
+                return
+            if left is not None and left <= 0:
+                await revoke(kube, plain, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
+                return
+            if due is not None and due <= 0:
                 await rotate(kube, plain)
-            except Exception as e:  # keep the daemon alive; the next loop retries
-                logger.warning("token rotation failed, retrying in 5 s: %s", e)
-                await stopped.wait(5)
+                continue
+        except Exception as e:  # keep the daemon alive; the next loop retries
+            logger.warning("session upkeep failed, retrying in 1 s: %s", e)
+            await stopped.wait(1)
             continue
         waits = [w for w in (left, due) if w is not None]
-        await stopped.wait(max(0.05, min(waits)) if waits else 60)
+        await stopped.wait(max(0.05, min([*waits, ENDED_POLL_SECONDS])))
 
 
 async def sweep_orphans(kube: api.Kube, logger: Any) -> int:

@@ -2,8 +2,11 @@
 
 The official client is synchronous; :func:`call` runs a call in a worker thread, returns the
 response as plain JSON (``_preload_content=False``: no model deserialization, which is both faster
-and free of the client's Optional-everywhere models) and translates ``ApiException`` into
-:mod:`agent_authority.kube.errors`. One shared ``ApiClient`` with a pool sized for concurrency.
+and free of the client's Optional-everywhere models) and translates ``ApiException`` and transport
+failures (connection refused, timeouts) into :mod:`agent_authority.kube.errors`. Every call has a
+timeout (:data:`REQUEST_TIMEOUT` unless the caller passes ``_request_timeout``), so an apiserver
+that stops answering costs a bounded wait, never a hung worker. One shared ``ApiClient`` with a
+pool sized for concurrency.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from agent_authority.kube import clients, errors
 
 T = TypeVar("T")
 POOL_SIZE = 64
+REQUEST_TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds for every call that does not pass its own ``_request_timeout``."""
 Json = dict[str, Any]
 
 
@@ -64,10 +69,13 @@ def set_default(kube: Kube | None) -> None:
 
 def sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
     """Call ``fn``; the response body as JSON; client errors translated."""
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     try:
         response = fn(*args, _preload_content=False, **kwargs)
     except exceptions.ApiException as e:
         raise errors.translate(e) from e
+    except errors.TRANSPORT_ERRORS as e:
+        raise errors.translate_transport(e) from e
     data = response.data
     body: Json = json.loads(data) if data else {}
     return body

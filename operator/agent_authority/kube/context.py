@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 from collections.abc import Iterable
 
-from agent_authority.kube import api, resources
+from agent_authority.kube import alertmanager, api, resources
 from agent_authority.models import grant, session
 from agent_authority.policy import rbac, sessions
 
@@ -30,13 +30,15 @@ async def session_facts(
     name: str | None,
     created_at: datetime.datetime | None,
     siblings: Iterable[tuple[str, str, str | None, str]] | None = None,
+    active_sessions: int | None = None,
 ) -> Facts:
     """Facts for admitting ``spec``; ``name``/``created_at`` are None for a not-yet-created one.
 
     Concurrency counts sessions under the same grant that are not terminal and were created
     before this one, so that simultaneous creations are admitted in creation order.
     ``siblings`` (namespace, name, phase, creationTimestamp) come from the operator's index of
-    sessions by grant; without it they are listed from the apiserver.
+    sessions by grant; without it they are listed from the apiserver. ``active_sessions``, when
+    given, is the count the caller made itself (the controller, under its per-grant lock).
     """
     grant_name = spec.grant_ref.name
     grant_body = await resources.get_grant(kube, grant_name)
@@ -50,7 +52,7 @@ async def session_facts(
     grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
     valid = not rbac.validate_grant(grant_spec)
     resolved = await resources.resolve_selectors(kube, grant_spec.read)
-    if siblings is None:
+    if siblings is None and active_sessions is None:
         listed = await resources.list_sessions(kube)
         siblings = [
             (
@@ -63,18 +65,24 @@ async def session_facts(
             if s["spec"]["grantRef"]["name"] == grant_name
         ]
     me = (created_at.isoformat().replace("+00:00", "Z"), name or "") if created_at else ("9999", "")
-    active = sum(
-        1
-        for sib_namespace, sib_name, phase, created in siblings
-        if phase not in TERMINAL
-        and not (sib_namespace == namespace and sib_name == name)
-        and (created_at is None or (created, sib_name) < me)
+    active = (
+        active_sessions
+        if active_sessions is not None
+        else sum(
+            1
+            for sib_namespace, sib_name, phase, created in siblings or []
+            if phase not in TERMINAL
+            and not (sib_namespace == namespace and sib_name == name)
+            and (created_at is None or (created, sib_name) < me)
+        )
     )
     parent = None
     if spec.parent_session:
         parent_body = await resources.get_session(kube, namespace, spec.parent_session)
         if parent_body is not None:
             parent = parent_info(parent_body)
+    binding = grant_spec.incidents.alertmanager
+    alert = None if binding is None else await alertmanager.lookup(binding, spec.incident.id)
     return Facts(
         sessions.SessionContext(
             grant=grant_spec,
@@ -83,6 +91,7 @@ async def session_facts(
             active_sessions=active,
             resolved=resolved,
             parent=parent,
+            alert=alert,
         ),
         grant_spec,
     )
@@ -92,6 +101,9 @@ def parent_info(body: api.Json) -> sessions.ParentInfo:
     status = body.get("status") or {}
     phase = status.get("phase")
     expires = status.get("expiresAt")
+    account = status.get("serviceAccountName")
+    requester = (body["spec"].get("requester") or {}).get("username")
+    namespace = body["metadata"].get("namespace", "")
     return sessions.ParentInfo(
         name=body["metadata"]["name"],
         grant_name=body["spec"]["grantRef"]["name"],
@@ -101,4 +113,25 @@ def parent_info(body: api.Json) -> sessions.ParentInfo:
             grant.PolicyRule.model_validate(r) for r in status.get("effectiveRules", [])
         ],
         expires_at=datetime.datetime.fromisoformat(expires) if expires else None,
+        requester=str(requester) if requester else None,
+        identity=f"system:serviceaccount:{namespace}:{account}" if account else None,
     )
+
+
+async def ancestors(kube: api.Kube, body: api.Json, limit: int = 16) -> list[sessions.ParentInfo]:
+    """The chain of parent sessions above ``body``, nearest first (at most ``limit`` deep).
+
+    For decisions that must look up the chain, e.g. with :func:`sessions.ancestor_identities`.
+    """
+    chain: list[sessions.ParentInfo] = []
+    namespace = body["metadata"]["namespace"]
+    parent_name = (body.get("spec") or {}).get("parentSession")
+    seen = {body["metadata"]["name"]}
+    while isinstance(parent_name, str) and parent_name not in seen and len(chain) < limit:
+        seen.add(parent_name)
+        parent = await resources.get_session(kube, namespace, parent_name)
+        if parent is None:
+            break
+        chain.append(parent_info(parent))
+        parent_name = (parent.get("spec") or {}).get("parentSession")
+    return chain

@@ -5,6 +5,15 @@ start-up sweep find them in every namespace. Revocation order is the point of th
 RoleBindings first (authorization is gone within milliseconds: RBAC is served from informers),
 then the bound Secret and the ServiceAccount (the token stops authenticating once the apiserver's
 10 s token cache forgets it), then the Roles.
+
+What a session token may do in its own namespace besides its scopes: ``create``
+RemediationRequests, and ``get`` — by ``resourceNames`` only — its own IncidentSession and the
+requests that name it (:func:`ensure_own_reads`, kept up to date as requests appear). It never
+lists or watches requests, so it sees nothing of other sessions'.
+
+Tokens are minted for the session's remaining life (:func:`token_seconds`), never below the
+TokenRequest minimum of 600 s, so a token outlives its session by at most that minimum even when
+nobody revokes it.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from agent_authority.kube import api
+from agent_authority.kube import api, errors
 from agent_authority.models import GROUP, base, grant
 
 SESSION_UID = "agentauthority.io/session-uid"
@@ -28,6 +37,9 @@ OPERATOR = "agent-authority"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 MIN_TOKEN_SECONDS = 600
 """The TokenRequest API refuses anything shorter (kube-apiserver validation)."""
+LEGACY_TOKEN_SECONDS = 3607
+"""The kubelet's legacy default: the apiserver silently extends a token asked for exactly this
+long to a year (``--service-account-extend-token-expiration``), so it is never asked for."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,14 +150,56 @@ def rules_by_namespace(rules: Iterable[grant.PolicyRule]) -> dict[str, list[dict
 
 
 def agent_rules() -> list[dict[str, Any]]:
-    """What every session token may do in its own namespace: ask for remediations."""
-    return [
+    """What every session token may do in its own namespace: ask for remediations (reading them
+    back is :func:`own_read_rules`, by name)."""
+    return [{"apiGroups": [GROUP], "resources": ["remediationrequests"], "verbs": ["create"]}]
+
+
+def own_read_rules(ref: SessionRef, requests: Iterable[str]) -> list[dict[str, Any]]:
+    """``get`` on the session's own IncidentSession and on its own requests, by name only (an
+    empty ``resourceNames`` would mean every name, so no requests means no such rule)."""
+    rules: list[dict[str, Any]] = [
         {
             "apiGroups": [GROUP],
-            "resources": ["remediationrequests"],
-            "verbs": ["create", "get", "list", "watch"],
+            "resources": ["incidentsessions"],
+            "verbs": ["get"],
+            "resourceNames": [ref.name],
         }
     ]
+    names = sorted(set(requests))
+    if names:
+        rules.append(
+            {
+                "apiGroups": [GROUP],
+                "resources": ["remediationrequests"],
+                "verbs": ["get"],
+                "resourceNames": names,
+            }
+        )
+    return rules
+
+
+def _own(ref: SessionRef) -> str:
+    return f"{ref.base_name}-own"
+
+
+async def ensure_own_reads(kube: api.Kube, ref: SessionRef, requests: Iterable[str]) -> None:
+    """Create or replace the Role (and its binding) letting the session read what is its own."""
+    name = _own(ref)
+    role = {
+        "metadata": _meta(ref, name, ref.namespace, "own"),
+        "rules": own_read_rules(ref, requests),
+    }
+    await _apply_role(kube, ref.namespace, role)
+    subject = [{"kind": "ServiceAccount", "name": ref.service_account, "namespace": ref.namespace}]
+    await _apply_binding(kube, ref.namespace, _binding(ref, name, ref.namespace, name, subject))
+
+
+def token_seconds(remaining: float, ceiling: int) -> int:
+    """How long to ask a session token to live: the session's remaining seconds, at least the
+    TokenRequest minimum, at most ``ceiling``, and never the legacy 3607 s."""
+    seconds = min(max(int(remaining) + 1, MIN_TOKEN_SECONDS), max(ceiling, MIN_TOKEN_SECONDS))
+    return seconds - 1 if seconds == LEGACY_TOKEN_SECONDS else seconds
 
 
 def requester_subject(user: base.UserInfo) -> dict[str, Any]:
@@ -334,12 +388,26 @@ async def leftovers(kube: api.Kube) -> Mapping[str, list[tuple[str, str, str]]]:
     """Every session-owned object in the cluster, by session uid: (kind, namespace, name)."""
     selector = SESSION_UID
     found: dict[str, list[tuple[str, str, str]]] = {}
-    listings = await asyncio.gather(
+    bindings, accounts, roles = await asyncio.gather(
         api.call(kube.rbac.list_role_binding_for_all_namespaces, label_selector=selector),
-        api.call(kube.core.list_secret_for_all_namespaces, label_selector=selector),
         api.call(kube.core.list_service_account_for_all_namespaces, label_selector=selector),
         api.call(kube.rbac.list_role_for_all_namespaces, label_selector=selector),
     )
+    # The operator never reads Secrets cluster-wide (its ceiling): a session's Secret lives in
+    # the session's namespace, beside its ServiceAccount and its requester's reader Role.
+    namespaces = sorted(
+        {a["metadata"]["namespace"] for a in accounts["items"]}
+        | {
+            r["metadata"]["namespace"]
+            for r in roles["items"]
+            if (r["metadata"].get("labels") or {}).get(COMPONENT) == "requester"
+        }
+    )
+    secret_listings = await asyncio.gather(
+        *[_session_secrets(kube, ns, selector) for ns in namespaces]
+    )
+    secrets = {"items": [item for listing in secret_listings for item in listing]}
+    listings = (bindings, secrets, accounts, roles)
     for kind, listing in zip(
         ("RoleBinding", "Secret", "ServiceAccount", "Role"), listings, strict=True
     ):
@@ -349,6 +417,17 @@ async def leftovers(kube: api.Kube) -> Mapping[str, list[tuple[str, str, str]]]:
                 (kind, meta["namespace"], meta["name"])
             )
     return found
+
+
+async def _session_secrets(kube: api.Kube, namespace: str, selector: str) -> list[api.Json]:
+    """Session Secrets in ``namespace``; none where the operator may not list Secrets (where it
+    could not have created any either)."""
+    try:
+        found = await api.call(kube.core.list_namespaced_secret, namespace, label_selector=selector)
+    except errors.Forbidden:
+        return []
+    items: list[api.Json] = found["items"]
+    return items
 
 
 async def delete_leftovers(kube: api.Kube, objects: Sequence[tuple[str, str, str]]) -> None:

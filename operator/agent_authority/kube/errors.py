@@ -1,20 +1,30 @@
-"""The kube layer's exceptions, translated from the client's ``ApiException``::
+"""The kube layer's exceptions, translated from the client's ``ApiException`` and transport errors::
 
     KubeError                 anything the apiserver refused or could not answer
     ├── NotFound              404
     ├── Conflict              409 (already exists, or a resourceVersion conflict)
     ├── Forbidden             403 (the operator's own RBAC ceiling)
     ├── Invalid               422 / 400 (schema, CEL, admission refusals)
-    └── Unavailable           429, 5xx, connection errors: worth retrying
+    └── Unavailable           429, 5xx, no status, and transport failures (connection refused or
+                              reset, timeouts, TLS handshakes cut short): worth retrying soon
 
-Controllers translate these into ``kopf.TemporaryError``/``kopf.PermanentError`` in one place.
+Controllers translate these into ``kopf.TemporaryError``/``kopf.PermanentError`` in one place
+(:mod:`agent_authority.controllers.handling`).
 """
 
 from __future__ import annotations
 
 import json
 
+import urllib3.exceptions
 from kubernetes.client import exceptions
+
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    urllib3.exceptions.HTTPError,  # MaxRetryError, ProtocolError, timeouts, NewConnectionError
+    ConnectionError,
+    TimeoutError,
+)
+"""What the client raises when the apiserver cannot be reached or does not answer in time."""
 
 
 class KubeError(Exception):
@@ -46,7 +56,7 @@ class Unavailable(KubeError):
 def message_of(e: exceptions.ApiException) -> str:
     try:
         return str(json.loads(e.body or "{}").get("message") or e.reason)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return str(e.body or e.reason)
 
 
@@ -61,3 +71,9 @@ def translate(e: exceptions.ApiException) -> KubeError:
         400: Invalid,
     }.get(status, Unavailable)
     return kind(message, status)
+
+
+def translate_transport(e: BaseException) -> Unavailable:
+    """A transport failure (see :data:`TRANSPORT_ERRORS`) as a retryable :class:`Unavailable`."""
+    reason = getattr(e, "reason", None) or e
+    return Unavailable(f"the apiserver could not be reached: {type(e).__name__}: {reason}")

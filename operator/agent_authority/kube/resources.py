@@ -54,6 +54,22 @@ async def patch_session_status(
     return await _patch_status(kube, SESSIONS, namespace, name, status)
 
 
+async def patch_session_status_at(
+    kube: api.Kube, namespace: str, name: str, status: Mapping[str, Any], resource_version: str
+) -> api.Json:
+    """Like :func:`patch_session_status`, only if the session is still at ``resource_version``
+    (else :class:`errors.Conflict`): a transition decided on what was read, not on what is now."""
+    return await api.call(
+        kube.custom.patch_namespaced_custom_object_status,
+        GROUP,
+        VERSION,
+        namespace,
+        SESSIONS,
+        name,
+        {"metadata": {"resourceVersion": resource_version}, "status": dict(status)},
+    )
+
+
 async def patch_grant_status(kube: api.Kube, name: str, status: Mapping[str, Any]) -> api.Json:
     return await api.call(
         kube.custom.patch_cluster_custom_object_status,

@@ -218,6 +218,21 @@ class LocalCluster:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
 
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver only (etcd and the controller manager keep running): an outage."""
+        proc = self._procs.pop("kube-apiserver", None)
+        if proc is None:
+            raise ClusterError("kube-apiserver is not running")
+        _terminate(proc)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again (same port, certificates and etcd data) and wait for it."""
+        if "kube-apiserver" in self._procs:
+            raise ClusterError("kube-apiserver is already running")
+        self._spawn("kube-apiserver", self._apiserver_args())
+        self._wait_apiserver()
+        self._write_state()
+
     def __enter__(self) -> LocalCluster:
         return self.start()
 

@@ -3,7 +3,9 @@
 Three shapes, each the one before plus what the chain adds:
 
 - :class:`AuditEntry`: what happened (event, correlation id, actor, object, reason, details),
-  written by whoever made the decision.
+  who asked (``requestedBy``) apart from who decided (``decidedBy``: the policy, or the people who
+  approved or denied, with their reasons), and a deterministic ``recordId`` per transition, so a
+  transition replayed after a crash is recognised and not recorded twice.
 - :class:`UnsignedRecord`: the entry placed in the chain (``seq``, ``time``, ``prevHash``,
   ``keyId``). Its canonical form is what gets hashed.
 - :class:`AuditRecord`: the unsigned record plus ``hash`` and ``signature``: one line of the log.
@@ -67,6 +69,30 @@ class AuditEvent(enum.StrEnum):
     REQUEST_EXPIRED = "RequestExpired"
     REQUEST_CANCELLED = "RequestCancelled"
     DEVIATION_DETECTED = "DeviationDetected"
+    KEY_HANDED_OVER = "KeyHandedOver"
+    """The signing key changes: signed by the outgoing key, names the next one (see details)."""
+
+
+HAND_OVER_KEY_ID = "nextKeyId"
+HAND_OVER_PUBLIC_KEY = "nextPublicKey"
+"""Details of a ``KeyHandedOver`` record: the next key's id and its raw public key (base64)."""
+RECORD_ID_PATTERN = r"^[a-f0-9]{32}$"
+
+
+class DeciderKind(enum.StrEnum):
+    POLICY = "policy"
+    """The operator applying the grant's policy (evaluation, auto-approval, TTL, deviation)."""
+    PERSON = "person"
+    """A person's approval or denial (the identity the approval webhook stamped)."""
+
+
+class Decider(base.Model):
+    """Who decided: the policy (named by the operator), or one approving or denying person."""
+
+    kind: DeciderKind
+    name: Annotated[str, pydantic.Field(min_length=1, max_length=512)]
+    reason: Annotated[str, pydantic.Field(max_length=4096)] = ""
+    """The person's stated reason, or the policy's message."""
 
 
 class ObjectRef(base.Model):
@@ -95,6 +121,14 @@ class AuditEntry(base.Model):
     message: Annotated[str, pydantic.Field(max_length=32768)] = ""
     details: dict[DetailKey, DetailValue] = pydantic.Field(default_factory=dict, max_length=64)
     """Facts a reader needs (rules added, replicas before/after, approvers): scalars or strings."""
+    record_id: Annotated[str, pydantic.Field(pattern=RECORD_ID_PATTERN)] | None = None
+    """Deterministic id of the transition (object uid + event + discriminator): a log holds each
+    id at most once. Absent in logs written before record ids existed."""
+    requested_by: Annotated[str, pydantic.Field(min_length=1, max_length=512)] | None = None
+    """Who asked (the session's or request's stamped requester), when someone did."""
+    decided_by: list[Decider] = pydantic.Field(default_factory=list, max_length=64)
+    """Who decided: the policy, or the people whose approvals or denials made the decision.
+    Empty when the transition was a client's own act (``spec.ended``) or predates this field."""
 
 
 class UnsignedRecord(AuditEntry):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Annotated, ClassVar
 
 import pydantic
@@ -45,12 +46,66 @@ class Subject(base.Model):
 IncidentClass = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=base.DNS_LABEL)]
 
 
+class AlertMatchType(enum.StrEnum):
+    """How an :class:`AlertMatcher` compares a label, as Alertmanager's matchers do."""
+
+    EQUAL = "="
+    NOT_EQUAL = "!="
+    REGEX = "=~"
+    NOT_REGEX = "!~"
+
+
+class AlertMatcher(base.Model):
+    """One condition on the alert's labels (regular expressions match the whole value)."""
+
+    name: Annotated[str, pydantic.Field(min_length=1, max_length=128, pattern=r"^[a-zA-Z_]\w*$")]
+    value: Annotated[str, pydantic.Field(max_length=1024)]
+    match_type: AlertMatchType = AlertMatchType.EQUAL
+
+    @pydantic.model_validator(mode="after")
+    def _regex_compiles(self) -> AlertMatcher:
+        if self.match_type in (AlertMatchType.REGEX, AlertMatchType.NOT_REGEX):
+            try:
+                re.compile(self.value)
+            except re.error as e:
+                raise ValueError(f"value {self.value!r} is not a regular expression: {e}") from e
+        return self
+
+
+LabelName = Annotated[str, pydantic.Field(min_length=1, max_length=128, pattern=r"^[a-zA-Z_]\w*$")]
+
+
+class AlertBinding(base.Model):
+    """Sessions are opened only for a firing Alertmanager alert, which decides their incident.
+
+    ``spec.incident.id`` of a session is the alert's fingerprint. Admission reads the alert from
+    Alertmanager's API v2 (``<url>/api/v2/alerts``); severity and class come from its labels, a
+    session that declares other values is refused, and Alertmanager being unreachable refuses the
+    session (fail closed). The session ends (``IncidentResolved``) when the alert resolves.
+    """
+
+    url: Annotated[str, pydantic.Field(min_length=1, max_length=2048, pattern=r"^https?://")]
+    """Alertmanager's base URL (the API v2 is under ``/api/v2``)."""
+    ca_bundle: Annotated[str, pydantic.Field(max_length=65536)] | None = None
+    """PEM CA certificates that verify an https Alertmanager (default: the system's CAs)."""
+    matchers: list[AlertMatcher] = pydantic.Field(default_factory=list, max_length=32)
+    """Conditions the alert's labels must all meet (empty: any alert)."""
+    severity_label: LabelName = "severity"
+    """The alert label holding the incident's severity."""
+    class_label: LabelName = "class"
+    """The alert label holding the incident's class."""
+    severity_values: dict[str, Severity] = pydantic.Field(default_factory=dict, max_length=32)
+    """Label value → severity (e.g. ``critical: SEV1``); empty: the value must be SEV1..SEV4."""
+
+
 class IncidentPolicy(base.Model):
     """Which incidents a session may be opened for."""
 
     severities: list[Severity] = pydantic.Field(min_length=1, max_length=4)
     classes: list[IncidentClass] = pydantic.Field(default_factory=list, max_length=64)
     """Allowed incident classes; empty means any class."""
+    alertmanager: AlertBinding | None = None
+    """When set, a session's incident must be a firing Alertmanager alert matching it."""
 
 
 class ReadVerb(enum.StrEnum):

@@ -278,3 +278,26 @@ def _verb(decision: request.ApprovalDecision) -> str:
 
 def _past(decision: request.ApprovalDecision) -> str:
     return "approved" if decision is request.ApprovalDecision.APPROVE else "denied"
+
+
+SESSION_ACCOUNT_PREFIX = "aa-"
+"""Names of the ServiceAccounts the operator creates for sessions start with this."""
+
+
+def session_identities(
+    namespace: str,
+    session_requester: str | None,
+    service_account: str | None,
+    caller: str,
+) -> set[str]:
+    """The usernames that act for a request's session and so never decide on it.
+
+    Whoever opened the session, the session's ServiceAccount, and ``caller`` itself when it is
+    any session ServiceAccount of the request's namespace (not only this session's). Used by the
+    approval webhook and by the approval page, so both refuse the same people.
+    """
+    sa = f"system:serviceaccount:{namespace}:"
+    found = {session_requester or "", f"{sa}{service_account}" if service_account else ""}
+    if caller.startswith(f"{sa}{SESSION_ACCOUNT_PREFIX}"):
+        found.add(caller)
+    return found - {""}

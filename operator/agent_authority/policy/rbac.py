@@ -31,6 +31,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 from agent_authority.models import grant
+from agent_authority.policy import ceiling
 
 __all__ = [
     "DANGEROUS_SUBRESOURCES",
@@ -178,6 +179,12 @@ def _scope_problems(path: str, scope: grant.ReadScope) -> list[Problem]:
         message = _resource_problem(resource)
         if message:
             problems.append(Problem(f"{path}.resources[{j}]", message))
+    refused = {p.field for p in problems}
+    problems += [
+        Problem(field, message)
+        for field, message in ceiling.scope_problems(path, scope)
+        if field not in refused  # one reason per field: the more specific one above
+    ]
     return problems
 
 

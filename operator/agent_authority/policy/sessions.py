@@ -1,11 +1,21 @@
 """Incident sessions: who may open one, with which rules, and when deviation revokes one.
 
 - :func:`admit` decides whether a new IncidentSession may open. It reports the first failure, in
-  this order: the grant (exists, valid), the requester (a subject of the grant), the incident
-  (severity, class), the TTL, the scopes (known, inside the grant), the parent session (exists,
-  active, same grant, depth, no wider than the parent), and last the only transient refusal, the
-  number of active sessions; so a refusal names what must change in the spec before "try later".
+  this order: the grant (exists, valid), the requester (never a session identity for a root
+  session; a subject of the grant, unless it is the parent session's own identity), the incident
+  (for an alert-bound grant the firing alert it names, see :mod:`incidents`; then severity,
+  class), the TTL, the scopes (known, inside the grant), the parent session (exists,
+  active, opened by the requester or is the requester's own session, same grant, depth, no wider
+  than the parent), and last the only transient refusal, the number of active sessions; so a
+  refusal names what must change in the spec before "try later".
+- :func:`is_session_identity` says whether a user is one of the ServiceAccounts the operator mints
+  for sessions (``aa-*``); those never open root sessions, only sub-agents of their own session.
+- :func:`ancestor_identities` lists who stands behind a session's ancestors (their requesters and
+  session identities), for rules such as "no one up the chain approves a child's request".
 - :func:`deviation_exceeded` decides when denied requests revoke a session.
+
+What may change in a session after it opened, and which denied reads are its own, is decided in
+:mod:`session_changes`, with the reasons of :class:`Reason`.
 
 What a grant change or deletion does to a live session is decided in :mod:`grant_changes`, which
 reuses the subject and incident checks of admission (:func:`subject_failure`,
@@ -22,7 +32,7 @@ import enum
 from collections.abc import Mapping, Sequence
 
 from agent_authority.models import base, grant, session
-from agent_authority.policy import rbac, wording
+from agent_authority.policy import incidents, rbac, wording
 
 __all__ = [
     "Admission",
@@ -31,9 +41,12 @@ __all__ = [
     "Reason",
     "SessionContext",
     "admit",
+    "alert_failure",
+    "ancestor_identities",
     "deviation_exceeded",
     "effective_ttl",
     "incident_failure",
+    "is_session_identity",
     "is_subject",
     "narrowed",
     "session_expiry",
@@ -60,8 +73,19 @@ class Reason(enum.StrEnum):
     PARENT_GRANT_MISMATCH = "ParentGrantMismatch"
     DEPTH_EXCEEDED = "DepthExceeded"
     SCOPE_WIDER_THAN_PARENT = "ScopeWiderThanParent"
+    SESSION_IDENTITY = "SessionIdentityCannotOpenRootSession"
+    PARENT_NOT_OWNED = "ParentNotOwned"
     TOO_MANY_SESSIONS = "TooManySessions"
     NO_SCOPE_LEFT = "NoScopeLeft"
+    # Alert-bound grants (spec.incidents.alertmanager), decided in policy.incidents:
+    ALERTMANAGER_UNREACHABLE = incidents.Reason.ALERTMANAGER_UNREACHABLE.value
+    INCIDENT_NOT_FIRING = incidents.Reason.INCIDENT_NOT_FIRING.value
+    ALERT_NOT_MATCHED = incidents.Reason.ALERT_NOT_MATCHED.value
+    ALERT_LABEL_INVALID = incidents.Reason.ALERT_LABEL_INVALID.value
+    INCIDENT_DISAGREES_WITH_ALERT = incidents.Reason.INCIDENT_DISAGREES_WITH_ALERT.value
+    SPEC_IMMUTABLE = "SpecImmutable"
+    NOT_ALLOWED_TO_END = "NotAllowedToEnd"
+    OPERATOR_OWNED = "OperatorOwned"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +99,10 @@ class ParentInfo:
     """0 for a root session."""
     effective_rules: Sequence[grant.PolicyRule]
     expires_at: datetime.datetime | None = None
+    requester: str | None = None
+    """Username of whoever opened the parent (stamped at its admission)."""
+    identity: str | None = None
+    """Username of the parent's own session ServiceAccount, once it has one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +120,8 @@ class SessionContext:
     """Scope name → namespaces its ``namespaceSelector`` selects now."""
     parent: ParentInfo | None = None
     """The parent session, when ``spec.parentSession`` is set and that session exists."""
+    alert: incidents.Lookup | None = None
+    """What Alertmanager said about ``spec.incident.id`` (read only for alert-bound grants)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +146,25 @@ class Failure:
 
 
 # Identity ---------------------------------------------------------------------------------------
+
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+SESSION_ACCOUNT_PREFIX = "aa-"
+"""Every session ServiceAccount the operator mints is named ``aa-<session>-<hash>``."""
+
+
+def is_session_identity(user: base.UserInfo) -> bool:
+    """Whether the user is a session ServiceAccount (``system:serviceaccount:<ns>:aa-*``)."""
+    if not user.username.startswith(SERVICE_ACCOUNT_PREFIX):
+        return False
+    _, _, name = user.username[len(SERVICE_ACCOUNT_PREFIX) :].partition(":")
+    return name.startswith(SESSION_ACCOUNT_PREFIX)
+
+
+def ancestor_identities(ancestors: Sequence[ParentInfo]) -> frozenset[str]:
+    """The usernames behind a chain of ancestor sessions: each one's requester and identity."""
+    return frozenset(
+        name for parent in ancestors for name in (parent.requester, parent.identity) if name
+    )
 
 
 def is_subject(user: base.UserInfo, subjects: Sequence[grant.Subject]) -> bool:
@@ -176,6 +225,24 @@ def incident_failure(
     return None
 
 
+def alert_failure(
+    incident: session.Incident, spec: grant.AgentGrantSpec, lookup: incidents.Lookup | None
+) -> Failure | None:
+    """For an alert-bound grant: the incident must be the firing alert it names, as the alert
+    says (see :mod:`incidents`); no lookup for such a grant is a refusal (fail closed)."""
+    binding = spec.incidents.alertmanager
+    if binding is None:
+        return None
+    found = incidents.refusal(
+        binding,
+        lookup or incidents.Lookup(binding.url, error="it was not asked"),
+        fingerprint=incident.id,
+        severity=incident.severity.value,
+        class_=incident.class_,
+    )
+    return None if found is None else Failure(Reason(found.reason.value), found.message)
+
+
 def narrowed(scope: grant.ReadScope, namespaces: Sequence[str]) -> grant.ReadScope:
     """The grant scope restricted to some namespaces, listed explicitly."""
     return scope.model_copy(update={"namespaces": list(namespaces), "namespace_selector": None})
@@ -229,7 +296,8 @@ def _admission_failure_or_rules(
             "(allowed: a grant whose Valid condition is True; see its status for the problems)",
         )
     failure = (
-        subject_failure(requester, ctx.grant, ctx.grant_name)
+        _requester_failure(requester, spec, ctx)
+        or alert_failure(spec.incident, ctx.grant, ctx.alert)
         or incident_failure(spec.incident, ctx.grant, ctx.grant_name)
         or _ttl_failure(effective_ttl(spec, ctx.grant), ctx.grant, ctx.grant_name)
     )
@@ -239,8 +307,30 @@ def _admission_failure_or_rules(
     if isinstance(scopes, Failure):
         return scopes
     rules = rbac.compile_rules(scopes, {})
-    failure = _parent_failure(spec, ctx, ctx.grant, rules) or _capacity_failure(ctx.grant, ctx)
+    failure = _parent_failure(requester, spec, ctx, ctx.grant, rules) or _capacity_failure(
+        ctx.grant, ctx
+    )
     return failure or rules
+
+
+def _requester_failure(
+    requester: base.UserInfo, spec: session.IncidentSessionSpec, ctx: SessionContext
+) -> Failure | None:
+    """A session identity never opens a root session; a sub-agent opened by its parent's own
+    identity draws its authority from the parent (narrowed below), not from being a subject."""
+    assert ctx.grant is not None
+    if spec.parent_session is None and is_session_identity(requester):
+        return Failure(
+            Reason.SESSION_IDENTITY,
+            f"spec.requester: '{requester.username}' is the identity of a session, and a "
+            "session token never opens a root session, whatever groups it is in (allowed: a "
+            "sub-agent of its own session, spec.parentSession; or open it with the agent's "
+            "base identity)",
+        )
+    parent = ctx.parent
+    if parent is not None and parent.identity and requester.username == parent.identity:
+        return None
+    return subject_failure(requester, ctx.grant, ctx.grant_name)
 
 
 def _ttl_failure(ttl: int, spec: grant.AgentGrantSpec, grant_name: str) -> Failure | None:
@@ -303,6 +393,7 @@ def _requested_scopes(
 
 
 def _parent_failure(
+    requester: base.UserInfo,
     spec: session.IncidentSessionSpec,
     ctx: SessionContext,
     grant_spec: grant.AgentGrantSpec,
@@ -324,6 +415,14 @@ def _parent_failure(
             Reason.PARENT_NOT_ACTIVE,
             f"spec.parentSession: parent session '{parent.name}' {state}, not Active "
             "(allowed: an Active parent session; a sub-agent ends with its parent)",
+        )
+    if requester.username not in {parent.requester, parent.identity} - {None}:
+        return Failure(
+            Reason.PARENT_NOT_OWNED,
+            f"spec.parentSession: session '{parent.name}' was opened by "
+            f"'{parent.requester or 'unknown'}', not by '{requester.username}' (allowed: a "
+            "session you opened yourself, or your own session when you open a sub-agent with "
+            "its token)",
         )
     if parent.grant_name != ctx.grant_name:
         return Failure(

@@ -202,9 +202,10 @@ async def guard_approvals(
         chain = await lineage.chain(kube, ns, session_body, depth)
     except lineage.LineageError as e:
         raise _refuse(f"spec.sessionRef: {e}; the request cannot be decided") from e
+    # The request's session and every ancestor (lineage), and the caller when it is any session
+    # ServiceAccount of the namespace (approvals.session_identities, shared with the page).
     session_identities = set(approvals.lineage_identities(lineage.identities(ns, chain)))
-    if caller.username.startswith(f"{SA_PREFIX}{ns}:aa-"):
-        session_identities.add(caller.username)  # any session identity, not only this one's
+    session_identities |= approvals.session_identities(ns, None, None, caller.username)
     requester = spec.get("requester")
     refusal = approvals.check_new_approval(
         entry,

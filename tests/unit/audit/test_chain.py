@@ -104,20 +104,22 @@ def test_record_hash_covers_everything_but_hash_and_signature() -> None:
 
 
 def test_first_record_canonical_form_is_pinned() -> None:
-    # Written out by hand: changing the canonical form breaks every existing log.
+    # Written out by hand: changing the canonical form breaks every existing log. (Members added
+    # later, such as recordId, requestedBy and decidedBy, are covered when present; lines written
+    # before they existed still verify: the hash covers the line as read.)
     record = chain.seal(
         entry(details={"n": 1}), head=None, now=T0.replace(microsecond=250000), signer=SIGNER
     )
 
     expected = (
         '{"actor":"system:serviceaccount:agent-authority:operator",'
-        '"correlationId":"6f1c2a3e-0000-4000-8000-000000000001",'
+        '"correlationId":"6f1c2a3e-0000-4000-8000-000000000001","decidedBy":[],'
         '"details":{"n":1},"event":"TokenMinted",'
         f'"keyId":"{SIGNER.key_id}","message":"token 0 minted for 900s",'
         '"object":{"apiVersion":"agentauthority.io/v1alpha1","kind":"IncidentSession",'
         '"name":"inc-42","namespace":"payments","uid":null},'
-        f'"prevHash":"{"0" * 64}","reason":"TokenMinted","seq":0,'
-        '"time":"2025-01-02T03:04:05.250000Z"}'
+        f'"prevHash":"{"0" * 64}","reason":"TokenMinted","recordId":null,"requestedBy":null,'
+        '"seq":0,"time":"2025-01-02T03:04:05.250000Z"}'
     )
     assert record.hash == hashlib.sha256(expected.encode()).hexdigest()
     assert signing.signature_valid(SIGNER.public_key, record.hash, record.signature)

@@ -190,6 +190,7 @@ def test_json_output(
         "line": 2,
         "reason": "hash mismatch",
         "detail": report["detail"],
+        "keyIds": [signing.key_id(signing.load_public_key(public_key))],
     }
 
 
@@ -252,3 +253,33 @@ def test_unusable_input_is_a_usage_error(
     code, out, err = cli(capsys, options["--log"], "--public-key", options["--public-key"], *extra)
     assert (code, out) == (2, "")
     assert expected in err
+
+
+def test_a_rotated_log_verifies_from_its_first_key_through_the_hand_over(
+    capsys: pytest.CaptureFixture[str],
+    log: pathlib.Path,
+    public_key: pathlib.Path,
+    key: ed25519.Ed25519PrivateKey,
+) -> None:
+    old, new = signing.Signer(key), signing.Signer(signing.generate_private_key())
+    with chain.Chain.resume(
+        log,
+        new,
+        clock=lambda: T0 + datetime.timedelta(hours=1),
+        fsync=False,
+        root_key=old.public_key,
+        outgoing=old,
+    ) as rotated:
+        rotated.append(
+            audit_models.AuditEntry(
+                event=audit_models.AuditEvent.SESSION_ENDED,
+                correlation_id="c",
+                actor="a",
+                object=audit_models.ObjectRef(kind="IncidentSession", name="s"),
+                reason="Ended",
+            )
+        )
+    code, out, _ = cli(capsys, str(log), "--public-key", str(public_key))
+    assert code == 0, out
+    assert out.startswith(f"OK: {RECORDS + 2} records")
+    assert f"signing keys, in hand-over order: {old.key_id} -> {new.key_id}" in out

@@ -250,12 +250,8 @@ def test_lint_reports_each_error_at_its_field(
 
 
 WARNING_CASES = [
-    pytest.param(
-        [spec_set("read.0.resources", ["pods", "secrets"])],
-        "spec.read[0].resources[1]",
-        "reads secrets in namespace shop",
-        id="secrets-listed",
-    ),
+    # secrets: refused since the operator's read ceiling excludes them (tests/unit/policy/
+    # test_ceiling.py), so no longer a warning.
     pytest.param(
         [spec_set("read.0.verbs", ["get", "list", "watch"])],
         "spec.read[0].verbs[2]",

@@ -54,7 +54,7 @@ def rule(
     "spec",
     [
         grant_spec(scope()),
-        grant_spec(scope(resources=["secrets", "configmaps"])),
+        grant_spec(scope(resources=["services", "configmaps"])),
         grant_spec(scope(resources=["pods", "pods/log"])),
         grant_spec(
             scope(apiGroups=["apps"], resources=["deployments/status", "deployments/scale"])
@@ -68,7 +68,7 @@ def rule(
     ],
     ids=[
         "minimal-grant-is-valid",
-        "secrets-allowed-because-listed-by-name",
+        "resources-listed-by-name-are-allowed",
         "pods-log-is-a-readable-subresource",
         "status-and-scale-of-any-resource-are-readable",
         "namespace-selector-scope-is-valid",

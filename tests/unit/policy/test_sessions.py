@@ -15,6 +15,14 @@ BOT = base.UserInfo(username="system:serviceaccount:agents:sre-bot")
 ALICE = base.UserInfo(username="alice", groups=["dev"])
 ONCALL = base.UserInfo(username="bob", groups=["system:authenticated", "sre-oncall"])
 MALLORY = base.UserInfo(username="mallory", groups=["dev"])
+ROOT_IDENTITY = "system:serviceaccount:agents:aa-root-1a2b3c4d"
+"""The session ServiceAccount of the parent session 'root' (see :func:`parent`)."""
+SA_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:agents", "system:authenticated"]
+ROOT_TOKEN = base.UserInfo(username=ROOT_IDENTITY, groups=SA_GROUPS)
+OTHER_TOKEN = base.UserInfo(
+    username="system:serviceaccount:agents:aa-other-9f8e7d6c", groups=SA_GROUPS
+)
+EVERY_SA = {"kind": "Group", "name": "system:serviceaccounts:agents"}
 
 PODS = {"name": "pods-read", "namespaces": ["web", "api"], "resources": ["pods", "pods/log"]}
 EVENTS = {
@@ -85,9 +93,12 @@ def rule(
 
 
 def parent(**changes: Any) -> sessions.ParentInfo:
-    """An Active root session 'root' under 'checkout' holding pods and events in web only."""
+    """An Active root session 'root' under 'checkout' holding pods and events in web only,
+    opened by the bot, with its own session identity."""
     info = sessions.ParentInfo(
         name="root",
+        requester=BOT.username,
+        identity=ROOT_IDENTITY,
         grant_name="checkout",
         phase=session.SessionPhase.ACTIVE,
         depth=0,
@@ -562,3 +573,113 @@ def test_effective_ttl(requested: int | None, grant_max: int, expected: int) -> 
         }
     )
     assert sessions.effective_ttl(spec, limits) == expected
+
+
+# session identities and whose parent -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "expected"),
+    [
+        (ROOT_IDENTITY, True),
+        ("system:serviceaccount:agents:sre-bot", False),
+        ("system:serviceaccount:agents:aardvark", False),
+        ("aa-root-1a2b3c4d", False),
+        ("system:serviceaccount:aa-ns:bot", False),
+    ],
+    ids=[
+        "minted-session-account-is-a-session-identity",
+        "agent-base-account-is-not",
+        "account-merely-starting-with-aa-but-no-dash-is-not",
+        "user-named-like-a-session-account-is-not",
+        "namespace-named-aa-does-not-make-one",
+    ],
+)
+def test_is_session_identity(username: str, expected: bool) -> None:
+    assert sessions.is_session_identity(base.UserInfo(username=username)) is expected
+
+
+def test_a_parents_own_identity_opens_a_narrower_sub_agent_without_being_a_subject() -> None:
+    admission = sessions.admit(
+        ROOT_TOKEN,
+        session_spec(parentSession="root", scopes=[{"name": "pods-read", "namespaces": ["web"]}]),
+        context(parent=parent()),
+    )
+    assert (admission.allowed, admission.depth) == (True, 1)
+    assert admission.rules == [rule("web", ["pods", "pods/log"], ["get", "list"])]
+
+
+@pytest.mark.parametrize(
+    ("requester", "spec", "ctx", "reason", "says"),
+    [
+        (
+            ROOT_TOKEN,
+            session_spec(),
+            context(grant=grant_spec(subjects=[*SUBJECTS, EVERY_SA])),
+            "SessionIdentityCannotOpenRootSession",
+            f"spec.requester: '{ROOT_IDENTITY}' is the identity of a session",
+        ),
+        (
+            OTHER_TOKEN,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent(), grant=grant_spec(subjects=[*SUBJECTS, EVERY_SA])),
+            "ParentNotOwned",
+            "spec.parentSession: session 'root' was opened by "
+            f"'{BOT.username}', not by '{OTHER_TOKEN.username}'",
+        ),
+        (
+            OTHER_TOKEN,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent()),
+            "NotASubject",
+            "is not a subject of grant 'checkout'",
+        ),
+        (
+            ALICE,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent()),
+            "ParentNotOwned",
+            f"spec.parentSession: session 'root' was opened by '{BOT.username}', not by 'alice'",
+        ),
+        (
+            ALICE,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent(requester=None, identity=None)),
+            "ParentNotOwned",
+            "was opened by 'unknown'",
+        ),
+    ],
+    ids=[
+        "session-identity-never-opens-a-root-session-even-as-a-group-subject",
+        "session-identity-cannot-open-a-sub-agent-of-another-session",
+        "session-identity-of-another-session-is-not-a-subject-either",
+        "another-subject-cannot-name-someone-elses-session-as-parent",
+        "a-parent-of-unknown-owner-is-nobodys",
+    ],
+)
+def test_admit_refuses_borrowed_identities_and_parents(
+    requester: base.UserInfo,
+    spec: session.IncidentSessionSpec,
+    ctx: sessions.SessionContext,
+    reason: str,
+    says: str,
+) -> None:
+    admission = sessions.admit(requester, spec, ctx)
+
+    assert (admission.allowed, admission.reason) == (False, reason)
+    assert says in admission.message
+    assert "(allowed: " in admission.message
+
+
+def test_ancestor_identities_name_every_requester_and_session_identity_up_the_chain() -> None:
+    chain = [
+        parent(),
+        parent(name="top", requester="alice", identity="system:serviceaccount:agents:aa-top-1"),
+        parent(name="orphan", requester=None, identity=None),
+    ]
+    assert sessions.ancestor_identities(chain) == {
+        BOT.username,
+        ROOT_IDENTITY,
+        "alice",
+        "system:serviceaccount:agents:aa-top-1",
+    }

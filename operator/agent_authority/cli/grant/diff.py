@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from agent_authority.cli import render
 from agent_authority.cli.grant import authority, checking, loading
 from agent_authority.models import grant
-from agent_authority.policy import blast, rbac
+from agent_authority.policy import blast, incidents, rbac
 
 NO_GRANT = "/dev/null"
 """How a side without the grant is shown (``/dev/null`` is also how it is given)."""
@@ -96,8 +96,44 @@ def diff_specs(old: grant.AgentGrantSpec | None, new: grant.AgentGrantSpec | Non
         {f"severity {s}" for s in new.incidents.severities} if new else set(),
     )
     changes += _class_changes("incidents", "", _classes(old), _classes(new))
+    changes += _alert_changes(old, new)
     changes += _remedy_changes(authority.remedies(old), authority.remedies(new))
     changes += _setting_changes(old, new)
+    return changes
+
+
+def _alert_changes(
+    old: grant.AgentGrantSpec | None, new: grant.AgentGrantSpec | None
+) -> list[Change]:
+    """A required alert narrows (the alert, not the agent, decides the incident); dropping it
+    or a matcher widens; other binding changes are neutral."""
+    was = old.incidents.alertmanager if old else None
+    now = new.incidents.alertmanager if new else None
+    if was == now:
+        return []
+    if old is None or new is None:
+        side = now if old is None else was
+        assert side is not None
+        return [Change("incidents", "", NEUTRAL, f"only {incidents.describe(side)}")]
+    if was is None:
+        assert now is not None
+        return [Change("incidents", "", NARROWS, f"only {incidents.describe(now)}")]
+    if now is None:
+        text = "sessions no longer need a firing alert: the agent declares severity and class"
+        return [Change("incidents", "", WIDENS, text)]
+    changes = _set_changes(
+        "incidents",
+        "",
+        {f"alert matcher {incidents.matcher_text(m)}" for m in was.matchers},
+        {f"alert matcher {incidents.matcher_text(m)}" for m in now.matchers},
+    )
+    changes = [  # a matcher added narrows, one removed widens: the reverse of other sets
+        dataclasses.replace(c, sign=NARROWS if c.sign == WIDENS else WIDENS) for c in changes
+    ]
+    rest_was = was.model_copy(update={"matchers": []})
+    rest_now = now.model_copy(update={"matchers": []})
+    if rest_was != rest_now:
+        changes.append(Change("incidents", "", NEUTRAL, f"alerts: {incidents.describe(rest_now)}"))
     return changes
 
 

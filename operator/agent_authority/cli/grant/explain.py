@@ -12,7 +12,7 @@ from agent_authority import models
 from agent_authority.cli import render
 from agent_authority.cli.grant import authority, checking, loading
 from agent_authority.models import grant
-from agent_authority.policy import approvals, blast
+from agent_authority.policy import approvals, blast, incidents
 
 
 def describe(name: str, spec: grant.AgentGrantSpec) -> list[tuple[str, list[str]]]:
@@ -44,6 +44,11 @@ def _incidents(spec: grant.AgentGrantSpec) -> str:
     severities = render.human_list([str(s) for s in spec.incidents.severities])
     classes = spec.incidents.classes
     which = f"of class {render.human_list(classes, 'or')}" if classes else "of any class"
+    alerts = spec.incidents.alertmanager
+    if alerts is not None:  # alert-bound: the alert decides the incident (policy.incidents)
+        return (
+            f"Incidents of severity {severities}, {which}, only for {incidents.describe(alerts)}."
+        )
     return f"Incidents of severity {severities}, {which}."
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from agent_authority.cli import render
 from agent_authority.cli.grant import authority, documents
 from agent_authority.models import grant
-from agent_authority.policy import approvals, blast
+from agent_authority.policy import approvals, blast, incidents
 
 
 def warnings(spec: grant.AgentGrantSpec) -> list[documents.Finding]:
@@ -87,11 +87,45 @@ def warnings(spec: grant.AgentGrantSpec) -> list[documents.Finding]:
                     "covers: the agent would change what it cannot investigate (allowed without "
                     f"warning: namespaces read scopes cover: {render.human_list(read_namespaces)})",
                 )
+    found += _alert_warnings(spec.incidents.alertmanager)
     if spec.session.max_denied_requests > 0:
         tolerated = render.plural(spec.session.max_denied_requests, "denied request")
         warn(
             "spec.session.maxDeniedRequests",
             f"a session survives {tolerated} before it is revoked, and each one is an agent "
             "reaching outside its scope (allowed without warning: 0, the first denial revokes)",
+        )
+    return found
+
+
+LOOPBACK = ("http://127.0.0.1", "http://localhost", "http://[::1]")
+
+
+def _alert_warnings(binding: grant.AlertBinding | None) -> list[documents.Finding]:
+    """An alert-bound grant trusts Alertmanager's answer: say when that trust is thin."""
+    if binding is None:
+        return []
+    found = []
+    field = "spec.incidents.alertmanager"
+    if binding.url.startswith("http://") and not binding.url.startswith(LOOPBACK):
+        found.append(
+            documents.Finding(
+                documents.Level.WARNING,
+                f"{field}.url",
+                f"Alertmanager is asked over plain HTTP ({binding.url}): whoever is on the path "
+                "can answer that an alert fires and decide the incident's severity (allowed "
+                "without warning: an https:// URL)",
+            )
+        )
+    if not binding.matchers:
+        found.append(
+            documents.Finding(
+                documents.Level.WARNING,
+                f"{field}.matchers",
+                "no matchers: any firing alert opens a session under this grant (allowed "
+                "without warning: matchers naming the alerts this agent works on, e.g. "
+                + incidents.matcher_text(grant.AlertMatcher(name="team", value="shop"))
+                + ")",
+            )
         )
     return found

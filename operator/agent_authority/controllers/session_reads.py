@@ -1,0 +1,55 @@
+"""What a session token may read of its own: its IncidentSession and the requests naming it.
+
+Session tokens never list or watch RemediationRequests; they ``get`` their own by name. When a
+request appears (or, at start-up, is listed) this handler adds its name to the ``resourceNames``
+of the session's own-reads Role (:func:`credentials.ensure_own_reads`), from the index of requests
+by session, under the session's lock and only while the session is Active, so it never gives
+anything back to an ended session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from agent_authority import indexes
+from agent_authority.controllers import session_state, sessions
+from agent_authority.kube import api, credentials, errors, resources
+from agent_authority.models import GROUP, VERSION
+
+
+@kopf.on.event(GROUP, VERSION, "remediationrequests")
+async def request_seen(
+    body: kopf.Body, type: str | None, logger: Any, requests_by_session: Any = None, **_: Any
+) -> None:
+    """A request naming a session: let that session ``get`` it (by name), and only it."""
+    if type == "DELETED":
+        return
+    ref = (body.get("spec") or {}).get("sessionRef")
+    name = ref.get("name") if isinstance(ref, dict) else None
+    namespace = body.get("metadata", {}).get("namespace")
+    if not isinstance(name, str) or not name or not isinstance(namespace, str):
+        return
+    own = indexes.requests_of(requests_by_session, namespace, name) or [body["metadata"]["name"]]
+    known = [u for u, names in session_state.STATE.own_reads.items() if set(own) <= names]
+    kube = api.default()
+    for attempt in range(5):
+        try:
+            owner = await resources.get_session(kube, namespace, name)
+            if owner is None or (owner.get("status") or {}).get("phase") != sessions.ACTIVE:
+                return
+            if owner["metadata"]["uid"] in known:
+                return  # its Role lists these already
+            async with session_state.fresh(kube, owner) as fresh:
+                if fresh is None or (fresh.get("status") or {}).get("phase") != sessions.ACTIVE:
+                    return
+                await credentials.ensure_own_reads(kube, sessions.ref_of(fresh), own)
+                session_state.STATE.own_reads[fresh["metadata"]["uid"]] = frozenset(own)
+            return
+        except errors.KubeError as e:
+            logger.warning(
+                "could not let session %s read its request (try %d): %s", name, attempt, e
+            )
+            await asyncio.sleep(0.5 * (attempt + 1))
