@@ -2,12 +2,24 @@
 
 Names follow Prometheus conventions (``agent_authority_`` prefix, ``_total`` counters, base units).
 Other modules import this module and call ``metrics.X.labels(...).inc()``; nothing else declares
-metrics.
+metrics. Two helpers keep the wiring to one line where a metric is counted: the decorator
+:func:`counts_failures` and :func:`observe_audit_lag`.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
+import platform
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
 import prometheus_client
+
+from agent_authority import __version__
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60)
 
@@ -33,11 +45,13 @@ SESSION_READY_LATENCY = prometheus_client.Histogram(
     "From a session's creation to its token being stored",
     buckets=_LATENCY_BUCKETS,
 )
-REQUESTS = prometheus_client.Counter(
-    "agent_authority_remediation_requests_total",
-    "RemediationRequest phase transitions, by phase and action",
+REQUEST_TRANSITIONS = prometheus_client.Counter(
+    "agent_authority_remediation_request_transitions_total",
+    "RemediationRequest phase transitions, by the phase entered and the action",
     ["phase", "action"],
 )
+REQUESTS = REQUEST_TRANSITIONS
+"""The old Python name of :data:`REQUEST_TRANSITIONS` (the metric counts transitions)."""
 APPROVAL_WAIT = prometheus_client.Histogram(
     "agent_authority_approval_wait_seconds",
     "From a request awaiting approval to its decision",
@@ -71,6 +85,62 @@ NOTIFICATION_FAILURES = prometheus_client.Counter(
 NOTIFICATION_QUEUE = prometheus_client.Gauge(
     "agent_authority_notification_queue_length", "Notices waiting for delivery", ["receiver"]
 )
+
+
+BUILD_INFO = prometheus_client.Gauge(
+    "agent_authority_build_info",
+    "Always 1; the labels say which build of the operator is running",
+    ["version", "python_version"],
+)
+BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+ADMISSION_REFUSALS = prometheus_client.Counter(
+    "agent_authority_admission_refusals_total",
+    "Objects the admission webhooks refused, by kind and reason",
+    ["kind", "reason"],
+)
+AUDIT_TRAIL_WRITE_FAILURES = prometheus_client.Counter(
+    "agent_authority_audit_trail_write_failures_total",
+    "Records that could not be appended to the signed audit trail",
+)
+AUDIT_WEBHOOK_LAG = prometheus_client.Histogram(
+    "agent_authority_audit_webhook_lag_seconds",
+    "From the apiserver receiving a request to its audit event reaching the operator",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+
+
+def counts_failures(
+    counter: prometheus_client.Counter,
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Decorate a coroutine function: every exception it raises is counted, then re-raised."""
+
+    def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception:
+                counter.inc()
+                raise
+
+        return wrapper
+
+    return decorate
+
+
+def observe_audit_lag(event: Mapping[str, Any], now: datetime.datetime | None = None) -> None:
+    """Observe how late an audit event arrived (``requestReceivedTimestamp`` to now)."""
+    stamp = event.get("requestReceivedTimestamp") or event.get("stageTimestamp")
+    if not isinstance(stamp, str):
+        return
+    try:
+        received = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return
+    if received.tzinfo is None:
+        return
+    lag = ((now or datetime.datetime.now(datetime.UTC)) - received).total_seconds()
+    AUDIT_WEBHOOK_LAG.observe(max(lag, 0.0))
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from agent_authority import certs, indexes, metrics, models
+from agent_authority import certs, indexes, logs, metrics, models
 from agent_authority.approvals import server as approval_page
 from agent_authority.audit import errors as audit_errors
 from agent_authority.audit import trail
@@ -301,6 +301,7 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
         verbose=options.verbose,
         log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL,
     )
+    logs.install()
     if options.metrics_port:
         metrics.serve(options.metrics_port, options.metrics_addr)
     await kopf.operator(clusterwide=True, stop_flag=stop_flag, memo=kopf.Memo())

@@ -410,7 +410,7 @@ def test_cli_opens_a_session_writes_its_kubeconfig_and_ends_it(world: World, tmp
         f"workloads:{w.shop}",
         "-n",
         w.ns,
-        "-o",
+        "--write-kubeconfig",
         str(out),
     )
     assert opened.returncode == 0, opened.stderr

@@ -51,7 +51,7 @@ def test_every_cel_rule_has_a_message() -> None:
         for crd in yaml.safe_load_all(text):
             rules = _rules(crd)
             assert rules, f"{model.kind} has no CEL rules"
-            assert all(r.get("message") for r in rules)
+            assert all(r.get("message") or r.get("messageExpression") for r in rules)
 
 
 def _rules(node: Any) -> list[dict[str, Any]]:

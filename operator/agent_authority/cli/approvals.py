@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from agent_authority.approvals import logins, server
+from agent_authority.cli import help_text
 from agent_authority.kube import api
 from agent_authority.notify import receivers
 from agent_authority.policy import page_transport
@@ -61,9 +62,26 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_parser(sub: Any) -> None:
-    group = sub.add_parser("approvals", help="the approval web page")
+    group = sub.add_parser(
+        "approvals",
+        help="the approval web page",
+        **help_text.examples(
+            """
+            agent-authority approvals serve --kubeconfig "$KUBECONFIG"   # http://127.0.0.1:8443
+            """
+        ),
+    )
     verbs = group.add_subparsers(dest="approvals_command", required=True, metavar="COMMAND")
-    serve = verbs.add_parser("serve", help="serve the approval page against a kubeconfig")
+    serve = verbs.add_parser(
+        "serve",
+        help="serve the approval page against a kubeconfig",
+        **help_text.examples(
+            """
+            agent-authority approvals serve --kubeconfig "$KUBECONFIG" --port 8443
+            agent-authority approvals serve --addr 0.0.0.0 --cert tls.crt --key tls.key
+            """
+        ),
+    )
     serve.add_argument("--kubeconfig", help="default: $KUBECONFIG or ~/.kube/config")
     serve.add_argument("--addr", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8443, help="port (0: any free port)")

@@ -20,21 +20,34 @@ import sys
 from typing import Any
 
 from agent_authority.audit import errors, signing, verify
-from agent_authority.cli import render
+from agent_authority.cli import help_text, render
 from agent_authority.models import audit as audit_models
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
+_EXAMPLE = """
+agent-authority audit verify trail.jsonl --public-key trail.jsonl.key.pub
+agent-authority audit verify trail.jsonl --public-key trail.jsonl.key.pub -o json
+"""
+
+
 def add_parser(sub: Any) -> None:
     """Register ``audit verify`` on the top-level subparsers."""
-    group = sub.add_parser("audit", help="verify audit logs offline")
+    group = sub.add_parser(
+        "audit",
+        help="verify audit logs offline",
+        **help_text.examples(_EXAMPLE),
+    )
     commands = group.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
     check = commands.add_parser(
         "verify",
         help="verify an audit log's hash chain and signatures; name the first tampered record",
-        description="Exit 0 when the log verifies, 1 when it does not, 2 when the log or key "
-        "cannot be read.",
+        **help_text.examples(
+            _EXAMPLE,
+            "Exit 0 when the log verifies, 1 when it does not, 2 when the log or key "
+            "cannot be read.",
+        ),
     )
     check.add_argument("log", metavar="LOG", help="JSON-lines audit log, or - for stdin")
     check.add_argument(

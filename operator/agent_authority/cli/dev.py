@@ -2,7 +2,13 @@
 
 The operator runs under its own identity (user ``agent-authority-operator``) bound to the
 ClusterRole in ``config/rbac/`` — its ceiling — never as cluster-admin. Everything runs in this
-process's tree and stops on Ctrl-C (or after ``--exit-after`` seconds), leaving nothing behind.
+process's tree and stops on Ctrl-C (or after ``--exit-after`` seconds).
+
+The ports it needs are checked before anything is built or started. With the demo it prints
+ready kubeconfigs for the agent and for two approvers (``alice`` and ``bob``, group
+``oncall-sre``, bound by ``examples/rbac/approvers.yaml``), and writes them all, with ``PATH``,
+to ``<run folder>/env.sh`` for ``source``. The run folder goes on Ctrl-C; the signed audit trail
+and its key are kept in ``<cache>/dev-audit/`` (the path is printed at start and at stop).
 """
 
 from __future__ import annotations
@@ -11,15 +17,20 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import datetime
+import errno
 import os
 import pathlib
+import shlex
 import signal
+import socket
 import sys
 from typing import Any
 
 import yaml
 
 from agent_authority import runtime
+from agent_authority.cli import failures, help_text
 from agent_authority.kube import api, clients, manifests
 from agent_authority.localcluster import assets, cluster, kubeconfig
 from agent_authority.models import admission
@@ -28,6 +39,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 OPERATOR_USER = "agent-authority-operator"
 DEMO_SESSION_NAMESPACES = ["agents"]
 """Where the demo's sessions live: the operator gets its session Role there."""
+APPROVERS = ("alice", "bob")
+APPROVER_GROUP = "oncall-sre"
 DEMO = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "agents"}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
@@ -137,6 +150,7 @@ def prepare(
     webhook_port: int,
     audit_port: int,
     session_namespaces: list[str] | None = None,
+    audit_trail: pathlib.Path | None = None,
 ) -> OperatorEnv:
     """Install the CRDs, the admission policies and the operator's RBAC (plus its Role in each
     of ``session_namespaces``, which must exist); the kubeconfig and options to run it with."""
@@ -157,7 +171,7 @@ def prepare(
         webhook_ca=str(local.ca_file),
         audit_port=audit_port,
         audit_client_ca=str(local.ca_file),
-        audit_trail=str(local.pki_dir.parent / "audit-trail.jsonl"),
+        audit_trail=str(audit_trail or local.pki_dir.parent / "audit-trail.jsonl"),
     )
     return OperatorEnv(local.user_kubeconfig(OPERATOR_USER), options)
 
@@ -181,9 +195,65 @@ def _agent_kubeconfig(local: cluster.LocalCluster) -> pathlib.Path:
     )
 
 
+def approver_kubeconfigs(local: cluster.LocalCluster) -> dict[str, pathlib.Path]:
+    """Client-certificate kubeconfigs for the demo approvers (group ``oncall-sre``)."""
+    return {name: local.user_kubeconfig(name, [APPROVER_GROUP]) for name in APPROVERS}
+
+
+def env_lines(
+    admin: pathlib.Path,
+    agent: pathlib.Path | None,
+    approvers: dict[str, pathlib.Path],
+    bin_dir: pathlib.Path,
+) -> list[str]:
+    """The shell lines that make the tour's commands work as pasted."""
+    lines = [
+        f"export PATH={shlex.quote(str(bin_dir))}:$PATH",
+        f"export KUBECONFIG={shlex.quote(str(admin))}",
+    ]
+    if agent is not None:
+        lines.append(f"export AGENT_KUBECONFIG={shlex.quote(str(agent))}")
+    for name, path in approvers.items():
+        lines.append(f"export {name.upper()}_KUBECONFIG={shlex.quote(str(path))}")
+    return lines
+
+
+def check_ports(addr: str, ports: dict[str, int]) -> None:
+    """Refuse at once, naming the port and its flag, when one is taken (before any build)."""
+    for flag, port in ports.items():
+        if port == 0:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((addr, port))
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                raise failures.CliError(
+                    f"port {port} on {addr} ({flag}) is taken, perhaps by another "
+                    f"`agent-authority dev`; stop it or pass {flag} with a free port"
+                ) from e
+
+
+def trail_path(name: str) -> pathlib.Path:
+    """Where this run's audit trail is kept: outside the run folder, one file per start."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = assets.cache_dir() / "dev-audit"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}-{stamp}.jsonl"
+
+
 def add_parser(sub: Any) -> None:
     dev = sub.add_parser(
-        "dev", help="start a local control plane, install the CRDs and the demo, run the operator"
+        "dev",
+        help="start a local control plane, install the CRDs and the demo, run the operator",
+        **help_text.examples(
+            """
+            hack/dev                                  # the same, creating .venv first
+            agent-authority dev --metrics-port 18080  # when port 8080 is taken
+            agent-authority dev --exit-after 60 --no-demo
+            """
+        ),
     )
     dev.add_argument("--exit-after", type=float, default=0, help="stop after N seconds (0: never)")
     dev.add_argument("--metrics-port", type=int, default=8080)
@@ -199,14 +269,22 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_ports(
+        "127.0.0.1",
+        {
+            "--metrics-port": args.metrics_port,
+            "--webhook-port": args.webhook_port,
+            "--audit-port": args.audit_port,
+        },
+    )
     local = cluster.LocalCluster(
         cluster.Options(name=args.name, audit_url=f"https://127.0.0.1:{args.audit_port}/audit")
     )
     try:
         local.start()
     except (assets.AssetError, cluster.ClusterError) as e:
-        _say(f"error: {e}")
-        return 1
+        raise failures.CliError(str(e)) from e
+    trail = trail_path(args.name)
     try:
         _say(f"control plane ready in {local.startup_seconds:.1f} s at {local.url}")
         env = prepare(
@@ -214,13 +292,17 @@ def run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             webhook_port=args.webhook_port,
             audit_port=args.audit_port,
+            audit_trail=trail,
         )
         _say("CRDs and the operator's ClusterRole installed")
+        agent: pathlib.Path | None = None
+        approvers: dict[str, pathlib.Path] = {}
         if not args.no_demo:
             admin = clients.api_client(str(local.kubeconfig))
             docs = DEMO + manifests.load(
                 [
                     ROOT / "examples" / "rbac" / "sre-bot-agent.yaml",
+                    ROOT / "examples" / "rbac" / "approvers.yaml",
                     ROOT / "examples" / "agentgrant-sre-bot.yaml",
                 ]
             )
@@ -228,13 +310,24 @@ def run(args: argparse.Namespace) -> int:
                 _say(f"applied {applied}")
             for applied in manifests.apply(admin, session_namespace_rbac(DEMO_SESSION_NAMESPACES)):
                 _say(f"applied {applied} (the operator may run sessions there)")
-            _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {_agent_kubeconfig(local)}")
-        _say(f"export KUBECONFIG={local.kubeconfig}   # in another shell, then: kubectl get ag")
+            agent = _agent_kubeconfig(local)
+            approvers = approver_kubeconfigs(local)
+            _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {agent}")
+            for name, path in approvers.items():
+                _say(f"approver kubeconfig ({name}, group {APPROVER_GROUP}): {path}")
+        _say(f"metrics: http://127.0.0.1:{args.metrics_port}/metrics")
+        _say(f"audit trail (kept after Ctrl-C): {trail} (key: {trail}.key)")
+        lines = env_lines(local.kubeconfig, agent, approvers, pathlib.Path(sys.executable).parent)
+        env_file = local.pki_dir.parent / "env.sh"
+        env_file.write_text("\n".join(lines) + "\n")
+        _say(f"in another shell: source {env_file}   # or paste:")
+        for line in lines:
+            print(line, flush=True)
         os.environ["KUBECONFIG"] = str(env.kubeconfig)
         asyncio.run(_operate(args, env.options))
     finally:
         local.stop()
-        _say("stopped; nothing left behind")
+        _say(f"stopped; the control plane is gone, the audit trail is kept in {trail}")
     return 0
 
 

@@ -1,4 +1,8 @@
-"""Entry point of ``agent-authority``: parse the command line and dispatch to a command module."""
+"""Entry point of ``agent-authority``: parse the command line and dispatch to a command module.
+
+Every failure a user can cause or meet (no kubeconfig, an unreachable apiserver, a refusal, a
+closed pipe) ends as one ``error:`` line and an exit code from :mod:`failures`, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,18 @@ import sys
 from collections.abc import Sequence
 
 from agent_authority import __version__, runtime
-from agent_authority.cli import approvals, audit, dev, grant, requests, session
+from agent_authority.cli import (
+    approvals,
+    audit,
+    completion,
+    connection,
+    dev,
+    failures,
+    grant,
+    help_text,
+    requests,
+    session,
+)
 from agent_authority.mcp import command as mcp_command
 
 
@@ -47,7 +62,16 @@ def _run(args: argparse.Namespace) -> int:
 
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = runtime.Options()
-    run = sub.add_parser("run", help="run the operator against the current kubeconfig")
+    run = sub.add_parser(
+        "run",
+        help="run the operator against the current kubeconfig",
+        **help_text.examples(
+            """
+            agent-authority run --kubeconfig op.kubeconfig --audit-trail /var/lib/aa/trail.jsonl
+            agent-authority run --metrics-port 9090 --webhook-host operator.example.internal
+            """
+        ),
+    )
     run.add_argument("--metrics-port", type=int, default=defaults.metrics_port, help="0: off")
     run.add_argument("--metrics-addr", default=defaults.metrics_addr)
     run.add_argument("-v", "--verbose", action="store_true")
@@ -112,9 +136,23 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="agent-authority",
-        description="Bounded, short-lived, audited Kubernetes authority for AI incident agents.",
+        description="Bounded, short-lived, audited Kubernetes authority for AI incident agents. "
+        "Also runs as the kubectl plugin `kubectl agent`. Exit codes: 0 done, 1 failed or "
+        "refused, 2 usage, 130 interrupted.",
+        **{
+            k: v
+            for k, v in help_text.examples(
+                """
+                agent-authority requests -A --all-phases
+                kubectl agent -n agents session list
+                source <(agent-authority completion bash)
+                """
+            ).items()
+            if k != "description"
+        },
     )
     top.add_argument("--version", action="version", version=f"agent-authority {__version__}")
+    connection.add_global_options(top)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
     dev.add_parser(sub)
@@ -124,12 +162,27 @@ def parser() -> argparse.ArgumentParser:
     requests.add_parser(sub)
     approvals.add_parser(sub)
     mcp_command.add_parser(sub)
+    completion.add_parser(sub)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        failures.silence_stdout()  # `agent-authority requests -A | head`: the reader has enough
+        return failures.EXIT_OK
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return failures.EXIT_INTERRUPTED
+    except Exception as e:
+        explained = failures.message(e)
+        if explained is None:
+            raise
+        print(f"error: {explained}", file=sys.stderr)
+        return e.code if isinstance(e, failures.CliError) else failures.EXIT_FAILED
     return result
 
 

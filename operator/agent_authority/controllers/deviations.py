@@ -138,6 +138,7 @@ class Receiver:
         for event in payload.get("items") or []:
             if not isinstance(event, dict):
                 continue
+            metrics.observe_audit_lag(event)
             account = denied_session_account(event)
             if account is None or self._duplicate(str(event.get("auditID", ""))):
                 continue

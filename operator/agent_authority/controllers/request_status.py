@@ -132,6 +132,7 @@ _EVENTS = {
 }
 
 
+@metrics.counts_failures(metrics.AUDIT_TRAIL_WRITE_FAILURES)
 async def _record(body: api.Json, to: request.RequestPhase, reason: str, message: str) -> None:
     """One audit record per decision about the request, correlated by its session's uid."""
     event = _EVENTS.get(to)

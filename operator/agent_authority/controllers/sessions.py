@@ -94,6 +94,7 @@ def _status(body: api.Json) -> dict[str, Any]:
     return dict(body.get("status") or {})
 
 
+@metrics.counts_failures(metrics.AUDIT_TRAIL_WRITE_FAILURES)
 async def _record(
     body: api.Json, event: trail.Event, reason: str, message: str, **details: Any
 ) -> str | None:

@@ -20,6 +20,12 @@ def add_parser(sub: Any) -> None:
             "TokenReview (the --kubeconfig identity needs only 'create tokenreviews') and the "
             "server acts with that token."
         ),
+        epilog=(
+            "Examples:\n"
+            '  agent-authority mcp --kubeconfig "$AGENT_KUBECONFIG" -n agents\n'
+            "  agent-authority mcp --transport http --port 8765 -n agents   # POST /mcp\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mcp.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     mcp.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG, then in-cluster)")

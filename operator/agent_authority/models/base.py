@@ -47,17 +47,24 @@ class Condition(Model):
     """A Kubernetes-style status condition (as ``metav1.Condition``)."""
 
     type: Annotated[str, pydantic.Field(min_length=1, max_length=316)]
+    """What the condition is about: Ready, Valid, Active, Approved, Applied…"""
     status: ConditionStatus
+    """True, False or Unknown."""
     reason: Annotated[str, pydantic.Field(min_length=1, max_length=1024)]
+    """A CamelCase code for why, stable enough for alerts (e.g. WaitingForApproval)."""
     message: Annotated[str, pydantic.Field(max_length=32768)] = ""
+    """The same for people: what happened, naming the field and what would be allowed."""
     last_transition_time: datetime.datetime
+    """When status last changed."""
     observed_generation: Annotated[int, pydantic.Field(ge=0)] | None = None
+    """The metadata.generation this condition was computed from."""
 
 
 class LocalObjectReference(Model):
     """A reference to an object by name (cluster-scoped, or in the referrer's namespace)."""
 
     name: ObjectName
+    """The object's metadata.name."""
 
 
 class UserInfo(Model):
@@ -67,10 +74,13 @@ class UserInfo(Model):
     """
 
     username: Annotated[str, pydantic.Field(min_length=1, max_length=512)]
+    """The authenticated user name (system:serviceaccount:NS:NAME for ServiceAccounts)."""
     uid: Annotated[str, pydantic.Field(max_length=256)] | None = None
+    """The user's uid, when the authenticator gives one."""
     groups: list[Annotated[str, pydantic.Field(max_length=512)]] = pydantic.Field(
         default_factory=list, max_length=256
     )
+    """The groups the user was authenticated with."""
 
 
 class PrinterColumn(Model):

@@ -3,17 +3,21 @@
 The pydantic JSON schema is turned into a *structural* OpenAPI v3 schema as the apiserver wants it:
 ``$ref``s inlined, titles dropped, ``Optional[X]`` rendered as an optional ``X`` (no ``null``),
 ``additionalProperties: false`` removed (structural schemas prune unknown fields; strict field
-validation refuses them), CEL rules kept as ``x-kubernetes-validations``.
+validation refuses them), CEL rules kept as ``x-kubernetes-validations``. In ``spec``, enums and
+required fields become CEL rules too (:mod:`cel` says why). Descriptions (from the
+models' docstrings) are made plain for ``kubectl explain``: reST literals and roles lose their
+markup and the lines of a paragraph are joined.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pydantic
 
-from agent_authority.models import GROUP, VERSION, base, grant, request, session
+from agent_authority.models import GROUP, VERSION, base, cel, grant, request, session
 
 RESOURCES: tuple[type[base.ResourceMeta], ...] = (
     grant.AgentGrant,
@@ -22,6 +26,16 @@ RESOURCES: tuple[type[base.ResourceMeta], ...] = (
 )
 
 _DROP = frozenset({"title", "$defs"})
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def plain(description: str) -> str:
+    """A docstring as ``kubectl explain`` shows it well: no reST markup, one line a paragraph."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], description)
+    text = _LITERAL.sub(lambda m: m.group(1), text)
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text.strip())]
+    return "\n\n".join(p for p in paragraphs if p)
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
@@ -46,6 +60,9 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "additionalProperties" and value is False:
             continue
+        if key == "description" and isinstance(value, str):
+            out[key] = plain(value)
+            continue
         if key == "properties":
             out[key] = {name: _inline(sub, defs) for name, sub in value.items()}
         else:
@@ -56,6 +73,81 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
         and "additionalProperties" not in out
     ):
         out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+ENUM_MAX_LENGTH = 63
+_CEL_RESERVED = frozenset(
+    [
+        "true",
+        "false",
+        "null",
+        "in",
+        "as",
+        "break",
+        "const",
+        "continue",
+        "else",
+        "for",
+        "function",
+        "if",
+        "import",
+        "let",
+        "loop",
+        "package",
+        "namespace",
+        "return",
+        "var",
+        "void",
+        "while",
+    ]
+)
+
+
+def cel_name(name: str) -> str:
+    """A property name as CEL reads it on ``self`` (reserved words and symbols escaped)."""
+    if name in _CEL_RESERVED:
+        return f"__{name}__"
+    for char, word in (("_", "underscores"), (".", "dot"), ("-", "dash"), ("/", "slash")):
+        name = name.replace("__" if char == "_" else char, f"__{word}__")
+    return name
+
+
+def _add_rules(node: dict[str, Any], rules: list[dict[str, Any]]) -> None:
+    if rules:
+        node[cel.KEY] = [*rules, *node.get(cel.KEY, [])]
+
+
+def checked_by_cel(node: Any) -> Any:
+    """``node`` with its enums and required fields as CEL rules, all the way down (for ``spec``).
+
+    An enum gets a ``maxLength`` (:data:`ENUM_MAX_LENGTH`, longer than any value, so a wrong
+    value is reported as not allowed rather than too long) so the rule's cost stays bounded, and its
+    allowed values in the description; a required field says so in its description.
+    """
+    if isinstance(node, list):
+        return [checked_by_cel(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: checked_by_cel(v) for k, v in node.items() if k not in ("properties", "items")}
+    if "properties" in node:
+        out["properties"] = {k: checked_by_cel(v) for k, v in node["properties"].items()}
+    if "items" in node:
+        out["items"] = checked_by_cel(node["items"])
+    rules: list[dict[str, Any]] = []
+    values = out.pop("enum", None)
+    if values is not None:
+        words = [str(v) for v in values]
+        out.setdefault("maxLength", max(ENUM_MAX_LENGTH, *(len(w) for w in words)))
+        rules.append(cel.one_of(words))
+        listed = ", ".join(words)
+        if not all(w in out.get("description", "") for w in words):
+            out["description"] = f"{out.get('description', '')} Allowed: {listed}.".strip()
+    for field in out.pop("required", []):
+        rules.append(cel.required(field, cel_name(field)))
+        prop = out["properties"][field]
+        prop["description"] = f"Required. {prop.get('description', '')}".strip()
+    _add_rules(out, rules)
     return out
 
 
@@ -70,13 +162,13 @@ def openapi_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": props["spec"],
+            "spec": checked_by_cel(props["spec"]),
             "status": props["status"],
         },
         "required": ["spec"],
     }
     if raw.get("description"):
-        root["description"] = raw["description"]
+        root["description"] = plain(raw["description"])
     return root
 
 

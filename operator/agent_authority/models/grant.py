@@ -30,8 +30,8 @@ class Subject(base.Model):
     model_config = pydantic.ConfigDict(
         json_schema_extra=cel.rules(
             cel.rule(
-                "self.kind == 'ServiceAccount'"
-                " ? has(self.__namespace__) : !has(self.__namespace__)",
+                "!has(self.kind) || (self.kind == 'ServiceAccount'"
+                " ? has(self.__namespace__) : !has(self.__namespace__))",
                 "namespace is required for kind ServiceAccount and forbidden otherwise",
                 field_path=".namespace",
             )
@@ -39,8 +39,11 @@ class Subject(base.Model):
     )
 
     kind: SubjectKind
+    """ServiceAccount, User or Group."""
     name: Annotated[str, pydantic.Field(min_length=1, max_length=512)]
+    """The ServiceAccount's, user's or group's name."""
     namespace: base.NamespaceName | None = None
+    """The ServiceAccount's namespace (required for ServiceAccount, forbidden otherwise)."""
 
 
 IncidentClass = Annotated[str, pydantic.Field(min_length=1, max_length=63, pattern=base.DNS_LABEL)]
@@ -102,6 +105,7 @@ class IncidentPolicy(base.Model):
     """Which incidents a session may be opened for."""
 
     severities: list[Severity] = pydantic.Field(min_length=1, max_length=4)
+    """Incident severities a session may be opened for: SEV1 (worst) to SEV4."""
     classes: list[IncidentClass] = pydantic.Field(default_factory=list, max_length=64)
     """Allowed incident classes; empty means any class."""
     alertmanager: AlertBinding | None = None
@@ -121,16 +125,31 @@ ApiGroup = Annotated[str, pydantic.Field(max_length=253, pattern=r"^([a-z0-9][-a
 
 
 class LabelSelectorRequirement(base.Model):
+    """One label requirement, as in a Kubernetes label selector."""
+
     key: Annotated[str, pydantic.Field(min_length=1, max_length=317)]
-    operator: Annotated[str, pydantic.Field(pattern=r"^(In|NotIn|Exists|DoesNotExist)$")]
+    """The label key."""
+    operator: Annotated[
+        str, pydantic.Field(max_length=16, pattern=r"^(In|NotIn|Exists|DoesNotExist)$")
+    ]
+    """In, NotIn, Exists or DoesNotExist."""
     values: list[Annotated[str, pydantic.Field(max_length=63)]] = pydantic.Field(
-        default_factory=list
+        default_factory=list, max_length=64
     )
+    """The label values for In and NotIn; empty for Exists and DoesNotExist."""
 
 
 class LabelSelector(base.Model):
-    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = None
-    match_expressions: list[LabelSelectorRequirement] | None = None
+    """Namespaces by label, as a Kubernetes label selector (an empty selector matches all)."""
+
+    match_labels: dict[str, Annotated[str, pydantic.Field(max_length=63)]] | None = pydantic.Field(
+        default=None, max_length=64
+    )
+    """Labels a namespace must have, with these values."""
+    match_expressions: list[LabelSelectorRequirement] | None = pydantic.Field(
+        default=None, max_length=16
+    )
+    """Requirements a namespace's labels must all meet."""
 
 
 class ReadScope(base.Model):
@@ -154,7 +173,10 @@ class ReadScope(base.Model):
     namespaces: list[base.NamespaceName] | None = pydantic.Field(
         default=None, min_length=1, max_length=256
     )
+    """The namespaces this scope reads in (exactly one of namespaces or namespaceSelector)."""
     namespace_selector: LabelSelector | None = None
+    """Namespaces by label, resolved by the operator when a session opens (and when labels
+    change)."""
     api_groups: list[ApiGroup] = pydantic.Field(
         default_factory=lambda: [""], min_length=1, max_length=32
     )
@@ -164,6 +186,7 @@ class ReadScope(base.Model):
     verbs: list[ReadVerb] = pydantic.Field(
         default_factory=lambda: [ReadVerb.GET, ReadVerb.LIST], min_length=1, max_length=3
     )
+    """Read verbs: get, list (the default) and, opted into, watch."""
 
 
 class ActionType(enum.StrEnum):
@@ -186,73 +209,123 @@ class Autonomy(enum.StrEnum):
 
 
 class RemediationLimits(base.Model):
+    """Blast-radius limits: with autonomy auto, the edge of what is applied without a human;
+    with propose, a hard cap (a bigger request is denied)."""
+
     max_replicas_delta: Annotated[int, pydantic.Field(ge=0, le=10000)] | None = None
+    """The largest change of replica count one request may make (up or down)."""
     max_pods_affected: Annotated[int, pydantic.Field(ge=0, le=100000)] | None = None
+    """The most pods one request may restart, delete or evict."""
 
 
 class RemediationPolicy(base.Model):
     """One action type an agent may request, where, within which limits, with what autonomy."""
 
     action: ActionType
+    """The action: restart-workload, scale-workload, rollback-deployment, delete-pod,
+    cordon-node, uncordon-node or suspend-cronjob."""
     namespaces: list[base.NamespaceName] = pydantic.Field(default_factory=list, max_length=256)
     """Target namespaces; empty means the namespaces of the grant's read scopes. Node actions
     (cordon/uncordon) are cluster-scoped and ignore this list."""
     autonomy: Autonomy = Autonomy.PROPOSE
+    """propose (the default): every request waits for human approval. auto: applied without a
+    human when reversible and within limits, else it waits for approval. never: may not be
+    requested at all; asking for it revokes the session."""
     limits: RemediationLimits = pydantic.Field(default_factory=RemediationLimits)
+    """Blast-radius limits of one request."""
     require_evidence: bool = True
-    severities: list[Severity] | None = None
+    """Requests must carry at least one evidence item (spec.evidence)."""
+    severities: list[Severity] | None = pydantic.Field(default=None, max_length=4)
     """Incident severities for which this action may be requested; unset means all the grant's."""
-    classes: list[IncidentClass] | None = None
+    classes: list[IncidentClass] | None = pydantic.Field(default=None, max_length=64)
     """Incident classes for which this action may be requested; unset means all the grant's."""
 
 
 class RequiredApprovals(base.Model):
+    """Distinct human approvers a request needs, by the risk of its action."""
+
     reversible: Annotated[int, pydantic.Field(ge=1, le=10)] = 1
+    """For actions with an inverse (scale, rollback, cordon, suspend)."""
     irreversible: Annotated[int, pydantic.Field(ge=1, le=10)] = 2
+    """For actions without one (restart-workload, delete-pod)."""
 
 
 class ApprovalPolicy(base.Model):
     """How approval works. Who may approve is RBAC: verb ``approve`` on this grant."""
 
     required_approvals: RequiredApprovals = pydantic.Field(default_factory=RequiredApprovals)
+    """How many distinct approvers a request needs."""
     timeout_seconds: Annotated[int, pydantic.Field(ge=30, le=7 * 86400)] = 3600
+    """A request not approved within this many seconds expires."""
 
 
 class SessionPolicy(base.Model):
+    """Limits of the sessions opened under this grant."""
+
     max_ttl_seconds: Annotated[int, pydantic.Field(ge=10, le=86400)] = 3600
+    """The longest a session may live, and the default ttlSeconds of a session."""
     max_concurrent_sessions: Annotated[int, pydantic.Field(ge=1, le=1000)] = 10
+    """How many sessions may be Active under this grant at once."""
     max_sub_agent_depth: Annotated[int, pydantic.Field(ge=0, le=10)] = 2
+    """How deep sub-agent sessions (spec.parentSession) may nest."""
     max_denied_requests: Annotated[int, pydantic.Field(ge=0, le=1000)] = 0
     """How many denied requests a session may make; the next one revokes it (0: the first)."""
 
 
 class AgentGrantSpec(base.Model):
+    """Everything agents may ever do under this grant: who, for which incidents, what they may
+    read, which changes they may ask for, how those are approved, and session limits."""
+
     subjects: list[Subject] = pydantic.Field(min_length=1, max_length=64)
+    """Base identities that may open sessions under this grant (RBAC subjects)."""
     incidents: IncidentPolicy
+    """Which incidents (severities, classes) sessions may be opened for."""
     read: list[ReadScope] = pydantic.Field(default_factory=list, max_length=64)
+    """Read scopes: what a session token may get and list, in which namespaces."""
     remediations: list[RemediationPolicy] = pydantic.Field(default_factory=list, max_length=32)
+    """Actions agents may request as RemediationRequests, where, within which limits, with what
+    autonomy."""
     approval: ApprovalPolicy = pydantic.Field(default_factory=ApprovalPolicy)
+    """How requests are approved. Who may approve is RBAC: verb approve on this grant."""
     session: SessionPolicy = pydantic.Field(default_factory=SessionPolicy)
+    """Session lifetime, concurrency, sub-agent depth and tolerated denials."""
 
 
 class PolicyRule(base.Model):
     """An RBAC rule in one namespace, as the grant compiles it (status only)."""
 
     namespace: str
+    """The namespace the rule applies in."""
     api_groups: list[str]
+    """API groups ("" is the core group)."""
     resources: list[str]
+    """Resources (plural, with subresources such as pods/log)."""
     verbs: list[str]
+    """Read verbs."""
     resource_names: list[str] | None = None
+    """Object names the rule is limited to (secrets are only ever granted by name)."""
 
 
 class AgentGrantStatus(base.Model):
+    """What the operator made of the grant (written by the operator only)."""
+
     observed_generation: int | None = None
+    """The metadata.generation the status describes."""
     conditions: list[base.Condition] = pydantic.Field(default_factory=list)
+    """Valid (the grant passed the operator's checks) and Ready."""
     effective_rules: list[PolicyRule] = pydantic.Field(default_factory=list)
+    """The RBAC rules the read scopes compile to, per namespace."""
     active_sessions: int = 0
+    """Sessions Active under this grant now."""
 
 
 class AgentGrant(base.Model, base.ResourceMeta):
+    """What AI incident agents may ever do, declared by a cluster admin (cluster-scoped).
+
+    Sessions (IncidentSession) get short-lived, scoped read access within it; changes are asked
+    for as RemediationRequests and decided by its remediations and approval rules.
+    """
+
     kind: ClassVar[str] = "AgentGrant"
     plural: ClassVar[str] = "agentgrants"
     singular: ClassVar[str] = "agentgrant"
@@ -270,4 +343,6 @@ class AgentGrant(base.Model, base.ResourceMeta):
     ]
 
     spec: AgentGrantSpec
+    """What agents may do under this grant."""
     status: AgentGrantStatus | None = None
+    """What the operator made of it."""

@@ -32,7 +32,7 @@ import enum
 from collections.abc import Mapping, Sequence
 
 from agent_authority.models import base, grant, session
-from agent_authority.policy import incidents, rbac, wording
+from agent_authority.policy import incidents, rbac, suggestions, wording
 
 __all__ = [
     "Admission",
@@ -368,8 +368,9 @@ def _requested_scopes(
         if scope is None:
             return Failure(
                 Reason.UNKNOWN_SCOPE,
-                f"spec.scopes[{i}].name: scope '{wanted.name}' is not in grant '{grant_name}' "
-                f"(allowed: {wording.listing(sorted(by_name))})",
+                f"spec.scopes[{i}].name: scope '{wanted.name}' is not in grant '{grant_name}'"
+                + suggestions.did_you_mean(wanted.name, by_name)
+                + f" (allowed: {wording.listing(sorted(by_name))})",
             )
         allowed = rbac.scope_namespaces(scope, resolved)
         if not allowed:

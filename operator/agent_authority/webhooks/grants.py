@@ -16,7 +16,7 @@ import kopf
 from agent_authority.kube import access, api
 from agent_authority.models import GROUP, VERSION, grant
 from agent_authority.policy import delegation, rbac
-from agent_authority.webhooks import identity
+from agent_authority.webhooks import identity, refusals
 
 PLURAL = "agentgrants"
 LISTED = 10
@@ -44,6 +44,7 @@ def _describe(p: rbac.Permission) -> str:
 @kopf.on.validate(
     GROUP, VERSION, PLURAL, operations=["CREATE", "UPDATE"], id="grant-escalation", persistent=True
 )
+@refusals.counted("AgentGrant")
 async def validate(
     spec: kopf.Spec, userinfo: Any, old: Any = None, operation: str = "", **_: Any
 ) -> None:

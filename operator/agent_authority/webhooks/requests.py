@@ -31,7 +31,7 @@ import pydantic
 from agent_authority.kube import access, api, lineage, resources
 from agent_authority.models import GROUP, VERSION, base, grant, request
 from agent_authority.policy import approvals, remediation
-from agent_authority.webhooks import identity
+from agent_authority.webhooks import identity, refusals
 
 PLURAL = "remediationrequests"
 SA_PREFIX = "system:serviceaccount:"
@@ -68,6 +68,7 @@ async def stamp(
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="own-session", persistent=True)
+@refusals.counted("RemediationRequest")
 async def own_session(spec: kopf.Spec, namespace: str | None, userinfo: Any, **_: Any) -> None:
     try:  # the schema admits a few values nothing can parse (observedAt: []): refuse them here
         request.RemediationRequestSpec.model_validate(dict(spec or {}))
@@ -152,6 +153,7 @@ def _refuse(message: str) -> kopf.AdmissionError:
     id="guard-approvals",
     persistent=True,
 )
+@refusals.counted("RemediationRequest")
 async def guard_approvals(
     userinfo: Any, memo: Any, namespace: str | None, old: Any = None, new: Any = None, **_: Any
 ) -> None:

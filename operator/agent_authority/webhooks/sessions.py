@@ -30,7 +30,7 @@ from agent_authority import indexes
 from agent_authority.kube import access, api, context, resources
 from agent_authority.models import FINALIZER, GROUP, VERSION, grant, session
 from agent_authority.policy import session_changes, sessions
-from agent_authority.webhooks import identity, incidents
+from agent_authority.webhooks import identity, incidents, refusals
 
 PLURAL = "incidentsessions"
 
@@ -107,6 +107,7 @@ async def stamp(
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="admit-session", persistent=True)
+@refusals.counted("IncidentSession")
 async def admit(
     spec: kopf.Spec,
     namespace: str | None,

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_authority.cli import render
+from agent_authority.cli import help_text, render
 from agent_authority.cli.grant import diff, explain, lint
 
 __all__ = ["add_parser"]
@@ -47,14 +47,30 @@ __all__ = ["add_parser"]
 
 def add_parser(sub: Any) -> None:
     """Register ``grant lint|diff|explain`` on the top-level subparsers."""
-    group = sub.add_parser("grant", help="lint, diff and explain AgentGrant YAML offline")
+    group = sub.add_parser(
+        "grant",
+        help="lint, diff and explain AgentGrant YAML offline",
+        **help_text.examples(
+            """
+            agent-authority grant lint examples/
+            agent-authority grant diff origin/main:grants/sre-bot.yaml grants/sre-bot.yaml
+            agent-authority grant explain examples/agentgrant-sre-bot.yaml
+            """
+        ),
+    )
     commands = group.add_subparsers(dest="grant_command", required=True, metavar="COMMAND")
 
     lint_parser = commands.add_parser(
         "lint",
         help="check AgentGrants as the apiserver and the operator would, plus risky choices",
-        description="Errors: what would be refused. Warnings: allowed but risky. "
-        "Exit 0 without errors, 1 with errors (or warnings with --strict), 2 unreadable input.",
+        **help_text.examples(
+            """
+            agent-authority grant lint examples/
+            agent-authority grant lint --strict -o json grants/*.yaml
+            """,
+            "Errors: what would be refused. Warnings: allowed but risky. Exit 0 without "
+            "errors, 1 with errors (or warnings with --strict), 2 unreadable input.",
+        ),
     )
     lint_parser.add_argument("files", nargs="+", metavar="FILE", help="YAML file, directory, or -")
     lint_parser.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
@@ -64,9 +80,15 @@ def add_parser(sub: Any) -> None:
     diff_parser = commands.add_parser(
         "diff",
         help="what a grant change adds or removes in effective permissions",
-        description="OLD and NEW: a file, -, /dev/null (no grant) or REV:path (git show). "
-        "+ widens, - narrows, ~ neither. Exit 0; with --exit-code 1 when the change widens; "
-        "2 when an input cannot be read or is not a valid AgentGrant.",
+        **help_text.examples(
+            """
+            agent-authority grant diff examples/grants-diff/{before,after}.yaml
+            agent-authority grant diff --exit-code -o markdown origin/main:grant.yaml grant.yaml
+            """,
+            "OLD and NEW: a file, -, /dev/null (no grant) or REV:path (git show). "
+            "+ widens, - narrows, ~ neither. Exit 0; with --exit-code 1 when the change widens; "
+            "2 when an input cannot be read or is not a valid AgentGrant.",
+        ),
     )
     diff_parser.add_argument("old", metavar="OLD")
     diff_parser.add_argument("new", metavar="NEW")
@@ -79,7 +101,9 @@ def add_parser(sub: Any) -> None:
     diff_parser.set_defaults(func=diff.run)
 
     explain_parser = commands.add_parser(
-        "explain", help="what a grant lets an agent do, in plain words"
+        "explain",
+        help="what a grant lets an agent do, in plain words",
+        **help_text.examples("agent-authority grant explain examples/agentgrant-sre-bot.yaml"),
     )
     explain_parser.add_argument("file", metavar="FILE", help="YAML file, or -")
     render.add_output_argument(explain_parser, [render.Format.TEXT, render.Format.MARKDOWN])

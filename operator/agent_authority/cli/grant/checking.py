@@ -10,7 +10,6 @@ before they say anything.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import re
 import typing
@@ -22,7 +21,7 @@ import pydantic
 from agent_authority import models
 from agent_authority.cli.grant import documents, loading, risks
 from agent_authority.models import base, grant
-from agent_authority.policy import rbac
+from agent_authority.policy import rbac, suggestions
 
 KIND = "AgentGrant"
 
@@ -181,8 +180,7 @@ def _unknown_field(loc: Sequence[int | str]) -> str:
     if model is None:
         return f"unknown field '{name}'"
     allowed = [info.alias or key for key, info in model.model_fields.items()]
-    close = difflib.get_close_matches(name, allowed, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    hint = suggestions.did_you_mean(name, allowed)
     return f"unknown field '{name}'{hint} (allowed here: {', '.join(allowed)})"
 
 
