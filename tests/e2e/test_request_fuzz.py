@@ -16,13 +16,15 @@ import time
 from typing import Any
 
 import hypothesis
+import pydantic
 import pytest
 import yaml
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from kubernetes import client
+from pydantic import alias_generators
 
-from agent_authority.models import GROUP, VERSION
+from agent_authority.models import GROUP, VERSION, base, grant, request
 from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_remediation import (
@@ -55,10 +57,35 @@ def _json_schema(node: Any) -> Any:
     return node
 
 
+def _required(model: type[pydantic.BaseModel]) -> list[str]:
+    return [
+        alias_generators.to_camel(name)
+        for name, field in model.model_fields.items()
+        if field.is_required()
+    ]
+
+
 def _spec_schema() -> dict[str, Any]:
     crd = yaml.safe_load(CRD.read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     schema = _json_schema(schema)
+    # The CRD states required fields as CEL rules (so that every rule is checked); the generator
+    # needs them as JSON Schema, taken from the models.
+    props = schema["properties"]
+    schema["required"] = _required(request.RemediationRequestSpec)
+    props["sessionRef"]["required"] = _required(base.LocalObjectReference)
+    props["rollbackOf"]["required"] = _required(base.LocalObjectReference)
+    props["action"]["required"] = _required(request.Action)
+    props["action"]["properties"]["target"]["required"] = _required(request.Target)
+    props["evidence"]["items"]["required"] = _required(request.Evidence)
+    # Enumerations too are CEL rules in the CRD: give the generator the allowed values.
+    props["action"]["properties"]["type"]["enum"] = [t.value for t in grant.ActionType]
+    props["action"]["properties"]["target"]["properties"]["kind"]["enum"] = [
+        k.value for k in request.TargetKind
+    ]
+    props["evidence"]["items"]["properties"]["kind"]["enum"] = [
+        k.value for k in request.EvidenceKind
+    ]
     # Keep strings short (a fast run, and the long ones are covered by their maxLength tests).
     schema["properties"]["hypothesis"]["maxLength"] = 40
     schema["properties"]["evidence"]["maxItems"] = 2
@@ -110,7 +137,7 @@ def specs(draw: st.DrawFn, session: str, shop: str, chance: random.Random) -> di
             target.pop("namespace", None)
         else:
             target["namespace"] = shop
-    if chance.random() < 0.5:
+    if chance.random() < 0.5 and _paths(spec):
         spec = copy.deepcopy(spec)
         path = chance.choice(_paths(spec))
         parent: Any = spec
