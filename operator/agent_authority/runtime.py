@@ -35,6 +35,7 @@ from agent_authority.kube import access, api
 from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
+from agent_authority.webhooks import server
 from agent_authority.webhooks import sessions as session_webhooks
 
 FINALIZER = models.FINALIZER
@@ -172,7 +173,7 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     # second or two, for about a minute, instead of 1, 1, 2, 3, 5, 8, 13, 21 s.
     settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
     cert, key, ca = _serving_files(options)
-    settings.admission.server = kopf.WebhookServer(
+    settings.admission.server = server.WebhookServer(
         addr=options.webhook_addr,
         port=options.webhook_port,
         host=options.webhook_host,

@@ -188,9 +188,7 @@ def test_scale_plans_dry_runs_applies_once_and_scales_back(
     assert read(kube, act.target)["metadata"]["generation"] == live["metadata"]["generation"]
 
     again = plan(kube, act, uid)  # the controller crashed after apply and plans again
-    assert again.resumed
-    assert again.inverse == p.inverse
-    assert dry_run(kube, again) == []
+    assert dry_run(kube, again) == []  # in place; the inverse is the request status' record
 
     back = plan(kube, p.inverse.action)
     assert dry_run(kube, back) == [change("spec.replicas", "5", "2")]
@@ -233,8 +231,9 @@ def test_restart_sets_restarted_at_once_and_records_what_undoes_it(
     act = action(A.RESTART_WORKLOAD, kind, "web", namespace)
     settled(kube, act.target, pods)
     uid = str(uuid.uuid4())
+    requested = datetime.datetime.now(datetime.UTC)
 
-    p = plan(kube, act, uid)
+    p = plan(kube, act, uid, requested_at=requested)
     assert p.facts.kind is kind
     assert p.facts.current_pods == pods
     assert p.radius == request.BlastRadius(pods_affected=pods, reversible=False)
@@ -257,15 +256,14 @@ def test_restart_sets_restarted_at_once_and_records_what_undoes_it(
     assert annotations["kubectl.kubernetes.io/restartedAt"] == stamp
     assert "nothing to do" in apply(kube, p)
 
-    again = plan(kube, act, uid)
-    assert again.resumed
+    again = plan(kube, act, uid, requested_at=requested)  # the same request: the same stamp
+    assert again.changes[0].after == p.changes[0].after
     assert dry_run(kube, again) == []
     assert "nothing to do" in apply(kube, again)
     assert read(kube, act.target)["metadata"]["generation"] == live["metadata"]["generation"]
     if kind is K.DEPLOYMENT:
         eventually(lambda: len(revisions(kube, namespace)) == 2, "a second ReplicaSet rolls out")
         assert p.inverse is not None
-        assert again.inverse == p.inverse
         back = plan(kube, p.inverse.action)
         apply(kube, back)
         template = read(kube, act.target)["spec"]["template"]["metadata"]
@@ -331,16 +329,58 @@ def test_rollback_goes_to_the_previous_revision_once_and_forward_again(
     # The controller reuses revision 1's ReplicaSet and renumbers it 3; 2 keeps its number.
     eventually(lambda: revisions(kube, namespace) == {"2": "nginx:2", "3": "nginx:1"}, "rev 3")
 
-    again = plan(kube, act, uid)
-    assert again.resumed
-    assert again.inverse == p.inverse
+    assert p.pinned is not None
+    assert p.pinned.revision == 1
+    again = plan(kube, act, uid, pinned=p.pinned)  # pinned: revision 1's ReplicaSet, now "3"
     assert dry_run(kube, again) == []
+    assert "on the template of revision 1 already" in again.description
 
     forward = plan(kube, p.inverse.action)
     assert "from revision 3 to revision 2" in forward.description
     apply(kube, forward)
     assert read(kube, act.target)["spec"]["template"] == before["spec"]["template"]
     eventually(lambda: revisions(kube, namespace) == {"3": "nginx:1", "4": "nginx:2"}, "rev 4")
+
+
+def test_a_pinned_rollback_goes_where_it_was_reviewed_after_a_new_rollout(
+    kube: api.Kube, namespace: str
+) -> None:
+    """Reviewed as "back to nginx:1"; a rollout of nginx:3 lands before the apply. Re-resolving
+    "the previous revision" would now mean nginx:2; the pinned plan still means nginx:1."""
+    two_revisions(kube, namespace)
+    act = action(A.ROLLBACK_DEPLOYMENT, K.DEPLOYMENT, "web", namespace)
+    reviewed = plan(kube, act)
+    assert reviewed.pinned is not None
+    assert reviewed.pinned.revision == 1
+    api.sync(
+        kube.apps.patch_namespaced_deployment,
+        "web",
+        namespace,
+        {"spec": {"template": pod_template("nginx:3", track="canary")}},
+        _content_type=base.MERGE_PATCH,
+    )
+    eventually(lambda: revisions(kube, namespace).get("3") == "nginx:3", "revision 3")
+
+    assert "to revision 2" in plan(kube, act).description  # what re-resolving would do
+    pinned = plan(kube, act, pinned=reviewed.pinned)
+    assert dry_run(kube, pinned) == [
+        change("spec.template.metadata.labels.track", "canary", None),
+        change("spec.template.spec.containers[name=app].image", "nginx:3", "nginx:1"),
+    ]
+    apply(kube, pinned)
+    assert read(kube, act.target)["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "nginx:1"
+    )
+
+
+def test_a_pinned_revision_whose_replica_set_is_gone_is_revision_not_found(
+    kube: api.Kube, namespace: str
+) -> None:
+    two_revisions(kube, namespace)
+    act = action(A.ROLLBACK_DEPLOYMENT, K.DEPLOYMENT, "web", namespace)
+    gone = request.Pinned(revision=1, replica_set_uid=str(uuid.uuid4()))
+    with pytest.raises(base.RevisionNotFound, match="that was reviewed for this request"):
+        plan(kube, act, pinned=gone)
 
 
 def test_rollback_to_an_explicit_revision(kube: api.Kube, namespace: str) -> None:
@@ -452,7 +492,7 @@ def test_cordon_once_and_uncordon_back(kube: api.Kube, namespace: str, node: str
     live = read(kube, act.target)
     assert live["spec"]["unschedulable"] is True
     assert "nothing to do" in apply(kube, p)
-    assert plan(kube, act, uid).inverse == p.inverse
+    assert dry_run(kube, plan(kube, act, uid)) == []  # planned again after the apply: in place
 
     back = plan(kube, p.inverse.action)
     assert dry_run(kube, back) == [change("spec.unschedulable", "true", None)]
@@ -508,8 +548,7 @@ def test_suspend_once_and_resume_back(kube: api.Kube, namespace: str) -> None:
     assert read(kube, act.target)["spec"]["suspend"] is True
     assert "nothing to do" in apply(kube, p)
     again = plan(kube, act, uid)
-    assert again.resumed
-    assert again.inverse == p.inverse
+    assert dry_run(kube, again) == []
 
     back = plan(kube, p.inverse.action)
     assert dry_run(kube, back) == [change("spec.suspend", "true", "false")]

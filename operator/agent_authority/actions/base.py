@@ -18,12 +18,15 @@ Idempotency. A patch action is described by :class:`Change` entries (path, value
 time, value to write). :func:`converge` reads the live object first: when every path already holds
 its planned value the write is skipped, so applying a plan twice changes nothing the second time.
 The write carries the ``resourceVersion`` just read (optimistic concurrency) and a *marker*
-annotation, :data:`MARKER`, naming the request and the recorded inverse. A controller that crashed
-after the write and plans the same request again finds its marker and gets a plan whose changes
-are already in place, with the inverse recorded before the first write (``Plan.resumed``), instead
-of, say, rolling back one revision further. Guarded changes (``Change.guarded``) refuse to write
-when the live value moved away from the planned one: an approver approved ``3 -> 6 replicas``, not
-``5 -> 6``.
+annotation, :data:`MARKER`, naming the request: a note for people reading the object, never read
+back. Whatever is on the target is the target owner's to write, so neither the inverse nor whether
+a request was applied is ever taken from it: the inverse, the target's uid, the reviewed diff and
+what a plan resolved (:class:`request.Pinned`, e.g. the revision a rollback goes to) are recorded
+in the request's status at evaluation, written by the operator only, and the controller passes
+``pinned`` back to :func:`plan` at apply time. A plan made again after a crash then finds its
+changes in place (an empty dry-run) instead of, say, rolling back one revision further. Guarded
+changes (``Change.guarded``) refuse to write when the live value moved away from the planned one:
+an approver approved ``3 -> 6 replicas``, not ``5 -> 6``.
 
 Errors, one tree for the layer (``kube.errors`` are translated by :func:`translating`)::
 
@@ -55,7 +58,8 @@ from agent_authority.policy import blast
 
 FIELD_MANAGER = "agent-authority"
 MARKER = "agentauthority.io/last-remediation"
-"""Annotation on a patched object: ``{"request": uid, "action": type, "inverse": {...}}``."""
+"""Annotation on a patched object: ``{"request": uid, "action": type, "inverse": {...}}``; for
+people only, the operator never reads it back (see the module docstring)."""
 MERGE_PATCH = "application/merge-patch+json"
 CONFLICT_RETRIES = 5
 
@@ -131,9 +135,9 @@ class Plan:
     target_uid: str
     """``metadata.uid`` of the object planned on: a recreated object is not the same target."""
     changes: tuple[Change, ...] = ()
-    resumed: bool = False
-    """The target carries this request's marker: the change is in place, ``inverse`` is the one
-    recorded by the first apply."""
+    pinned: request.Pinned | None = None
+    """What this plan resolved that a later plan of the same request must reuse (recorded in
+    the request's status and passed back to :func:`plan` at apply time)."""
 
 
 class ActionModule(Protocol):
@@ -149,6 +153,7 @@ class ActionModule(Protocol):
         *,
         request_uid: str,
         requested_at: datetime.datetime | None = None,
+        pinned: request.Pinned | None = None,
     ) -> Plan: ...
 
     async def dry_run(self, kube: api.Kube, plan: Plan) -> list[request.FieldChange]: ...
@@ -294,12 +299,6 @@ def marker_text(plan: Plan) -> str:
     inverse = plan.inverse.to_api() if plan.inverse is not None else None
     data = {"request": plan.request_uid, "action": str(plan.action.type), "inverse": inverse}
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
-
-
-def resumed_marker(live: api.Json, request_uid: str) -> Marker | None:
-    """This request's marker on ``live``: the request was applied already."""
-    marker = marker_of(live)
-    return marker if marker is not None and marker.request_uid == request_uid else None
 
 
 # --- the patch -----------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ scheduled there. Uncordoning removes the field (the apiserver never stores ``fal
 - Idempotency: when the node already is (un)schedulable as wanted nothing is written.
 - Inverse: the action that restores the value read at plan time: ``uncordon-node`` after
   cordoning a schedulable node, ``cordon-node`` when it was cordoned already (a no-op, so rolling
-  back never uncordons a node someone else cordoned). Recorded in the marker.
+  back never uncordons a node someone else cordoned). Recorded in the request's status at
+  evaluation.
 - Dry-run diff: ``spec.unschedulable``.
 """
 
@@ -33,6 +34,7 @@ async def plan(
     *,
     request_uid: str,
     requested_at: datetime.datetime | None = None,
+    pinned: request.Pinned | None = None,
 ) -> base.Plan:
     base.check(action, TYPES)
     target = action.target
@@ -47,16 +49,11 @@ async def plan(
     facts = blast.TargetFacts(kind=target.kind, pods_on_node=len(pods.get("items", [])))
     radius = blast.blast_radius(action, facts)
     current = True if fields.get(live, PATH) else None
-    marker = base.resumed_marker(live, request_uid)
     restore = _A.CORDON_NODE if current else _A.UNCORDON_NODE
-    inverse = (
-        marker.inverse
-        if marker is not None
-        else request.Inverse(
-            action=request.Action(type=restore, target=target),
-            description=f"{restore} {target.name}: it was "
-            f"{'unschedulable' if current else 'schedulable'} before",
-        )
+    inverse = request.Inverse(
+        action=request.Action(type=restore, target=target),
+        description=f"{restore} {target.name}: it was "
+        f"{'unschedulable' if current else 'schedulable'} before",
     )
     after = True if action.type is _A.CORDON_NODE else None
     return base.Plan(
@@ -68,7 +65,6 @@ async def plan(
         request_uid=request_uid,
         target_uid=live["metadata"]["uid"],
         changes=(base.Change(PATH, before=current, after=after),),
-        resumed=marker is not None,
     )
 
 

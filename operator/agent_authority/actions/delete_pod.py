@@ -37,6 +37,7 @@ async def plan(
     *,
     request_uid: str,
     requested_at: datetime.datetime | None = None,
+    pinned: request.Pinned | None = None,
 ) -> base.Plan:
     base.check(action, TYPES)
     with base.translating(action.target):

@@ -7,9 +7,9 @@ strategy. A paused Deployment is refused (the restart would not roll out until r
 - Facts: declared replicas and pods running now (``status.replicas``; a DaemonSet's
   ``status.currentNumberScheduled``): every one of them is replaced.
 - Patch: JSON merge patch of ``spec.template.metadata.annotations``, plus the marker.
-- Idempotency: a plan writes one fixed timestamp, so applying it again finds it in place and writes
-  nothing; planning the same request again after it was applied finds the request's marker and
-  plans no change (a second rollout would replace every pod again).
+- Idempotency: the timestamp is the request's creation time (``requested_at``), so every plan of
+  the same request writes the same value: applying again, or planning again after a crash, finds
+  it in place and writes nothing (a second rollout would replace every pod again).
 - Inverse: none. The action is irreversible (``policy.blast``): the replaced pods are gone, and
   restoring the previous annotation value would only start one more rollout.
 - Dry-run diff: ``spec.template.metadata.annotations[kubectl.kubernetes.io/restartedAt]``.
@@ -38,6 +38,7 @@ async def plan(
     *,
     request_uid: str,
     requested_at: datetime.datetime | None = None,
+    pinned: request.Pinned | None = None,
 ) -> base.Plan:
     base.check(action, TYPES)
     with base.translating(action.target):
@@ -46,24 +47,21 @@ async def plan(
     base.refuse_paused(action, live, facts)
     radius = blast.blast_radius(action, facts)
     current = fields.get(live, PATH)
-    marker = base.resumed_marker(live, request_uid)
-    resumed = marker is not None
-    inverse = marker.inverse if marker is not None else _inverse(action, live)
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    after = current if resumed else now
+    stamp = (requested_at or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
+    after = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    resumed = current == after
     what = "was restarted by this request already" if resumed else "rollout restart"
     return base.Plan(
         action=action,
         facts=facts,
         radius=radius,
-        inverse=inverse,
+        inverse=_inverse(action, live),
         description=(
             f"{base.label(action.target)}: {what}, {blast.describe(action, facts, radius)}"
         ),
         request_uid=request_uid,
         target_uid=live["metadata"]["uid"],
         changes=(base.Change(PATH, before=current, after=after),),
-        resumed=resumed,
     )
 
 

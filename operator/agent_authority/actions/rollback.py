@@ -12,9 +12,15 @@ Unlike kubectl, the ReplicaSet's annotations (``kubernetes.io/change-cause``) ar
 - Patch: JSON merge patch computed from the live template to the target template (removed keys
   become ``null``, lists are replaced whole), so the result equals the target template exactly;
   guarded: refused when the template changed since planning.
-- Idempotency: when the template already equals the target nothing is written. Planning the same
-  request again after it was applied finds the marker and plans no change; without the marker
-  "the previous revision" would now mean a different one and the rollback would go one further.
+- Pinned: the revision gone back to is resolved once, when the request is evaluated, and recorded
+  as :class:`request.Pinned` (its number and its ReplicaSet's uid) in the request's status. At
+  apply time the controller passes it back and the plan goes to that ReplicaSet's template, not to
+  whatever "the previous revision" means by then (a new rollout in between would otherwise turn an
+  approved "back to web:1" into "back to web:2"). The uid survives the renumbering the controller
+  does when it reuses the ReplicaSet; a pinned ReplicaSet that is gone is ``RevisionNotFound``.
+- Idempotency: when the template already equals the target nothing is written; planning the same
+  request again (pinned) after it was applied plans no change, instead of going one revision
+  further.
 - Inverse: ``rollback-deployment`` with ``toRevision`` = the revision current at plan time. That
   ReplicaSet keeps its number when the controller renumbers the one rolled back to, so the inverse
   stays valid until ``revisionHistoryLimit`` prunes it.
@@ -73,6 +79,19 @@ def history(
     return found
 
 
+def uids(replica_sets: collections.abc.Iterable[api.Json], owner_uid: str) -> dict[int, str]:
+    """Revision -> ``metadata.uid`` of the ReplicaSets the Deployment controls."""
+    found: dict[int, str] = {}
+    for rs in replica_sets:
+        owners = rs.get("metadata", {}).get("ownerReferences") or []
+        if not any(o.get("uid") == owner_uid and o.get("controller") for o in owners):
+            continue
+        revision = revision_of(rs)
+        if revision is not None:
+            found[revision] = str(rs["metadata"].get("uid", ""))
+    return found
+
+
 def current_revision(
     revisions: collections.abc.Mapping[int, api.Json], template: api.Json
 ) -> int | None:
@@ -97,6 +116,7 @@ async def plan(
     *,
     request_uid: str,
     requested_at: datetime.datetime | None = None,
+    pinned: request.Pinned | None = None,
 ) -> base.Plan:
     base.check(action, TYPES)
     target = action.target
@@ -106,21 +126,8 @@ async def plan(
     revisions = history(replica_sets, live["metadata"]["uid"])
     facts = base.workload_facts(target.kind, live)
     template = fields.get(live, PATH) or {}
-    marker = base.resumed_marker(live, request_uid)
-    if marker is not None:
-        facts = dataclasses.replace(facts, previous_revision_exists=True)
-        radius = blast.blast_radius(action, facts)
-        return base.Plan(
-            action=action,
-            facts=facts,
-            radius=radius,
-            inverse=marker.inverse,
-            description=f"{base.label(target)}: was rolled back by this request already",
-            request_uid=request_uid,
-            target_uid=live["metadata"]["uid"],
-            changes=(base.Change(PATH, before=template, after=template, guarded=True),),
-            resumed=True,
-        )
+    if pinned is not None and pinned.replica_set_uid:
+        return _pinned_plan(action, live, replica_sets, facts, pinned, request_uid)
     base.refuse_paused(action, live, facts)
     current = current_revision(revisions, template)
     if current is None:
@@ -164,6 +171,50 @@ async def plan(
         request_uid=request_uid,
         target_uid=live["metadata"]["uid"],
         changes=(base.Change(PATH, before=template, after=revisions[chosen], guarded=True),),
+        pinned=request.Pinned(
+            revision=chosen, replica_set_uid=uids(replica_sets, live["metadata"]["uid"])[chosen]
+        ),
+    )
+
+
+def _pinned_plan(
+    action: request.Action,
+    live: api.Json,
+    replica_sets: list[api.Json],
+    facts: blast.TargetFacts,
+    pinned: request.Pinned,
+    request_uid: str,
+) -> base.Plan:
+    """The plan to the ReplicaSet resolved at evaluation (module docstring, *Pinned*)."""
+    target = action.target
+    owner = live["metadata"]["uid"]
+    by_uid = {uid: revision for revision, uid in uids(replica_sets, owner).items()}
+    revision = by_uid.get(pinned.replica_set_uid or "")
+    if revision is None:
+        raise base.RevisionNotFound(
+            f"{base.label(target)}: the ReplicaSet of revision {pinned.revision} that was reviewed "
+            f"for this request (uid {pinned.replica_set_uid}) no longer exists",
+            facts=dataclasses.replace(facts, previous_revision_exists=False),
+        )
+    facts = dataclasses.replace(facts, previous_revision_exists=True)
+    template = fields.get(live, PATH) or {}
+    wanted = history(replica_sets, owner)[revision]
+    radius = blast.blast_radius(action, facts)
+    if template == wanted:
+        what = f"on the template of revision {pinned.revision} already"
+    else:
+        base.refuse_paused(action, live, facts)
+        what = f"roll back to revision {pinned.revision}, {blast.describe(action, facts, radius)}"
+    return base.Plan(
+        action=action,
+        facts=facts,
+        radius=radius,
+        inverse=None,
+        description=f"{base.label(target)}: {what}",
+        request_uid=request_uid,
+        target_uid=owner,
+        changes=(base.Change(PATH, before=template, after=wanted, guarded=True),),
+        pinned=pinned,
     )
 
 

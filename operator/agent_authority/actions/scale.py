@@ -7,8 +7,9 @@
   (``TargetChanged``) when the live count is neither the planned starting count nor the target,
   e.g. an autoscaler moved it after the delta was approved.
 - Idempotency: when ``spec.replicas`` already is the target nothing is written.
-- Inverse: ``scale-workload`` back to the replicas read at plan time (recorded in the marker, so
-  planning the same request again after it was applied still yields the original count).
+- Inverse: ``scale-workload`` back to the replicas read at plan time (the controller records the
+  inverse of the evaluation in the request's status: a plan made after the apply sees the new
+  count).
 - Dry-run diff: ``spec.replicas``.
 """
 
@@ -31,6 +32,7 @@ async def plan(
     *,
     request_uid: str,
     requested_at: datetime.datetime | None = None,
+    pinned: request.Pinned | None = None,
 ) -> base.Plan:
     base.check(action, TYPES)
     with base.translating(action.target):
@@ -39,18 +41,11 @@ async def plan(
     radius = blast.blast_radius(action, facts)
     current = fields.get(live, PATH)
     desired = (action.params or request.ActionParams()).replicas
-    marker = base.resumed_marker(live, request_uid)
-    inverse = (
-        marker.inverse
-        if marker is not None
-        else request.Inverse(
-            action=request.Action(
-                type=action.type,
-                target=action.target,
-                params=request.ActionParams(replicas=current),
-            ),
-            description=f"scale {base.label(action.target)} back to {current} replicas",
-        )
+    inverse = request.Inverse(
+        action=request.Action(
+            type=action.type, target=action.target, params=request.ActionParams(replicas=current)
+        ),
+        description=f"scale {base.label(action.target)} back to {current} replicas",
     )
     return base.Plan(
         action=action,
@@ -61,7 +56,6 @@ async def plan(
         request_uid=request_uid,
         target_uid=live["metadata"]["uid"],
         changes=(base.Change(PATH, before=current, after=desired, guarded=True),),
-        resumed=marker is not None,
     )
 
 

@@ -29,6 +29,7 @@ async def plan(
     *,
     request_uid: str,
     requested_at: datetime.datetime | None = None,
+    pinned: request.Pinned | None = None,
 ) -> base.Plan:
     base.check(action, TYPES)
     target = action.target
@@ -38,17 +39,12 @@ async def plan(
     facts = blast.TargetFacts(kind=target.kind, cronjob_suspended=bool(current))
     radius = blast.blast_radius(action, facts)
     desired = (action.params or request.ActionParams()).suspend is not False
-    marker = base.resumed_marker(live, request_uid)
     verb = "suspend" if current else "resume"
-    inverse = (
-        marker.inverse
-        if marker is not None
-        else request.Inverse(
-            action=request.Action(
-                type=action.type, target=target, params=request.ActionParams(suspend=bool(current))
-            ),
-            description=f"{verb} {base.label(target)} again, as it was before",
-        )
+    inverse = request.Inverse(
+        action=request.Action(
+            type=action.type, target=target, params=request.ActionParams(suspend=bool(current))
+        ),
+        description=f"{verb} {base.label(target)} again, as it was before",
     )
     return base.Plan(
         action=action,
@@ -59,7 +55,6 @@ async def plan(
         request_uid=request_uid,
         target_uid=live["metadata"]["uid"],
         changes=(base.Change(PATH, before=current, after=desired),),
-        resumed=marker is not None,
     )
 
 

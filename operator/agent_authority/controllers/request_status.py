@@ -5,6 +5,12 @@
 status subresource, counts the request in ``metrics.REQUESTS`` and emits an Event. The readers
 (:func:`status`, :func:`phase`, :func:`created`) and the clock (:func:`now`, :func:`iso`) let the
 request handlers read a body and stamp times the same way.
+
+Every transition is conditional: the status patch carries the ``resourceVersion`` of the body the
+decision was made on, so two writers (approval and expiry, cancellation and apply, an operator
+restarted after a kill between its audit append and its status patch) can never both move the
+request. The loser gets :class:`Superseded` and decides again on a fresh read. Conditions stay
+truthful in every phase: ``Ready`` carries the reason and message of the phase the request is in.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 from agent_authority import metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling
-from agent_authority.kube import api, resources
+from agent_authority.kube import api, errors, resources
 from agent_authority.models import request
 from agent_authority.notify import notices, outbox
 from agent_authority.policy import conditions
@@ -46,11 +52,56 @@ def created(body: api.Json) -> datetime.datetime:
     return datetime.datetime.fromisoformat(value) if value else now()
 
 
+OPEN = frozenset({None, P.PENDING.value, P.AWAITING_APPROVAL.value, P.APPROVED.value})
+"""Phases a request can still be cancelled in (nothing was changed on the target yet)."""
+
+
+class Superseded(Exception):
+    """The request changed since it was read: the transition did not happen; read it again."""
+
+
 async def _patch(kube: api.Kube, body: api.Json, update: dict[str, Any]) -> None:
     meta = body["metadata"]
     update.setdefault("observedGeneration", meta.get("generation"))
-    patched = await resources.patch_request_status(kube, meta["namespace"], meta["name"], update)
+    version = meta.get("resourceVersion")
+    if not version:
+        raise Superseded(f"request {meta['name']!r} was read without a resourceVersion")
+    try:
+        patched = await resources.patch_request_status_at(
+            kube, meta["namespace"], meta["name"], str(version), update
+        )
+    except errors.Conflict as e:
+        raise Superseded(f"request {meta['name']!r} changed since it was read") from e
     body["status"] = patched.get("status", update)
+    meta["resourceVersion"] = (patched.get("metadata") or {}).get("resourceVersion", version)
+
+
+async def fresh(kube: api.Kube, body: api.Json) -> api.Json | None:
+    """The request as stored now (``None`` when deleted)."""
+    meta = body["metadata"]
+    return await resources.get_request(kube, meta["namespace"], meta["name"])
+
+
+async def cancel(kube: api.Kube, body: api.Json, message: str) -> bool:
+    """Cancel a request that is still open because its session ended; ``False`` when it was
+    decided or started meanwhile (then it is left as it is)."""
+    current: api.Json | None = body
+    for _ in range(5):
+        if current is None or phase(current) not in OPEN:
+            return False
+        try:
+            await transition(
+                kube,
+                current,
+                P.CANCELLED,
+                "SessionEnded",
+                f"{message}; nothing was applied",
+                warning=True,
+            )
+            return True
+        except Superseded:
+            current = await fresh(kube, current)
+    raise Superseded(f"request {body['metadata']['name']!r} kept changing while cancelling it")
 
 
 def _cond(body: api.Json, type_: str, ok: bool, reason: str, message: str) -> list[dict[str, Any]]:

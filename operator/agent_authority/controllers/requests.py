@@ -5,28 +5,42 @@ Phases: ``Pending`` → ``Denied`` | ``AwaitingApproval`` | ``Approved`` → ``A
 ended first) and ``RolledBack`` (a rollback request undid it).
 
 Never twice: the phase is persisted as ``Applying`` before the change is made, and every action
-is idempotent and leaves a marker on its target, so an operator killed mid-apply finishes the
-same change on restart instead of making another one. The executor refuses to act until the
-``Approved`` condition is True. The target is planned again at apply time; if what would change
-differs from what was reviewed, the request fails rather than apply something nobody approved.
+is idempotent, so an operator killed mid-apply finishes the same change on restart instead of
+making another one. Every status transition is conditional on the ``resourceVersion`` it was
+decided on (``request_status``), so expiry, cancellation, approval and apply cannot race, and
+each handler decides on a fresh read.
+
+What was reviewed is recorded in the request's status at evaluation (written by the operator
+only): the target's uid, the dry-run diff, the blast radius, the inverse, and what the plan
+resolved (``status.pinned``: a rollback's revision). Nothing is read back from annotations on the
+target.
+
+The executor trusts no ``Approved`` condition. At apply time it reads the session and grant
+again, re-decides the request under the grant as it is now (session still Active, action still
+allowed), re-counts ``status.approvals`` against the grant's current requirement (each approver
+re-authorized by RBAC, none of them the requester, an identity of the request's session or of any
+ancestor session, or the operator), plans the target again and compares its uid, diff and blast
+radius with what was reviewed. Any mismatch is a terminal phase whose condition says why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import time
 from typing import Any
 
 import kopf
+import pydantic
 
 from agent_authority import failpoints, metrics
 from agent_authority.actions import base as actions
 from agent_authority.actions import registry
 from agent_authority.audit import trail
 from agent_authority.controllers import handling, request_status, sessions
-from agent_authority.kube import api, resources
-from agent_authority.models import GROUP, VERSION, grant, request, session
-from agent_authority.policy import approvals, conditions, rbac, remediation
+from agent_authority.kube import access, api, lineage, resources
+from agent_authority.models import GROUP, VERSION, base, grant, request, session
+from agent_authority.policy import approvals, blast, conditions, rbac, remediation
 
 PLURAL = "remediationrequests"
 P = request.RequestPhase
@@ -59,6 +73,12 @@ async def _rollback_problem(
     )
     if original is None:
         return f"spec.rollbackOf: request {spec.rollback_of.name!r} not found"
+    if original["spec"]["sessionRef"]["name"] != spec.session_ref.name:
+        return (
+            f"spec.sessionRef: a rollback belongs to the session of the request it undoes "
+            f"({original['spec']['sessionRef']['name']!r}), not {spec.session_ref.name!r}: it "
+            "is judged under that session's grant and approval rules"
+        )
     if request_status.phase(original) != P.SUCCEEDED.value:
         return (
             f"spec.rollbackOf: request {spec.rollback_of.name!r} is "
@@ -66,7 +86,10 @@ async def _rollback_problem(
         )
     inverse = request_status.status(original).get("inverse")
     if not inverse:
-        return f"spec.rollbackOf: request {spec.rollback_of.name!r} is not reversible"
+        return (
+            f"spec.rollbackOf: request {spec.rollback_of.name!r} has no recorded inverse "
+            "(status.inverse), so it cannot be undone"
+        )
     if request.Action.model_validate(inverse["action"]) != spec.action:
         return (
             "spec.action: a rollback must carry exactly the recorded inverse of "
@@ -75,9 +98,51 @@ async def _rollback_problem(
     return None
 
 
-async def evaluate(kube: api.Kube, body: api.Json) -> None:
+def _session_phase(
+    spec: request.RemediationRequestSpec, session_body: api.Json
+) -> session.SessionPhase:
+    """The session's phase, as the policy sees it for this request.
+
+    A person's rollback (its requester is neither the session's own identity nor whoever opened
+    the session) undoes an applied change after the incident, usually when the session has ended:
+    it is judged as if the session were Active, under the same grant. An agent's rollback is a
+    request of its session like any other.
+    """
+    status = request_status.status(session_body)
+    phase = session.SessionPhase(status.get("phase") or "Pending")
+    account = status.get("serviceAccountName")
+    ns = session_body["metadata"]["namespace"]
+    agents = {
+        f"{lineage.SA_PREFIX}{ns}:{account}" if account else "",
+        str((session_body["spec"].get("requester") or {}).get("username", "")),
+    } - {""}
+    requester = spec.requester.username if spec.requester else None
+    if spec.rollback_of is not None and requester is not None and requester not in agents:
+        return session.SessionPhase.ACTIVE
+    return phase
+
+
+async def _read_namespaces(kube: api.Kube, grant_spec: grant.AgentGrantSpec) -> list[str]:
+    resolved = await resources.resolve_selectors(kube, grant_spec.read)
+    return sorted({r.namespace for r in rbac.compile_rules(grant_spec.read, resolved)})
+
+
+async def evaluate(kube: api.Kube, body: api.Json, operator: str = "") -> None:
     """Decide a new request: deny it, ask for approval (with a dry-run diff), or auto-apply it."""
-    spec = request.RemediationRequestSpec.model_validate(body["spec"])
+    try:
+        spec = request.RemediationRequestSpec.model_validate(body["spec"])
+    except pydantic.ValidationError as e:
+        await request_status.transition(
+            kube,
+            body,
+            P.DENIED,
+            "InvalidSpec",
+            f"the operator cannot read this request: {remediation.describe_invalid(e)}; nothing "
+            "was evaluated",
+            condition="Denied",
+            warning=True,
+        )
+        return
     if spec.requester is None:
         await request_status.transition(
             kube,
@@ -109,14 +174,8 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
         return
     grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
     session_spec = session.IncidentSessionSpec.model_validate(session_body["spec"])
-    session_phase = session.SessionPhase(
-        request_status.status(session_body).get("phase") or "Pending"
-    )
-    if spec.rollback_of is not None:
-        # Undoing an applied change is judged by the same rules, whoever's session it came from.
-        session_phase = session.SessionPhase.ACTIVE
-    resolved = await resources.resolve_selectors(kube, grant_spec.read)
-    read_namespaces = sorted({r.namespace for r in rbac.compile_rules(grant_spec.read, resolved)})
+    session_phase = _session_phase(spec, session_body)
+    read_namespaces = await _read_namespaces(kube, grant_spec)
     module = registry.get(spec.action.type)
     plan: actions.Plan | None = None
     try:
@@ -162,6 +221,8 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
         "diff": [c.to_api() for c in diff],
         "inverse": plan.inverse.to_api() if plan.inverse else None,
         "requiredApprovals": decision.required_approvals,
+        "targetUid": plan.target_uid,
+        "pinned": plan.pinned.to_api() if plan.pinned else None,
     }
     if decision.outcome is remediation.Outcome.ALLOW_AUTO:
         await request_status.transition(
@@ -173,7 +234,7 @@ async def evaluate(kube: api.Kube, body: api.Json) -> None:
             condition="Approved",
             extra=recorded,
         )
-        await apply(kube, body)
+        await apply(kube, body, operator)
         return
     timeout = grant_spec.approval.timeout_seconds
     recorded["expiresAt"] = request_status.iso(
@@ -219,33 +280,49 @@ async def _deviation(
 # -- approval and application --------------------------------------------------------------------
 
 
-async def _ignored(kube: api.Kube, body: api.Json) -> set[str]:
-    """Identities whose approvals never count: the requester, its session, the operator."""
-    ignored = {str((body["spec"].get("requester") or {}).get("username", ""))}
-    session_body = await resources.get_session(
-        kube, body["metadata"]["namespace"], body["spec"]["sessionRef"]["name"]
-    )
-    if session_body is not None:
-        ignored.add(str((session_body["spec"].get("requester") or {}).get("username", "")))
-        account = request_status.status(session_body).get("serviceAccountName")
-        if account:
-            ignored.add(f"system:serviceaccount:{body['metadata']['namespace']}:{account}")
-    return ignored - {""}
+class _Refused(Exception):
+    """The executor will not apply: ``reason`` and ``message`` go to the terminal condition."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+async def _excluded(
+    kube: api.Kube, body: api.Json, session_body: api.Json, grant_spec: grant.AgentGrantSpec
+) -> set[str]:
+    """Identities whose decisions never count: the requester, every identity acting for the
+    request's session or an ancestor of it (``policy.approvals``); ``_Refused`` when the lineage
+    cannot be established."""
+    ns = body["metadata"]["namespace"]
+    try:
+        chain = await lineage.chain(kube, ns, session_body, grant_spec.session.max_sub_agent_depth)
+    except lineage.LineageError as e:
+        raise _Refused("LineageUnknown", f"{e}; nothing was applied") from e
+    excluded = set(approvals.lineage_identities(lineage.identities(ns, chain)))
+    excluded.add(str((body["spec"].get("requester") or {}).get("username", "")))
+    return excluded - {""}
 
 
 async def tally(kube: api.Kube, body: api.Json, operator: str) -> None:
     """Count the approvals of a waiting request and move it on when decided."""
-    fresh = await resources.get_request(
-        kube, body["metadata"]["namespace"], body["metadata"]["name"]
-    )
-    if fresh is None or request_status.phase(fresh) != P.AWAITING_APPROVAL.value:
-        return  # decided meanwhile (two handlers can see the same stale event)
-    body = fresh
+    if request_status.phase(body) != P.AWAITING_APPROVAL.value:
+        return
     status = request_status.status(body)
     given = [request.Approval.model_validate(a) for a in status.get("approvals", [])]
     if not given:
         return
-    ignored = await _ignored(kube, body) | {operator}
+    session_body, grant_body, missing = await _context(kube, body)
+    if missing is not None or session_body is None or grant_body is None:
+        await _fail(kube, body, "SessionOrGrantNotFound", f"{missing}; nothing was applied")
+        return
+    grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
+    try:
+        ignored = await _excluded(kube, body, session_body, grant_spec) | {operator}
+    except _Refused as e:
+        await _fail(kube, body, e.reason, e.message)
+        return
     result = approvals.tally(given, int(status.get("requiredApprovals") or 1), ignored=ignored)
     waited = (request_status.now() - request_status.created(body)).total_seconds()
     if result.state is approvals.State.DENIED:
@@ -255,7 +332,7 @@ async def tally(kube: api.Kube, body: api.Json, operator: str) -> None:
             body,
             P.DENIED,
             "DeniedByApprover",
-            result.message,
+            f"{result.message}; nothing was applied",
             condition="Denied",
             warning=True,
         )
@@ -264,54 +341,142 @@ async def tally(kube: api.Kube, body: api.Json, operator: str) -> None:
         await request_status.transition(
             kube, body, P.APPROVED, "Approved", result.message, condition="Approved"
         )
-        await apply(kube, body)
+        await apply(kube, body, operator)
 
 
-async def apply(kube: api.Kube, body: api.Json) -> None:
-    """Apply an approved request exactly once (see the module docstring)."""
+async def _fail(kube: api.Kube, body: api.Json, reason: str, message: str) -> None:
+    await request_status.transition(kube, body, P.FAILED, reason, message, warning=True)
+
+
+async def _verify_authority(
+    kube: api.Kube,
+    body: api.Json,
+    spec: request.RemediationRequestSpec,
+    facts: blast.TargetFacts,
+    operator: str,
+) -> str:
+    """Re-decide the request as things are now; the message of what allows it, or ``_Refused``.
+
+    Session and grant read again; the policy decides again on the fresh target facts; a request
+    that needs approval has its ``status.approvals`` counted again against the grant's current
+    requirement, every approver re-authorized with a SubjectAccessReview.
+    """
+    session_body, grant_body, missing = await _context(kube, body)
+    if missing is not None or session_body is None or grant_body is None:
+        raise _Refused("SessionOrGrantNotFound", f"{missing}; nothing was applied")
+    grant_name = grant_body["metadata"]["name"]
+    grant_spec = grant.AgentGrantSpec.model_validate(grant_body["spec"])
+    session_spec = session.IncidentSessionSpec.model_validate(session_body["spec"])
+    decision = remediation.decide(
+        grant_spec,
+        _session_phase(spec, session_body),
+        session_spec.incident,
+        body["metadata"]["namespace"],
+        await _read_namespaces(kube, grant_spec),
+        spec,
+        facts,
+        grant_name=grant_name,
+    )
+    if decision.outcome is remediation.Outcome.ALLOW_AUTO:
+        return decision.message
+    if decision.outcome is not remediation.Outcome.NEEDS_APPROVAL:
+        raise _Refused(
+            decision.reason.value,
+            f"no longer allowed at apply time: {decision.message}; nothing was applied",
+        )
+    given = [
+        request.Approval.model_validate(a) for a in request_status.status(body).get("approvals", [])
+    ]
+    excluded = await _excluded(kube, body, session_body, grant_spec) | {operator}
+    unauthorized: set[str] = set()
+    for approval in given:
+        who = approval.approver
+        if who is None or who.username in excluded or who.username in unauthorized:
+            continue
+        allowed = await access.allowed(
+            kube,
+            base.UserInfo(username=who.username, groups=list(who.groups)),
+            verb="approve",
+            group=GROUP,
+            resource="agentgrants",
+            name=grant_name,
+        )
+        if not allowed:
+            unauthorized.add(who.username)
+    counted = approvals.recount(
+        given, decision.required_approvals, excluded=excluded, unauthorized=unauthorized
+    )
+    if not counted.approved:
+        raise _Refused(
+            "ApprovalNotVerified",
+            "status says Approved, but the approvals do not add up under grant "
+            f"{grant_name!r} now: {counted.message}; nothing was applied",
+        )
+    return counted.message
+
+
+async def apply(kube: api.Kube, body: api.Json, operator: str = "") -> None:
+    """Apply an approved request exactly once, after checking it again (module docstring)."""
     if not conditions.is_true(request_status.status(body).get("conditions"), "Approved"):
         handling.event(body, reason="WaitingForApproval", message="not applied: not approved")
         return
     spec = request.RemediationRequestSpec.model_validate(body["spec"])
+    status = request_status.status(body)
     resuming = request_status.phase(body) == P.APPLYING.value
-    if not resuming:
-        await request_status.transition(
-            kube, body, P.APPLYING, "Applying", "applying the approved change"
-        )
     module = registry.get(spec.action.type)
     started = time.monotonic()
+    pinned = request.Pinned.model_validate(status["pinned"]) if status.get("pinned") else None
     try:
         plan = await module.plan(
             kube,
             spec.action,
             request_uid=body["metadata"]["uid"],
             requested_at=request_status.created(body),
+            pinned=pinned,
         )
-        reviewed = request_status.status(body).get("blastRadius")
-        if not plan.resumed and reviewed and plan.radius.to_api() != reviewed:
-            await request_status.transition(
-                kube,
-                body,
-                P.FAILED,
+        diff = await module.dry_run(kube, plan)
+        in_place = resuming and not diff
+        if not in_place:
+            await _verify_authority(kube, body, spec, plan.facts, operator)
+        drift = remediation.target_drift(
+            target=actions.label(spec.action.target),
+            reviewed_uid=status.get("targetUid"),
+            uid=plan.target_uid,
+            reviewed_diff=[request.FieldChange.model_validate(c) for c in status.get("diff", [])],
+            diff=diff,
+            reviewed_radius=(
+                request.BlastRadius.model_validate(status["blastRadius"])
+                if status.get("blastRadius")
+                else None
+            ),
+            radius=plan.radius,
+            resuming=resuming,
+        )
+        if drift is not None:
+            raise _Refused(
                 "TargetChanged",
-                f"the target changed since the request was reviewed (was {reviewed}, now "
-                f"{plan.radius.to_api()}); nothing was applied: create a new request",
-                warning=True,
+                f"{drift}; nothing was applied: create a new request for the target as it is now",
             )
-            return
+        if not resuming:
+            await request_status.transition(
+                kube, body, P.APPLYING, "Applying", "applying the approved change"
+            )
         failpoints.hit(failpoints.BEFORE_APPLY)
         message = await module.apply(kube, plan)
         failpoints.hit(failpoints.AFTER_APPLY)
+    except _Refused as e:
+        await _fail(kube, body, e.reason, e.message)
+        return
     except actions.TargetNotFound as e:
         if resuming and spec.action.type is grant.ActionType.DELETE_POD:
             message = f"already applied before a restart: {e}"
         else:
-            await request_status.transition(kube, body, P.FAILED, e.reason, str(e), warning=True)
+            await _fail(kube, body, e.reason, f"{e}; nothing was applied")
             return
     except actions.ActionError as e:
         if e.retryable:
             raise kopf.TemporaryError(str(e), delay=2) from e
-        await request_status.transition(kube, body, P.FAILED, e.reason, str(e), warning=True)
+        await _fail(kube, body, e.reason, str(e))
         return
     metrics.APPLY_DURATION.labels(spec.action.type.value).observe(time.monotonic() - started)
     await request_status.transition(
@@ -323,10 +488,15 @@ async def apply(kube: api.Kube, body: api.Json) -> None:
         extra={"appliedAt": request_status.iso(request_status.now())},
     )
     if spec.rollback_of is not None:
-        original = await resources.get_request(
-            kube, body["metadata"]["namespace"], spec.rollback_of.name
-        )
-        if original is not None:
+        await _mark_rolled_back(kube, body, spec.rollback_of.name, message)
+
+
+async def _mark_rolled_back(kube: api.Kube, body: api.Json, name: str, message: str) -> None:
+    for _ in range(5):
+        original = await resources.get_request(kube, body["metadata"]["namespace"], name)
+        if original is None or request_status.phase(original) != P.SUCCEEDED.value:
+            return
+        try:
             await request_status.transition(
                 kube,
                 original,
@@ -334,15 +504,22 @@ async def apply(kube: api.Kube, body: api.Json) -> None:
                 "RolledBack",
                 f"undone by {body['metadata']['name']!r}: {message}",
             )
+            return
+        except request_status.Superseded:
+            continue
+
+
+def _expired(body: api.Json) -> bool:
+    expires = request_status.status(body).get("expiresAt")
+    return bool(expires) and datetime.datetime.fromisoformat(str(expires)) <= request_status.now()
 
 
 async def reconcile(kube: api.Kube, body: api.Json, operator: str) -> None:
     phase = request_status.phase(body)
     if phase in (None, P.PENDING.value):
-        await evaluate(kube, body)
+        await evaluate(kube, body, operator)
     elif phase == P.AWAITING_APPROVAL.value:
-        expires = request_status.status(body).get("expiresAt")
-        if expires and datetime.datetime.fromisoformat(expires) <= request_status.now():
+        if _expired(body):
             await request_status.transition(
                 kube,
                 body,
@@ -354,7 +531,29 @@ async def reconcile(kube: api.Kube, body: api.Json, operator: str) -> None:
         else:
             await tally(kube, body, operator)
     elif phase in (P.APPROVED.value, P.APPLYING.value):
-        await apply(kube, body)
+        await apply(kube, body, operator)
+
+
+_locks: dict[str, asyncio.Lock] = {}
+ATTEMPTS = 5
+
+
+async def drive(kube: api.Kube, namespace: str, name: str, uid: str, operator: str) -> None:
+    """Reconcile the request as stored now; decide again on a fresh read when a transition was
+    superseded. One request is driven by one handler at a time in this process."""
+    lock = _locks.setdefault(uid, asyncio.Lock())
+    async with lock:
+        for _ in range(ATTEMPTS):
+            body = await resources.get_request(kube, namespace, name)
+            if body is None or body["metadata"].get("uid") != uid:
+                return
+            body.setdefault("status", {})
+            try:
+                await reconcile(kube, body, operator)
+                return
+            except request_status.Superseded:
+                continue
+    raise kopf.TemporaryError(f"request {namespace}/{name} kept changing; trying again", delay=1)
 
 
 # -- kopf wiring ---------------------------------------------------------------------------------
@@ -365,11 +564,16 @@ def _operator(memo: Any) -> str:
     return str(operator.username) if operator is not None else ""
 
 
+def _drive(body: kopf.Body, memo: Any) -> Any:
+    meta = body["metadata"]
+    return drive(api.default(), meta["namespace"], meta["name"], meta["uid"], _operator(memo))
+
+
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @handling.translating
 async def created(body: kopf.Body, memo: Any, **_: Any) -> None:
-    await reconcile(api.default(), handling.plain(body), _operator(memo))
+    await _drive(body, memo)
 
 
 @kopf.on.event(
@@ -378,7 +582,18 @@ async def created(body: kopf.Body, memo: Any, **_: Any) -> None:
 @handling.translating
 async def approvals_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
     """Approvals arrive as status writes, which kopf's change handlers do not see: watch events."""
-    await tally(api.default(), handling.plain(body), _operator(memo))
+    await _drive(body, memo)
+
+
+def _unfinished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in (P.APPROVED.value, P.APPLYING.value)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=3.0, when=_unfinished)
+@handling.translating
+async def unfinished(body: kopf.Body, memo: Any, **_: Any) -> None:
+    """An approved or applying request whose apply was interrupted is driven on until done."""
+    await _drive(body, memo)
 
 
 def _awaiting(status: kopf.Status, **_: Any) -> bool:
@@ -387,7 +602,9 @@ def _awaiting(status: kopf.Status, **_: Any) -> bool:
 
 @kopf.daemon(GROUP, VERSION, PLURAL, when=_awaiting, cancellation_timeout=5.0)
 @handling.translating
-async def approval_deadline(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+async def approval_deadline(
+    body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
     """Expire a request that is still waiting for approval at ``status.expiresAt``."""
     expires = (body.get("status") or {}).get("expiresAt")
     if not expires:
@@ -396,16 +613,4 @@ async def approval_deadline(body: kopf.Body, stopped: kopf.DaemonStopped, **_: A
     await stopped.wait(max(0.0, left))
     if stopped:
         return
-    kube = api.default()
-    fresh = await resources.get_request(
-        kube, body["metadata"]["namespace"], body["metadata"]["name"]
-    )
-    if fresh is not None and request_status.phase(fresh) == P.AWAITING_APPROVAL.value:
-        await request_status.transition(
-            kube,
-            fresh,
-            P.EXPIRED,
-            "ApprovalTimeout",
-            "no decision before status.expiresAt; nothing was applied",
-            warning=True,
-        )
+    await _drive(body, memo)

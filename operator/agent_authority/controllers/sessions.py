@@ -38,7 +38,7 @@ import kopf
 
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
-from agent_authority.controllers import handling, session_state
+from agent_authority.controllers import handling, request_status, session_state
 from agent_authority.kube import api, context, credentials, readiness, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.notify import notices, outbox
@@ -346,13 +346,8 @@ async def _cancel_requests(kube: api.Kube, body: api.Json, message: str) -> None
         and (r.get("status") or {}).get("phase", "Pending") in OPEN_REQUESTS
     ]
     for item in pending:
-        await resources.patch_request_status(
-            kube,
-            meta["namespace"],
-            item["metadata"]["name"],
-            {"phase": "Cancelled", "reason": "SessionEnded"},
-        )
-        handling.event(item, reason="Cancelled", message=message, warning=True)
+        # Conditional on the request's resourceVersion, with truthful conditions (request_status).
+        await request_status.cancel(kube, item, message)
 
 
 async def _end_children(kube: api.Kube, parent: api.Json) -> None:

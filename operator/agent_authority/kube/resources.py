@@ -155,3 +155,20 @@ async def _patch_status(
         name,
         {"status": dict(status)},
     )
+
+
+async def patch_request_status_at(
+    kube: api.Kube, namespace: str, name: str, resource_version: str, status: Mapping[str, Any]
+) -> api.Json:
+    """A merge patch of a request's ``status``, applied only while the object is still at
+    ``resource_version`` (``errors.Conflict`` otherwise): a transition decided on a stale read
+    never lands."""
+    return await api.call(
+        kube.custom.patch_namespaced_custom_object_status,
+        GROUP,
+        VERSION,
+        namespace,
+        REQUESTS,
+        name,
+        {"metadata": {"resourceVersion": resource_version}, "status": dict(status)},
+    )

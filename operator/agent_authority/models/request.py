@@ -11,6 +11,9 @@ import pydantic
 from agent_authority.models import base, cel, grant
 
 SHA256_HEX = r"^[a-f0-9]{64}$"
+RFC3339_YEAR_1_TO_9999 = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-"
+"""Years 0001-9999 only: the schema's ``date-time`` format admits year 0000, which no datetime
+library the operator (or most clients) use can represent."""
 
 
 class TargetKind(enum.StrEnum):
@@ -79,6 +82,19 @@ class EvidenceKind(enum.StrEnum):
 class Evidence(base.Model):
     """What the agent saw that supports its hypothesis, pinned by a hash."""
 
+    model_config = pydantic.ConfigDict(
+        json_schema_extra=cel.rules(
+            # The apiserver's date-time format check lets a list through ([]), after which no
+            # rule on the object can be evaluated again, not even for a status write: touching
+            # the value refuses it at creation instead.
+            cel.rule(
+                "self.observedAt >= timestamp('0001-01-01T00:00:00Z')",
+                "observedAt must be an RFC 3339 date-time string, e.g. 2026-11-21T07:00:00Z",
+                field_path=".observedAt",
+            )
+        )
+    )
+
     kind: EvidenceKind
     """log, metric, trace, event, query or other."""
     source: Annotated[str, pydantic.Field(min_length=1, max_length=1024)]
@@ -88,8 +104,12 @@ class Evidence(base.Model):
     sha256: Annotated[str, pydantic.Field(max_length=64, pattern=SHA256_HEX)]
     """64 lower-case hex digits, the SHA-256 of the full evidence the excerpt was
     taken from (e.g. sha256sum of the saved query result)."""
-    observed_at: datetime.datetime
-    """When it was observed, RFC 3339 with a time zone, e.g. 2026-11-21T07:00:00Z."""
+    observed_at: Annotated[
+        datetime.datetime,
+        pydantic.Field(json_schema_extra={"pattern": RFC3339_YEAR_1_TO_9999, "maxLength": 64}),
+    ]
+    """When it was observed, RFC 3339 with a time zone, e.g. 2026-11-21T07:00:00Z (years 0001 to
+    9999)."""
 
 
 class RemediationRequestSpec(base.Model):
@@ -172,6 +192,15 @@ class FieldChange(base.Model):
     """Its value after."""
 
 
+class Pinned(base.Model):
+    """What a plan resolved at evaluation and the apply must use, not resolve again."""
+
+    revision: Annotated[int, pydantic.Field(ge=1)] | None = None
+    """rollback-deployment: the revision the request goes back to, as evaluated."""
+    replica_set_uid: Annotated[str, pydantic.Field(max_length=128)] | None = None
+    """rollback-deployment: the uid of that revision's ReplicaSet (kept when it is renumbered)."""
+
+
 class Inverse(base.Model):
     """What undoes an applied action, recorded before it is applied."""
 
@@ -203,6 +232,9 @@ class RemediationRequestStatus(base.Model):
     """The fields the action changes (server-side dry-run)."""
     inverse: Inverse | None = None
     """What undoes the action, recorded before it is applied."""
+    target_uid: Annotated[str, pydantic.Field(max_length=128)] | None = None
+    """The target's metadata.uid when evaluated: approvals are for that object, not a recreation."""
+    pinned: Pinned | None = None
     expires_at: datetime.datetime | None = None
     """When a request awaiting approval expires."""
     applied_at: datetime.datetime | None = None

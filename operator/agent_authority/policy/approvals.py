@@ -13,13 +13,22 @@ recorded; withdrawing a request is cancelling it, not denying it):
 - nothing is added once the request is decided (``Approved``/``Denied`` are set once);
 - the operator's own identity never decides (it applies what others approve);
 - the requester (``spec.requester``) never decides its own request;
-- no identity acting for a session decides: the caller passes the usernames of the session's
-  ServiceAccount and of whoever opened it (and of its parent sessions). Identities are compared by
-  exact username, nothing is inferred from a ``system:serviceaccount:`` prefix;
+- no identity acting for the request's session *or any ancestor of it* decides: a sub-agent's
+  request is not independently reviewed when the agent that opened its parent (or that parent's
+  own ServiceAccount) approves it. :func:`lineage_identities` turns the chain of sessions (the
+  request's, its parent, ... up to the root, walked by the caller) into the usernames to exclude:
+  every session's requester and every session's ServiceAccount. Identities are compared by exact
+  username, nothing is inferred from a ``system:serviceaccount:`` prefix;
 - each approver decides once: a second approval or denial by the same username is refused.
 
 Counting (:func:`tally`): distinct approvers by username, in list order; the first moment the
 request has ``required`` distinct approvals it is approved, and any denial before that is final.
+
+Re-counting at apply time (:func:`recount`): the executor never trusts an ``Approved`` condition.
+It counts ``status.approvals`` again against the grant's *current* requirement, leaving out the
+excluded identities (requester, lineage, operator) and every approver who no longer holds the
+``approve`` verb on the grant (the caller asks RBAC); only ``Approved`` with enough approvals left
+lets the change be applied.
 """
 
 from __future__ import annotations
@@ -73,6 +82,26 @@ class Tally:
     message: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class SessionIdentities:
+    """Who acts for one session of a request's lineage."""
+
+    name: str
+    requester: str | None
+    """``spec.requester.username`` of the session (whoever opened it)."""
+    service_account: str | None
+    """The username of the session's ServiceAccount, ``system:serviceaccount:<ns>:<name>``."""
+
+
+def lineage_identities(chain: collections.abc.Iterable[SessionIdentities]) -> frozenset[str]:
+    """Usernames that may never decide a request of any session in ``chain`` (its own session
+    and every ancestor): each session's requester and ServiceAccount."""
+    found: set[str] = set()
+    for link in chain:
+        found.update(who for who in (link.requester, link.service_account) if who)
+    return frozenset(found)
+
+
 def required_approvals(policy: grant.ApprovalPolicy, risk: blast.RiskClass) -> int:
     """How many distinct approvers a grant requires for an action of ``risk``."""
     counts = policy.required_approvals
@@ -86,8 +115,12 @@ def check_new_approval(
     session_identities: collections.abc.Collection[str],
     operator_username: str,
     already_decided: bool,
+    phase: str | None = None,
 ) -> Refusal | None:
-    """Refuse ``new`` (approver already stamped) when a rule of the module docstring forbids it."""
+    """Refuse ``new`` (approver already stamped) when a rule of the module docstring forbids it.
+
+    ``phase`` (the request's phase) makes an ``AlreadyDecided`` refusal say where it stands.
+    """
     word = _verb(new.decision)
     noun = "approval" if new.decision is request.ApprovalDecision.APPROVE else "denial"
     if new.approver is None:
@@ -98,9 +131,10 @@ def check_new_approval(
         )
     who = new.approver.username
     if already_decided:
+        where = f"is {phase}" if phase else "is already Approved or Denied"
         return Refusal(
             RefusalReason.ALREADY_DECIDED,
-            f"already decided: this request is already Approved or Denied, so {who}'s {noun} "
+            f"already decided: this request {where}, so {who}'s {noun} "
             f"cannot change it; create a new request if the situation changed",
         )
     if who == operator_username:
@@ -181,6 +215,51 @@ def tally(
             f"{needed} more distinct {noun} needed"
         ),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Recount:
+    """The apply-time count: whether the change may be applied, and what did not count."""
+
+    tally: Tally
+    discounted: tuple[str, ...]
+    """One phrase per approval that did not count, e.g. ``oncall-1: no longer authorized``."""
+
+    @property
+    def approved(self) -> bool:
+        return self.tally.state is State.APPROVED
+
+    @property
+    def message(self) -> str:
+        left_out = f"; not counted: {', '.join(self.discounted)}" if self.discounted else ""
+        return f"{self.tally.message}{left_out}"
+
+
+def recount(
+    approvals: collections.abc.Sequence[request.Approval],
+    required: int,
+    *,
+    excluded: collections.abc.Collection[str],
+    unauthorized: collections.abc.Collection[str],
+) -> Recount:
+    """Count ``approvals`` again at apply time (module docstring).
+
+    ``excluded``: the requester, the lineage identities and the operator. ``unauthorized``:
+    approvers RBAC no longer allows to approve under the grant. Neither counts, and a denial by
+    either does not count either (it never came from someone entitled to decide).
+    """
+    discounted: list[str] = []
+    for approval in approvals:
+        if approval.approver is None:
+            discounted.append("an entry without a stamped approver")
+        elif approval.approver.username in excluded:
+            discounted.append(f"{approval.approver.username}: may not decide this request")
+        elif approval.approver.username in unauthorized:
+            discounted.append(
+                f"{approval.approver.username}: not authorized to approve under the grant"
+            )
+    counted = tally(approvals, max(1, required), ignored={*excluded, *unauthorized})
+    return Recount(counted, tuple(dict.fromkeys(discounted)))
 
 
 def expires_at(created_at: datetime.datetime, timeout_seconds: int) -> datetime.datetime:

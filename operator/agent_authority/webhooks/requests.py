@@ -8,24 +8,46 @@
 - validating UPDATE of ``status``: anyone but the operator may only append exactly one approval
   or denial, must hold the custom verb ``approve`` on the request's grant
   (``agentgrants.agentauthority.io``, resourceName = the grant; a SubjectAccessReview), and may
-  not be the requester, an identity of the session, or the operator; each approver counts once.
+  not be the requester, the operator, or an identity acting for the request's session or any of
+  its ancestor sessions (their requesters and ServiceAccounts, walked up ``spec.parentSession``
+  and bounded by the grant's ``session.maxSubAgentDepth``; an ancestor that cannot be read refuses
+  the approval); each approver counts once.
+
+The mutating webhooks run before schema validation, so they read the object as sent: a field of
+the wrong type is left for the schema to refuse by name, never dereferenced here, and an empty or
+malformed ``spec.sessionRef.name`` is never used to read a session (an empty name would read the
+whole collection).
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import kopf
+import pydantic
 
-from agent_authority.kube import access, api, resources
-from agent_authority.models import GROUP, VERSION, base, request
-from agent_authority.policy import approvals
+from agent_authority.kube import access, api, lineage, resources
+from agent_authority.models import GROUP, VERSION, base, grant, request
+from agent_authority.policy import approvals, remediation
 from agent_authority.webhooks import identity, refusals
 
 PLURAL = "remediationrequests"
 SA_PREFIX = "system:serviceaccount:"
 SESSION_UID_LABEL = "agentauthority.io/session-uid"
+
+
+_NAME = re.compile(base.DNS_SUBDOMAIN)
+
+
+def session_name(spec: Any) -> str | None:
+    """``spec.sessionRef.name`` when it is a well-formed object name, else ``None``."""
+    ref = spec.get("sessionRef") if isinstance(spec, dict) else None
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if isinstance(name, str) and 0 < len(name) <= 253 and _NAME.match(name):
+        return name
+    return None
 
 
 def _now() -> str:
@@ -37,8 +59,10 @@ async def stamp(
     spec: kopf.Spec, namespace: str | None, userinfo: Any, patch: kopf.Patch, **_: Any
 ) -> None:
     patch.spec["requester"] = identity.from_userinfo(userinfo).to_api()
-    name = str(spec.get("sessionRef", {}).get("name", ""))
-    session_body = await resources.get_session(api.default(), namespace or "", name)
+    name = session_name(dict(spec or {}))
+    if name is None or not namespace:
+        return  # the schema refuses a missing or malformed sessionRef, naming the field
+    session_body = await resources.get_session(api.default(), namespace, name)
     if session_body is not None:  # the audit trail correlates records by the session's uid
         patch.metadata.labels[SESSION_UID_LABEL] = session_body["metadata"]["uid"]
 
@@ -46,9 +70,21 @@ async def stamp(
 @kopf.on.validate(GROUP, VERSION, PLURAL, operation="CREATE", id="own-session", persistent=True)
 @refusals.counted("RemediationRequest")
 async def own_session(spec: kopf.Spec, namespace: str | None, userinfo: Any, **_: Any) -> None:
+    try:  # the schema admits a few values nothing can parse (observedAt: []): refuse them here
+        request.RemediationRequestSpec.model_validate(dict(spec or {}))
+    except pydantic.ValidationError as e:
+        raise kopf.AdmissionError(
+            f"{remediation.describe_invalid(e)} (the operator could not act on this request)",
+            code=422,
+        ) from e
     caller = identity.from_userinfo(userinfo).username
     ns = namespace or ""
-    name = str(spec.get("sessionRef", {}).get("name", ""))
+    name = session_name(dict(spec or {}))
+    if name is None:
+        raise kopf.AdmissionError(
+            "spec.sessionRef.name: required, the name of the caller's own active session",
+            code=400,
+        )
     session_body = await resources.get_session(api.default(), ns, name)
     status = (session_body or {}).get("status") or {}
     own = status.get("serviceAccountName")
@@ -140,9 +176,10 @@ async def guard_approvals(
     spec = dict((new or {}).get("spec") or {})
     ns = namespace or ""
     kube = api.default()
-    session_body = await resources.get_session(kube, ns, str(spec["sessionRef"]["name"]))
+    name = session_name(spec)
+    session_body = await resources.get_session(kube, ns, name) if name else None
     if session_body is None:
-        raise _refuse(f"spec.sessionRef: session {spec['sessionRef']['name']!r} not found")
+        raise _refuse(f"spec.sessionRef: session {name!r} not found")
     grant_name = str(session_body["spec"]["grantRef"]["name"])
     allowed = await access.allowed(
         kube,
@@ -159,12 +196,18 @@ async def guard_approvals(
             f"RBAC verb 'approve' on agentgrants.{GROUP} with resourceName {grant_name!r} is "
             "required"
         )
-    session_identities = approvals.session_identities(
-        ns,
-        (session_body["spec"].get("requester") or {}).get("username"),
-        (session_body.get("status") or {}).get("serviceAccountName"),
-        caller.username,
-    )
+    grant_body = await resources.get_grant(kube, grant_name)
+    if grant_body is None:
+        raise _refuse(f"grant {grant_name!r} of session {name!r} no longer exists")
+    depth = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session.max_sub_agent_depth
+    try:
+        chain = await lineage.chain(kube, ns, session_body, depth)
+    except lineage.LineageError as e:
+        raise _refuse(f"spec.sessionRef: {e}; the request cannot be decided") from e
+    # The request's session and every ancestor (lineage), and the caller when it is any session
+    # ServiceAccount of the namespace (approvals.session_identities, shared with the page).
+    session_identities = set(approvals.lineage_identities(lineage.identities(ns, chain)))
+    session_identities |= approvals.session_identities(ns, None, None, caller.username)
     requester = spec.get("requester")
     refusal = approvals.check_new_approval(
         entry,
@@ -173,6 +216,7 @@ async def guard_approvals(
         session_identities,
         getattr(getattr(memo, "operator", None), "username", ""),
         already_decided=old_status.get("phase") not in (None, "Pending", "AwaitingApproval"),
+        phase=str(old_status.get("phase") or "") or None,
     )
     if refusal is not None:
         raise _refuse(f"{refusal.reason.value}: {refusal.message}")

@@ -64,8 +64,6 @@ def test_patch_body_guards_the_version_and_carries_the_marker() -> None:
     assert json.loads(marker)["request"] == "req-1"
     parsed = base.marker_of({"metadata": {"annotations": {base.MARKER: marker}}})
     assert parsed == base.Marker(request_uid="req-1", action="scale-workload", inverse=inverse)
-    assert base.resumed_marker({"metadata": {"annotations": {base.MARKER: marker}}}, "req-1")
-    assert base.resumed_marker({"metadata": {"annotations": {base.MARKER: marker}}}, "x") is None
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ def test_each_module_handles_its_type_with_the_interface(action_type: grant.Acti
         "action",
         "request_uid",
         "requested_at",
+        "pinned",
     ]
 
 

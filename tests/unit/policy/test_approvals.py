@@ -323,3 +323,117 @@ def test_expired(elapsed: int, expired: bool) -> None:
     now = T0 + datetime.timedelta(seconds=elapsed)
     assert approvals.expired(T0, 3600, now) is expired
     assert approvals.expires_at(T0, 3600) == T0 + datetime.timedelta(hours=1)
+
+
+# -- lineage: the request's session and every ancestor ---------------------------------------------
+
+S = approvals.SessionIdentities
+
+LINEAGE_CASES = [
+    pytest.param([S("child", "sa:parent", "sa:child")], {"sa:parent", "sa:child"}, id="root-only"),
+    pytest.param(
+        [S("child", "sa:parent", "sa:child"), S("parent", "alice", "sa:parent")],
+        {"sa:parent", "sa:child", "alice"},
+        id="parent-opener-is-excluded-from-a-sub-agent-request",
+    ),
+    pytest.param(
+        [
+            S("grandchild", "sa:child", "sa:grandchild"),
+            S("child", "sa:parent", "sa:child"),
+            S("parent", "alice", "sa:parent"),
+        ],
+        {"sa:grandchild", "sa:child", "sa:parent", "alice"},
+        id="every-ancestor-up-to-the-root",
+    ),
+    pytest.param([S("pending", "alice", None)], {"alice"}, id="a-session-without-an-account-yet"),
+    pytest.param([], set(), id="no-chain-no-identities"),
+]
+
+
+@pytest.mark.parametrize(("chain", "expected"), LINEAGE_CASES)
+def test_lineage_identities(chain: list[approvals.SessionIdentities], expected: set[str]) -> None:
+    assert approvals.lineage_identities(chain) == expected
+
+
+# -- recount at apply time -------------------------------------------------------------------------
+
+RECOUNT_CASES = [
+    pytest.param([vote("alice")], 1, set(), set(), True, "", id="one-authorized-approval"),
+    pytest.param([], 1, set(), set(), False, "0 of 1", id="forged-approved-without-approvals"),
+    pytest.param(
+        [vote("alice")],
+        2,
+        set(),
+        set(),
+        False,
+        "1 of 2",
+        id="grant-now-requires-more-than-were-given",
+    ),
+    pytest.param(
+        [vote("alice")],
+        1,
+        set(),
+        {"alice"},
+        False,
+        "alice: not authorized to approve under the grant",
+        id="approver-lost-the-approve-verb",
+    ),
+    pytest.param(
+        [vote("sa:parent"), vote("bob")],
+        2,
+        {"sa:parent"},
+        set(),
+        False,
+        "sa:parent: may not decide this request",
+        id="ancestor-identity-does-not-count",
+    ),
+    pytest.param(
+        [vote("alice"), vote("alice")], 2, set(), set(), False, "1 of 2", id="same-approver-twice"
+    ),
+    pytest.param(
+        [vote(None), vote("bob")],
+        1,
+        set(),
+        set(),
+        True,
+        "an entry without a stamped approver",
+        id="unstamped-entry-is-skipped",
+    ),
+    pytest.param(
+        [vote("mallory", DENY), vote("bob")],
+        1,
+        set(),
+        {"mallory"},
+        True,
+        "mallory",
+        id="denial-by-an-unauthorized-identity-does-not-count",
+    ),
+    pytest.param([vote("alice")], 0, set(), set(), True, "", id="zero-required-still-needs-one"),
+]
+
+
+@pytest.mark.parametrize(
+    ("given", "required", "excluded", "unauthorized", "approved", "says"), RECOUNT_CASES
+)
+def test_recount(
+    given: list[request.Approval],
+    required: int,
+    excluded: set[str],
+    unauthorized: set[str],
+    approved: bool,
+    says: str,
+) -> None:
+    result = approvals.recount(given, required, excluded=excluded, unauthorized=unauthorized)
+    assert result.approved is approved
+    assert says in result.message
+    assert "None" not in result.message
+
+
+def test_already_decided_names_the_phase() -> None:
+    refusal = approvals.check_new_approval(
+        vote("alice"), [], None, set(), OPERATOR, already_decided=True, phase="Cancelled"
+    )
+    assert refusal is not None
+    assert refusal.reason is RR.ALREADY_DECIDED
+    assert "is Cancelled" in refusal.message
+    assert "Approved or Denied" not in refusal.message
