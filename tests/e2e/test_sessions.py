@@ -163,6 +163,9 @@ def test_ending_a_session_revokes_at_once(world: World) -> None:
     assert dead is not None
     ended = agents.wait_phase(w.admin, w.ns, body["metadata"]["name"], {"Ended"})
     assert ended["status"]["revocation"]["reason"] == "Ended"
+    # Its access ended now, so kubectl's EXPIRES column does not show a time still to come.
+    assert _parse(ended["status"]["expiresAt"]) <= _parse(ended["status"]["revocation"]["time"])
+    assert _parse(ended["status"]["expiresAt"]) < _parse(body["status"]["expiresAt"])
     print(
         f"\n[sessions] end -> 403 after {forbidden * 1000:.0f} ms, -> 401 after "
         f"{time.monotonic() - started:.1f} s"

@@ -307,12 +307,16 @@ async def revoke(
             session.SessionPhase.EXPIRED: trail.Event.SESSION_EXPIRED,
         }.get(phase, trail.Event.SESSION_REVOKED)
         digest = await _record(fresh, event, reason, message)
+        now = _now()
         status = {
             "auditDigest": digest,
             "phase": phase.value,
             "conditions": _condition(fresh, "Ready", False, reason, message),
-            "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
+            "revocation": {"reason": reason, "message": message, "time": _iso(now)},
         }
+        expires = _parse(_status(fresh).get("expiresAt"))
+        if expires is None or expires > now:
+            status["expiresAt"] = _iso(now)  # access ended now: no future EXPIRES in kubectl
         if not await session_state.transition(kube, fresh, status, NOT_TERMINAL):
             body.update(fresh)
             return False

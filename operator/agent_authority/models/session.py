@@ -166,7 +166,8 @@ class IncidentSessionStatus(base.Model):
     secret_name: str | None = None
     """The Secret holding the session token; only the requester may read it."""
     expires_at: datetime.datetime | None = None
-    """When the session expires (creation + ttlSeconds, never after its parent)."""
+    """When the session's access ends: creation + ttlSeconds (never after its parent), or the
+    time it was ended or revoked, if that came first."""
     token_expires_at: datetime.datetime | None = None
     """When the current token expires (it is rotated before)."""
     token_rotated_at: datetime.datetime | None = None
