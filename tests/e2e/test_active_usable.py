@@ -54,6 +54,7 @@ def setup(
     core = client.CoreV1Api(admin)
     for name in (ns, shop):
         core.create_namespace({"metadata": {"name": name}})
+    agents.allow_sessions_in(local_cluster, ns)
     rbac = client.RbacAuthorizationV1Api(admin)
     rbac.create_namespaced_role(
         ns,

@@ -9,6 +9,9 @@ instead of racing it. A second session's TTL passes during the outage (the TTL d
 from __future__ import annotations
 
 import time
+from typing import Any
+
+from kubernetes import client
 
 from tests.e2e import agents, probe
 from tests.e2e.operator_process import OperatorProcess
@@ -32,6 +35,30 @@ def test_an_outage_right_after_ending_costs_seconds_not_a_minute(
     assert probe.status(w.local, pods, expiring_token) == 200
     log_offset = operator.log_path.stat().st_size
 
+    # The end must be accepted by the apiserver while the operator cannot act on it yet. The
+    # session UPDATE webhook is the operator's own (it fails closed while the operator is
+    # paused), so its configuration is taken away for this test — the apiserver's admission
+    # policies still guard the update — and a restart of the operator puts it back afterwards.
+    webhooks = client.AdmissionregistrationV1Api(w.admin)
+    webhooks.delete_validating_webhook_configuration("agentauthority.io")
+    time.sleep(2)  # the apiserver stops calling the webhooks
+    try:
+        _outage_after_ending(w, operator, ended, expiring, ended_token, expiring_token, log_offset)
+    finally:
+        operator.restart()
+    assert webhooks.read_validating_webhook_configuration("agentauthority.io")
+
+
+def _outage_after_ending(
+    w: World,
+    operator: OperatorProcess,
+    ended: dict[str, Any],
+    expiring: dict[str, Any],
+    ended_token: str,
+    expiring_token: str,
+    log_offset: int,
+) -> None:
+    pods = f"/api/v1/namespaces/{w.shop}/pods"
     operator.pause()
     try:
         agents.end_session(w.agent, w.ns, ended["metadata"]["name"])

@@ -253,11 +253,18 @@ class LocalCluster:
         _terminate(proc)
 
     def start_apiserver(self) -> None:
-        """Start kube-apiserver again (same port, certificates and etcd data) and wait for it."""
+        """Start kube-apiserver again (same port, certificates and etcd data), wait for it, and
+        restart the controller manager."""
         if "kube-apiserver" in self._procs:
             raise ClusterError("kube-apiserver is already running")
         self._spawn("kube-apiserver", self._apiserver_args())
         self._wait_apiserver()
+        # The controller manager's informers back off for most of a minute after losing the
+        # apiserver; a fresh one resumes at once, so later work (and tests) need not wait for it.
+        manager = self._procs.pop("kube-controller-manager", None)
+        if manager is not None:
+            _terminate(manager)
+            self._spawn("kube-controller-manager", self._controller_manager_args())
         self._write_state()
 
     def __enter__(self) -> LocalCluster:
