@@ -202,3 +202,169 @@ def test_crds_ship_in_the_chart_crds_folder() -> None:
     shipped = {p.name for p in (CHART / "crds").glob("*.yaml")}
     assert {p.name for p in (ROOT / "crds").glob("*.yaml")} <= shipped
     assert "kopf-peering.yaml" in shipped
+
+
+OPERATOR = "system:serviceaccount:aa-system:aa-agent-authority"
+
+
+def test_session_namespace_roles_are_rendered_per_namespace_for_the_chart_account(
+    helm: str,
+) -> None:
+    docs = _render(helm, "--set", "sessionNamespaces={agents,oncall}")
+    template = [
+        d
+        for d in yaml.safe_load_all(
+            (ROOT / "config" / "rbac" / "operator-session-namespace.yaml").read_text()
+        )
+        if d
+    ]
+    (source_role,) = [d for d in template if d["kind"] == "Role"]
+    roles = [
+        r
+        for r in _kinds(docs, "Role")
+        if r["metadata"]["name"] == "agent-authority-operator-sessions"
+    ]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["agents", "oncall"]
+    for role in roles:
+        assert role["rules"] == source_role["rules"]
+    bindings = [
+        b
+        for b in _kinds(docs, "RoleBinding")
+        if b["metadata"]["name"] == source_role["metadata"]["name"]
+    ]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["agents", "oncall"]
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "aa-agent-authority", "namespace": "aa-system"}
+        ]
+    assert "SESSION_NAMESPACE" not in yaml.safe_dump_all(docs)
+
+
+def test_no_session_namespaces_renders_no_placeholder_role(rendered: list[dict[str, Any]]) -> None:
+    assert not [r for r in _kinds(rendered, "Role") if r["metadata"]["name"].endswith("-sessions")]
+    assert "SESSION_NAMESPACE" not in yaml.safe_dump_all(rendered)
+
+
+@pytest.mark.parametrize(
+    "namespace", [pytest.param("Agents", id="uppercase"), pytest.param("a_b", id="underscore")]
+)
+def test_schema_refuses_a_session_namespace_that_is_no_namespace_name(
+    helm: str, namespace: str
+) -> None:
+    result = subprocess.run(
+        [helm, "template", "aa", str(CHART), KUBE, "--set", f"sessionNamespaces={{{namespace}}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "sessionNamespaces" in result.stderr
+
+
+def test_admission_parameter_names_the_chart_account_where_the_bindings_look(
+    rendered: list[dict[str, Any]],
+) -> None:
+    (params,) = [
+        c
+        for c in _kinds(rendered, "ConfigMap")
+        if c["metadata"]["name"] == "agent-authority-admission"
+    ]
+    assert params["metadata"]["namespace"] == "aa-system"
+    assert params["data"] == {"operatorUsername": OPERATOR}
+    bindings = _kinds(rendered, "ValidatingAdmissionPolicyBinding")
+    with_params = [b for b in bindings if "paramRef" in b["spec"]]
+    assert with_params
+    for binding in with_params:
+        assert binding["spec"]["paramRef"]["name"] == "agent-authority-admission"
+        assert binding["spec"]["paramRef"]["namespace"] == "aa-system"
+    policies = {p["metadata"]["name"] for p in _kinds(rendered, "ValidatingAdmissionPolicy")}
+    assert {b["spec"]["policyName"] for b in bindings} == policies
+
+
+def test_webhook_configurations_carry_the_name_the_ceiling_allows(
+    rendered: list[dict[str, Any]],
+) -> None:
+    ceiling = yaml.safe_load((ROOT / "config" / "rbac" / "operator-clusterrole.yaml").read_text())
+    (allowed,) = [
+        r["resourceNames"]
+        for r in ceiling["rules"]
+        if "validatingwebhookconfigurations" in r["resources"] and "resourceNames" in r
+    ]
+    configs = _kinds(rendered, "ValidatingWebhookConfiguration") + _kinds(
+        rendered, "MutatingWebhookConfiguration"
+    )
+    assert {c["metadata"]["name"] for c in configs} == set(allowed)
+
+
+def test_only_the_session_update_guard_skips_the_operator(rendered: list[dict[str, Any]]) -> None:
+    configs = _kinds(rendered, "ValidatingWebhookConfiguration") + _kinds(
+        rendered, "MutatingWebhookConfiguration"
+    )
+    skipping = {
+        w["name"]: w["matchConditions"]
+        for c in configs
+        for w in c["webhooks"]
+        if "matchConditions" in w
+    }
+    assert skipping == {
+        "guard-session.agentauthority.io": [
+            {
+                "name": "not-the-operator",
+                "expression": f'request.userInfo.username != "{OPERATOR}"',
+            }
+        ]
+    }
+
+
+def test_uninstall_hook_runs_as_the_operator_account(rendered: list[dict[str, Any]]) -> None:
+    (job,) = _kinds(rendered, "Job")
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "aa-agent-authority"
+    assert {a["metadata"]["name"] for a in _kinds(rendered, "ServiceAccount")} == {
+        "aa-agent-authority"
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "wanted", "unwanted"),
+    [
+        pytest.param([], ["--audit-port=0"], ["--audit-addr=0.0.0.0"], id="receiver-off"),
+        pytest.param(
+            ["--set", "auditWebhook.enabled=true", "--set", "auditWebhook.clientCASecret=ca"],
+            [
+                "--audit-port=9444",
+                "--audit-addr=0.0.0.0",
+                "--audit-client-ca=/etc/agent-authority/audit-client/ca.crt",
+            ],
+            ["--audit-port=0"],
+            id="receiver-with-client-ca",
+        ),
+    ],
+)
+def test_audit_receiver_only_with_a_client_ca_and_the_trail_on_a_volume(
+    helm: str, values: list[str], wanted: list[str], unwanted: list[str]
+) -> None:
+    (deployment,) = _kinds(_render(helm, *values), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert set(wanted) <= set(args)
+    assert not set(unwanted) & set(args)
+    assert "--audit-trail=/var/lib/agent-authority/audit-trail.jsonl" in args
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts["/var/lib/agent-authority"]]
+
+
+def test_incidentsession_admins_and_editors_may_end_sessions(
+    rendered: list[dict[str, Any]],
+) -> None:
+    ending = {
+        r["metadata"]["name"]
+        for r in _aggregated(rendered)
+        for rule in r["rules"]
+        if "end" in rule["verbs"] and rule["resources"] == ["incidentsessions"]
+    }
+    assert ending == {
+        "agent-authority-incidentsessions-admin",
+        "agent-authority-incidentsessions-editor",
+    }
