@@ -163,12 +163,23 @@ class ApprovalPolicy(base.Model):
     timeout_seconds: Annotated[int, pydantic.Field(ge=30, le=7 * 86400)] = 3600
 
 
+class AccessMode(enum.StrEnum):
+    """How a session reaches the apiserver."""
+
+    DIRECT = "direct"
+    """Token for the apiserver's audience; RBAC blocks, the audit webhook detects deviations."""
+    GATEWAY = "gateway"
+    """Token for the session gateway's audience; the gateway checks, forwards and cuts off."""
+
+
 class SessionPolicy(base.Model):
     max_ttl_seconds: Annotated[int, pydantic.Field(ge=10, le=86400)] = 3600
     max_concurrent_sessions: Annotated[int, pydantic.Field(ge=1, le=1000)] = 10
     max_sub_agent_depth: Annotated[int, pydantic.Field(ge=0, le=10)] = 2
     max_denied_requests: Annotated[int, pydantic.Field(ge=0, le=1000)] = 0
     """How many denied requests a session may make; the next one revokes it (0: the first)."""
+    access_mode: AccessMode | None = None
+    """``gateway`` or ``direct``; unset means the operator's ``--session-mode``."""
 
 
 class AgentGrantSpec(base.Model):

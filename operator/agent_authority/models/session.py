@@ -120,6 +120,8 @@ class IncidentSessionStatus(base.Model):
     depth: int | None = None
     effective_rules: list[grant.PolicyRule] = pydantic.Field(default_factory=list)
     denied_requests: int = 0
+    access_mode: grant.AccessMode | None = None
+    """How the session's token reaches the apiserver (``gateway``: only through the gateway)."""
     revocation: Revocation | None = None
     audit_digest: str | None = None
 
