@@ -19,6 +19,8 @@ import kopf
 from agent_authority import certs, indexes, metrics, models
 from agent_authority.audit import trail
 from agent_authority.controllers import deviations, grants, requests, sessions
+from agent_authority.gateway import server as gateway_server
+from agent_authority.gateway import watching as gateway_watching
 from agent_authority.kube import access, api
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
@@ -67,6 +69,16 @@ class Options:
     """JSON-lines file of the signed, hash-chained audit trail (unset: no trail, a warning)."""
     audit_trail_key: str | None = None
     """Ed25519 private key signing the trail (created if missing; public key at ``<key>.pub``)."""
+    # -- the session gateway (issue 10) --
+    gateway_port: int = 0
+    """Port of the session gateway (0: no gateway, and gateway-mode sessions are refused)."""
+    gateway_addr: str = "0.0.0.0"  # noqa: S104 - agents must reach it
+    gateway_url: str | None = None
+    """How agents reach the gateway (session kubeconfigs); default ``https://<webhook-host>:<port>``."""
+    gateway_audience: str = "agent-authority.io/gateway"
+    """Audience of gateway-mode session tokens (the apiserver refuses tokens not meant for it)."""
+    session_mode: str = "direct"
+    """Mode of sessions whose grant sets no ``spec.session.accessMode``: direct or gateway."""
 
 
 _OPTIONS = Options()
@@ -131,6 +143,7 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
     configure(settings, options)
     sessions.SETTINGS.token_seconds = options.token_seconds
     sessions.SETTINGS.rotate_after = options.rotate_after
+    sessions.SETTINGS.access_mode = models.grant.AccessMode(options.session_mode)
     if options.audit_trail:
         key = options.audit_trail_key or f"{options.audit_trail}.key"
         trail.open_trail(pathlib.Path(options.audit_trail), pathlib.Path(key))
@@ -140,6 +153,8 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
     memo.operator = await access.whoami(kube)
     logger.info("operating as %s", memo.operator.username)
     await sessions.sweep_orphans(kube, logger)
+    if options.gateway_port:
+        await _start_gateway(kube, options, memo, logger)
     if options.audit_port:
         receiver = deviations.Receiver(kube)
         serving_cert, serving_key, _ca = _serving_files(options)
@@ -153,8 +168,43 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
         memo.receiver = receiver
 
 
+GATEWAY_SYNC_SECONDS = 30.0
+
+
+async def _start_gateway(kube: api.Kube, options: Options, memo: Any, logger: Any) -> None:
+    """Serve the session gateway (HTTPS, the webhooks' certificate) and feed its view."""
+    cert, key, ca = _serving_files(options)
+    gateway = gateway_server.Gateway(
+        kube,
+        gateway_server.Config(
+            addr=options.gateway_addr,
+            port=options.gateway_port,
+            certfile=cert,
+            keyfile=key,
+            audience=options.gateway_audience,
+        ),
+    )
+    await gateway.start()
+    synced = asyncio.Event()
+    memo.gateway_watch = asyncio.create_task(gateway_watching.run(gateway, synced))
+    await asyncio.wait_for(synced.wait(), GATEWAY_SYNC_SECONDS)
+    memo.gateway = gateway
+    url = options.gateway_url or f"https://{options.webhook_host}:{gateway.port}"
+    ca_pem = await asyncio.to_thread(pathlib.Path(ca).read_text)
+    sessions.SETTINGS.gateway = sessions.GatewayTarget(
+        audience=options.gateway_audience, server=url, ca_pem=ca_pem
+    )
+    logger.info("session gateway at %s (audience %s)", url, options.gateway_audience)
+
+
 @kopf.on.cleanup()
 async def _cleanup(memo: Any, **_: Any) -> None:
+    watch = getattr(memo, "gateway_watch", None)
+    if watch is not None:
+        watch.cancel()
+    gateway = getattr(memo, "gateway", None)
+    if gateway is not None:
+        await gateway.stop()
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.stop()

@@ -71,6 +71,10 @@ class OperatorEnv:
             f"--token-seconds={o.token_seconds}",
             f"--rotate-after={o.rotate_after}",
             *([f"--audit-trail={o.audit_trail}"] if o.audit_trail else []),
+            f"--gateway-port={o.gateway_port}",
+            f"--gateway-addr={o.gateway_addr}",
+            f"--gateway-audience={o.gateway_audience}",
+            f"--session-mode={o.session_mode}",
         ]
 
 
@@ -93,8 +97,21 @@ def operator_rbac() -> list[dict[str, Any]]:
     return [*role, binding]
 
 
+def gateway_rbac(namespace: str) -> list[dict[str, Any]]:
+    """The session gateway's right to impersonate session ServiceAccounts in ``namespace``."""
+    docs = manifests.load([ROOT / "config" / "rbac" / "operator-gateway-role.yaml"])
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+    return docs
+
+
 def prepare(
-    local: cluster.LocalCluster, *, metrics_port: int, webhook_port: int, audit_port: int
+    local: cluster.LocalCluster,
+    *,
+    metrics_port: int,
+    webhook_port: int,
+    audit_port: int,
+    gateway_port: int = 0,
 ) -> OperatorEnv:
     """Install the CRDs and the operator's RBAC; the kubeconfig and options to run it with."""
     admin = clients.api_client(str(local.kubeconfig))
@@ -112,6 +129,8 @@ def prepare(
         audit_port=audit_port,
         audit_client_ca=str(local.ca_file),
         audit_trail=str(local.pki_dir.parent / "audit-trail.jsonl"),
+        gateway_port=gateway_port,
+        gateway_addr="127.0.0.1",
     )
     return OperatorEnv(local.user_kubeconfig(OPERATOR_USER), options)
 
@@ -143,6 +162,13 @@ def add_parser(sub: Any) -> None:
     dev.add_argument("--metrics-port", type=int, default=8080)
     dev.add_argument("--webhook-port", type=int, default=9443)
     dev.add_argument("--audit-port", type=int, default=9444)
+    dev.add_argument("--gateway-port", type=int, default=9445, help="session gateway; 0: off")
+    dev.add_argument(
+        "--session-mode",
+        choices=["direct", "gateway"],
+        default="direct",
+        help="mode of sessions whose grant sets none",
+    )
     dev.add_argument("--no-demo", action="store_true", help="do not apply the demo objects")
     dev.add_argument("--name", default="dev", help="name of the local control plane")
     dev.set_defaults(func=run)
@@ -168,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             webhook_port=args.webhook_port,
             audit_port=args.audit_port,
+            gateway_port=args.gateway_port,
         )
+        env.options.session_mode = args.session_mode
         _say("CRDs and the operator's ClusterRole installed")
         if not args.no_demo:
             admin = clients.api_client(str(local.kubeconfig))
@@ -178,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
                     ROOT / "examples" / "agentgrant-sre-bot.yaml",
                 ]
             )
+            if args.gateway_port:
+                docs += gateway_rbac("agents")
             for applied in manifests.apply(admin, docs):
                 _say(f"applied {applied}")
             _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {_agent_kubeconfig(local)}")

@@ -29,6 +29,11 @@ def _run(args: argparse.Namespace) -> int:
         rotate_after=args.rotate_after,
         audit_trail=args.audit_trail,
         audit_trail_key=args.audit_trail_key,
+        gateway_port=args.gateway_port,
+        gateway_addr=args.gateway_addr,
+        gateway_url=args.gateway_url,
+        gateway_audience=args.gateway_audience,
+        session_mode=args.session_mode,
     )
     asyncio.run(runtime.run(options))
     return 0
@@ -64,6 +69,24 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--audit-trail", help="signed, hash-chained audit trail (JSON lines)")
     run.add_argument("--audit-trail-key", help="its Ed25519 key (default: <trail>.key)")
+    run.add_argument(
+        "--gateway-port", type=int, default=defaults.gateway_port, help="session gateway; 0: off"
+    )
+    run.add_argument("--gateway-addr", default=defaults.gateway_addr, help="address to listen on")
+    run.add_argument(
+        "--gateway-url", help="how agents reach the gateway (default https://<webhook-host>:<port>)"
+    )
+    run.add_argument(
+        "--gateway-audience",
+        default=defaults.gateway_audience,
+        help="audience of gateway-mode session tokens",
+    )
+    run.add_argument(
+        "--session-mode",
+        choices=["direct", "gateway"],
+        default=defaults.session_mode,
+        help="mode of sessions whose grant sets no spec.session.accessMode",
+    )
     run.set_defaults(func=_run)
 
 

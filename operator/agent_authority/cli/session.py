@@ -179,8 +179,14 @@ def _emit_kubeconfig(
         )
     except errors.KubeError as e:
         return connection.fail(f"cannot read the session token (only the requester may): {e}")
-    token = base64.b64decode(secret["data"]["token"]).decode()
-    text = session_kubeconfig(kube, session["metadata"]["name"], namespace, token)
+    data = secret["data"]
+    token = base64.b64decode(data["token"]).decode()
+    # Gateway mode: the operator stored the gateway's URL and CA beside the token.
+    server = base64.b64decode(data["server"]).decode() if data.get("server") else None
+    ca = base64.b64decode(data["ca.crt"]) if data.get("ca.crt") else None
+    text = session_kubeconfig(
+        kube, session["metadata"]["name"], namespace, token, server=server, ca=ca
+    )
     if args.kubeconfig_out:
         path = pathlib.Path(args.kubeconfig_out)
         path.write_text(text)
@@ -191,12 +197,22 @@ def _emit_kubeconfig(
     return 0
 
 
-def session_kubeconfig(kube: api.Kube, name: str, namespace: str, token: str) -> str:
-    """A kubeconfig for the session token, for the same server as the caller's kubeconfig."""
+def session_kubeconfig(
+    kube: api.Kube,
+    name: str,
+    namespace: str,
+    token: str,
+    *,
+    server: str | None = None,
+    ca: bytes | None = None,
+) -> str:
+    """A kubeconfig for the session token: for ``server`` with ``ca`` (the session gateway, in
+    gateway mode), else for the same server as the caller's kubeconfig."""
     configuration = kube.client.configuration
-    cluster: dict[str, Any] = {"server": configuration.host}
-    if configuration.ssl_ca_cert:
+    cluster: dict[str, Any] = {"server": server or configuration.host}
+    if server is None and configuration.ssl_ca_cert:
         ca = pathlib.Path(configuration.ssl_ca_cert).read_bytes()
+    if ca:
         cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
     user = f"session-{name}"
     return yaml.safe_dump(

@@ -24,6 +24,7 @@ from agent_authority.controllers import handling
 from agent_authority.kube import api, context, credentials, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
+from agent_authority.policy import gateway as gateway_policy
 
 PLURAL = "incidentsessions"
 ACTIVE = session.SessionPhase.ACTIVE.value
@@ -38,9 +39,35 @@ class Settings:
     """Requested token lifetime (the apiserver may shorten it; never below 600 s)."""
     rotate_after: float = 0.8
     """Rotate when this fraction of the token's lifetime has passed (or after N s if > 1)."""
+    access_mode: grant.AccessMode = grant.AccessMode.DIRECT
+    """Mode of sessions whose grant does not choose one (``--session-mode``)."""
+    gateway: GatewayTarget | None = None
+    """The session gateway, when this operator runs one (gateway mode needs it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayTarget:
+    """What a gateway-mode token is minted for and what its kubeconfig points at."""
+
+    audience: str
+    server: str
+    ca_pem: str
 
 
 SETTINGS = Settings()
+
+
+def _token_options(mode: str | None) -> dict[str, Any]:
+    """``mint`` arguments for a session of ``mode`` (gateway: the gateway's audience only)."""
+    if mode != grant.AccessMode.GATEWAY.value:
+        return {}
+    target = SETTINGS.gateway
+    if target is None:  # never fall back to an apiserver token: that would widen the session
+        raise kopf.TemporaryError("gateway-mode session, but this operator runs no gateway", 10)
+    return {
+        "audiences": [target.audience],
+        "extra": {"server": target.server, "ca.crt": target.ca_pem},
+    }
 
 
 def _now() -> datetime.datetime:
@@ -147,6 +174,13 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
     if not decision.allowed:
         await deny(kube, body, decision.reason.value, decision.message)
         return
+    assert facts.grant_spec is not None  # admitted, so the grant exists
+    choice = gateway_policy.choose_mode(
+        facts.grant_spec.session.access_mode, SETTINGS.access_mode, SETTINGS.gateway is not None
+    )
+    if choice.mode is None:
+        await deny(kube, body, "GatewayUnavailable", choice.message)
+        return
     ref = _ref(body)
     # Identity and Roles at once; then bindings while the token is minted (a brand-new session
     # has nothing to prune). Bindings need their Roles; the token needs the ServiceAccount.
@@ -156,10 +190,11 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
     )
     _, token = await asyncio.gather(
         credentials.ensure_bindings(kube, ref, namespaces, spec.requester),
-        credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds),
+        credentials.mint(
+            kube, ref, secret_uid, SETTINGS.token_seconds, **_token_options(choice.mode.value)
+        ),
     )
     metrics.TOKENS_MINTED.inc()
-    assert facts.grant_spec is not None  # admitted, so the grant exists
     ttl = sessions.effective_ttl(spec, facts.grant_spec)
     expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
     message = f"{len(decision.rules)} rule(s) in effect until {_iso(expires_at)}"
@@ -169,6 +204,7 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
         "TokenMinted",
         f"valid until {_iso(token.expires_at)}",
         serviceAccount=ref.service_account,
+        accessMode=choice.mode.value,
     )
     digest = await _record(
         body,
@@ -195,6 +231,7 @@ async def activate(kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = 
             "depth": decision.depth,
             "auditDigest": digest,
             "effectiveRules": [r.to_api() for r in decision.rules],
+            "accessMode": choice.mode.value,
         },
     )
     metrics.SESSION_READY_LATENCY.observe((_now() - created).total_seconds())
@@ -294,7 +331,8 @@ async def _end_children(kube: api.Kube, parent: api.Json) -> None:
 async def rotate(kube: api.Kube, body: api.Json) -> None:
     ref = _ref(body)
     secret_uid = await credentials.ensure_identity(kube, ref)
-    token = await credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds)
+    options = _token_options(_status(body).get("accessMode"))
+    token = await credentials.mint(kube, ref, secret_uid, SETTINGS.token_seconds, **options)
     metrics.TOKENS_ROTATED.inc()
     digest = await _record(
         body, trail.Event.TOKEN_ROTATED, "TokenRotated", f"valid until {_iso(token.expires_at)}"

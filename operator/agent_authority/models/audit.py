@@ -67,6 +67,8 @@ class AuditEvent(enum.StrEnum):
     REQUEST_EXPIRED = "RequestExpired"
     REQUEST_CANCELLED = "RequestCancelled"
     DEVIATION_DETECTED = "DeviationDetected"
+    GATEWAY_REQUEST = "GatewayRequest"
+    """One request of a session forwarded (or refused) by the session gateway."""
 
 
 class ObjectRef(base.Model):
