@@ -260,7 +260,7 @@ class Gateway:
                     "path": info.path if info else None,
                     "code": code,
                     "bytes": sent,
-                    "durationMs": round(seconds * 1000, 3),
+                    "durationMicros": round(seconds * 1_000_000),
                 },
             )
         )
