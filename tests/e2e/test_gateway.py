@@ -257,7 +257,7 @@ class RawWatch:
             for line in self.response:
                 if line.strip():
                     self.events.append(json.loads(line))
-        except (OSError, http.client.HTTPException, ValueError):
+        except (OSError, http.client.HTTPException, ValueError, AttributeError):
             pass
         self.ended_at = time.monotonic()
 
@@ -417,6 +417,12 @@ def test_every_call_is_an_audit_record_with_its_correlation_id(
     assert rec["details"]["code"] == 200
     assert rec["details"]["bytes"] > 0
     assert rec["details"]["durationMicros"] > 0
+    shown = cli("audit", "show", str(trail), "--session", s.name, "--event", "GatewayRequest",
+                "-o", "json")  # fmt: skip
+    ids = [json.loads(line)["correlationId"] for line in shown.stdout.splitlines()]
+    assert audit_id in ids
+    assert all(i.startswith(f"{s.uid}/") for i in ids)
+    assert call(s, f"/api/v1/namespaces/{w.other}/pods")[0] == 403  # lenient: counted, not revoked
     metrics = (
         urllib.request.urlopen(
             f"http://127.0.0.1:{operator.env.options.metrics_port}/metrics", timeout=5
@@ -428,7 +434,8 @@ def test_every_call_is_an_audit_record_with_its_correlation_id(
         f'agent_authority_gateway_requests_total{{code="200",grant="{w.lenient}",verb="get"}}'
         in (metrics)
     )
-    assert 'agent_authority_gateway_refusals_total{reason="OutsideRules"}' in metrics
+    refusals = [line for line in metrics.splitlines() if "gateway_refusals_total{" in line]
+    assert any('reason="OutsideRules"' in line for line in refusals), refusals
 
 
 def test_two_replicas_see_revocations_and_survive_each_other(
@@ -482,3 +489,34 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_narrowed_grant_narrows_the_gateway_and_cuts_what_it_no_longer_allows(
+    world: World,
+) -> None:
+    w = world
+    name = agents.unique("gwnarrow")
+    agents.create_grant(w.admin, name, grant_spec(w.shop, maxDeniedRequests=1000))
+    try:
+        s = open_session(w, name)
+        pods_watch = RawWatch(s, f"/api/v1/namespaces/{w.shop}/pods?watch=true")
+        maps_watch = RawWatch(s, f"/api/v1/namespaces/{w.shop}/configmaps?watch=true")
+        agents.wait_for(lambda: len(maps_watch.events) >= 3, 10, "the configmap watch's events")
+        narrowed = grant_spec(w.shop, maxDeniedRequests=1000)
+        narrowed["read"][0]["resources"] = ["pods", "pods/log", "deployments"]
+        started = time.monotonic()
+        client.CustomObjectsApi(w.admin).patch_cluster_custom_object(
+            GROUP, VERSION, "agentgrants", name, {"spec": {"read": narrowed["read"]}}
+        )
+        cut = maps_watch.wait_ended(15) - started
+        assert pods_watch.ended_at is None, "a stream the narrowed rules still allow stays open"
+        status, body, _ = call(s, f"/api/v1/namespaces/{w.shop}/configmaps")
+        assert status == 403
+        assert "would need" in body["message"]
+        assert call(s, pods(w))[0] == 200
+        pods_watch.close()
+        print(f"\n[gateway] grant narrowed -> configmap watch closed in {cut * 1000:.0f} ms")
+    finally:
+        client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
+            GROUP, VERSION, "agentgrants", name
+        )
