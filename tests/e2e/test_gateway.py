@@ -364,6 +364,12 @@ def test_refusals_are_kubernetes_statuses(world: World) -> None:
         "port-forward": ("POST", f"/api/v1/namespaces/{w.shop}/pods/x/portforward", None, 403),
         "proxy": ("GET", f"/api/v1/namespaces/{w.shop}/services/x/proxy/", None, 403),
         "another server's path": ("GET", "/metrics", None, 403),
+        "encoded dot-dot": (
+            "GET",
+            f"/api/v1/namespaces/{w.shop}/configmaps%2F..%2F..%2F{w.other}%2Fconfigmaps",
+            None,
+            403,
+        ),
         "write verb": ("DELETE", f"/api/v1/namespaces/{w.shop}/configmaps/settings-0", None, 403),
         "oversized body": (
             "POST",
@@ -385,7 +391,7 @@ def test_refusals_are_kubernetes_statuses(world: World) -> None:
     assert status == 403
     assert "upgrade" in body["message"]
     assert agents.get_session(w.admin, w.ns, s.name)["status"]["phase"] == "Active"
-    assert agents.get_session(w.admin, w.ns, s.name)["status"]["deniedRequests"] >= 6
+    assert agents.get_session(w.admin, w.ns, s.name)["status"]["deniedRequests"] >= 7
     assert call(s, f"/api/v1/namespaces/{w.shop}/configmaps")[0] == 200
 
 

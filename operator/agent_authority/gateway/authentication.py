@@ -64,28 +64,26 @@ class Authenticator:
 
     async def _review(self, token: str) -> _Review:
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
         cached = self._cache.get(key)
-        if cached is not None and cached.until > now:
+        if cached is not None and cached.until > time.monotonic():
             return cached
         pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Review] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            review = await self._ask(token)
-            future.set_result(review)
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # retrieved: waiters re-raise it, nobody else must
-            raise
-        finally:
-            del self._pending[key]
+        if pending is None:
+            # One review per token at a time, in its own task: a caller that goes away (and is
+            # cancelled) does not cancel the others' answer.
+            pending = asyncio.ensure_future(self._ask(token))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, done))
+        return await asyncio.shield(pending)
+
+    def _settle(self, key: str, done: asyncio.Future[_Review]) -> None:
+        self._pending.pop(key, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        now = time.monotonic()
         if len(self._cache) >= CACHE_LIMIT:
             self._cache = {k: v for k, v in self._cache.items() if v.until > now}
-        self._cache[key] = review
-        return review
+        self._cache[key] = done.result()
 
     async def _ask(self, token: str) -> _Review:
         try:

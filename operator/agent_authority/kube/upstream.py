@@ -101,15 +101,18 @@ class Upstream:
             "spec": {"token": token, "audiences": list(audiences)},
         }
         headers = {**self._operator_headers(), "Content-Type": "application/json"}
-        async with self._client().post(
-            f"{self.host}/apis/authentication.k8s.io/v1/tokenreviews",
-            data=json.dumps(body),
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=REVIEW_TIMEOUT),
-        ) as response:
-            text = await response.text()
-            if response.status != 201 and response.status != 200:
-                raise errors.KubeError(f"TokenReview failed with HTTP {response.status}: {text}")
+        try:
+            async with self._client().post(
+                f"{self.host}/apis/authentication.k8s.io/v1/tokenreviews",
+                data=json.dumps(body),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=REVIEW_TIMEOUT),
+            ) as response:
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise errors.KubeError(f"TokenReview could not be sent: {e}") from e
+        if response.status not in {200, 201}:
+            raise errors.KubeError(f"TokenReview failed with HTTP {response.status}: {text}")
         status: api.Json = json.loads(text).get("status") or {}
         return status
 
