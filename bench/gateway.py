@@ -24,9 +24,13 @@ with the gateway on), opens sessions under two grants with the same read scope, 
 6. **Forbidden request → session revoked**: time from a forbidden GET to ``phase: Revoked``,
    through the gateway and, direct, through the apiserver's audit webhook (1 s batches).
 
-``--runs`` repeats phases 1-6 on the same cluster; the report gives each run and the median of
-the runs. Prints a table; writes ``bench/results/gateway-<time>.json``. Bounded: a few minutes per
-run; every request loop has a fixed count or deadline and targets 127.0.0.1 only.
+``--runs`` repeats phases 1-6 on the same cluster, with a freshly started operator each time
+(memory per stream is measured first, before any load); the report gives each run and the
+median of the runs. The load average is recorded at the start and end of each run: the machine
+is shared, and a single-threaded Python gateway suffers more from CPU contention than the
+multi-threaded apiserver it is compared with. Prints a table; writes
+``bench/results/gateway-<time>.json``. Bounded: a few minutes per run; every request loop has a
+fixed count or deadline and targets 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -221,9 +225,13 @@ async def open_loop(caller: Caller, target: Target, rate: int, seconds: float) -
     }
 
 
-async def ceiling(caller: Caller, target: Target, seconds: float, workers: int = 32) -> float:
+async def ceiling(
+    caller: Caller, target: Target, seconds: float, pid: int, workers: int = 32
+) -> dict[str, Any]:
+    """Closed-loop throughput, and the operator's CPU time per request meanwhile."""
     deadline = time.perf_counter() + seconds
     done = 0
+    cpu_before = cpu_seconds(pid)
 
     async def worker() -> None:
         nonlocal done
@@ -233,7 +241,11 @@ async def ceiling(caller: Caller, target: Target, seconds: float, workers: int =
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
-    return round(done / (time.perf_counter() - started), 1)
+    used = cpu_seconds(pid) - cpu_before
+    return {
+        "rps": round(done / (time.perf_counter() - started), 1),
+        "operatorCpuMsPerRequest": round(used * 1000 / max(1, done), 3),
+    }
 
 
 async def poll_until(
@@ -245,6 +257,12 @@ async def poll_until(
             return time.perf_counter() - started
         await asyncio.sleep(every)
     return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -288,11 +306,31 @@ async def run_once(
     caller = Caller()
     out: dict[str, Any] = {}
     try:
+        out["loadavgAtStart"] = [round(x, 2) for x in os.getloadavg()]
+        streaming = await blocking(open_session, local, admin, agent, "gateway")
         gw = await blocking(open_session, local, admin, agent, "gateway")
         direct = await blocking(open_session, local, admin, agent, "direct")
         for target in (gw, direct):  # warm the connection pools and the token caches
             for _ in range(20):
                 assert (await caller.get(target, OBJECT))[0] == 200, target.name
+
+        before = rss_kib(pid)
+        streams = [await open_watch(caller, streaming) for _ in range(args.streams)]
+        await asyncio.sleep(1)
+        after = rss_kib(pid)
+        out["streams"] = {
+            "open": len(streams),
+            "rssBeforeMiB": round(before / 1024, 1),
+            "rssAfterMiB": round(after / 1024, 1),
+            "kibPerStream": round((after - before) / max(1, len(streams)), 1),
+        }
+        say(f"streams: {out['streams']}")
+        started = time.perf_counter()
+        await blocking(end_session, agent, streaming.name)
+        await asyncio.gather(*(stream_end(s) for s in streams))
+        out["streams"]["allClosedAfterEndMs"] = ms(time.perf_counter() - started)
+        for s in streams:
+            s.close()
 
         latency: dict[str, Any] = {}
         for rate in RATES:
@@ -310,29 +348,11 @@ async def run_once(
                 f"{d['p50Ms']} p99 {d['p99Ms']} ms"
             )
         out["latency"] = latency
-        out["ceilingRps"] = {
-            "gateway": await ceiling(caller, gw, args.ceiling_seconds),
-            "direct": await ceiling(caller, direct, args.ceiling_seconds),
+        out["ceiling"] = {
+            "gateway": await ceiling(caller, gw, args.ceiling_seconds, pid),
+            "direct": await ceiling(caller, direct, args.ceiling_seconds, pid),
         }
-        say(f"ceiling: {out['ceilingRps']}")
-
-        before = rss_kib(pid)
-        streams = [await open_watch(caller, gw) for _ in range(args.streams)]
-        await asyncio.sleep(1)
-        after = rss_kib(pid)
-        out["streams"] = {
-            "open": len(streams),
-            "rssBeforeMiB": round(before / 1024, 1),
-            "rssAfterMiB": round(after / 1024, 1),
-            "kibPerStream": round((after - before) / max(1, len(streams)), 1),
-        }
-        say(f"streams: {out['streams']}")
-        started = time.perf_counter()
-        await blocking(end_session, agent, gw.name)
-        await asyncio.gather(*(stream_end(s) for s in streams))
-        out["streams"]["allClosedAfterEndMs"] = ms(time.perf_counter() - started)
-        for s in streams:
-            s.close()
+        say(f"ceiling: {out['ceiling']}")
 
         out["revocationTo401Ms"] = await _revocations(
             args.revocations, blocking, local, admin, agent, caller, "gateway"
@@ -354,6 +374,7 @@ async def run_once(
         say(f"direct revocation -> 401 {out['directRevocationTo401Ms']}")
         say(f"revocation -> stream closed {out['revocationToStreamClosedMs']}")
         say(f"forbidden -> revoked {out['forbiddenToRevokedMs']}")
+        out["loadavgAtEnd"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         await caller.close()
     return out
@@ -504,6 +525,11 @@ def print_table(summary: dict[str, Any]) -> None:
         )
     c = summary["ceilingRps"]
     print(f"throughput ceiling: gateway {c['gateway']} req/s, direct {c['direct']} req/s")
+    cpu = summary["operatorCpuMsPerRequest"]
+    print(
+        f"operator CPU per request: gateway {cpu['gateway']} ms, direct {cpu['direct']} ms "
+        "(direct: the operator's background work only)"
+    )
     print(f"memory per open stream: {summary['kibPerStream']} KiB")
     for key, label in (
         ("revocationTo401Ms", "revocation -> first 401 (gateway)"),
@@ -566,13 +592,15 @@ def main() -> int:
             )
             operator = OperatorProcess(local, env, pathlib.Path(tmp) / "operator.log")
             operator.start(timeout=60)
-            pid = operator._proc.pid if operator._proc else 0
             admin = agents.as_user(local, "bench-admin", ["system:masters"])
             agent = agents.as_user(local, AGENT, [AGENT_GROUP])
             setup(local, admin)
             runs = []
             for i in range(args.runs):
-                say(f"run {i + 1}/{args.runs}")
+                if i:  # a fresh operator per run: memory per stream is measured from its start
+                    operator.restart()
+                pid = operator._proc.pid if operator._proc else 0
+                say(f"run {i + 1}/{args.runs} (operator pid {pid})")
                 runs.append(asyncio.run(run_once(args, local, admin, agent, pid)))
             result["runs"] = runs
             result["median"] = report(runs)

@@ -526,3 +526,42 @@ def test_a_narrowed_grant_narrows_the_gateway_and_cuts_what_it_no_longer_allows(
         client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
             GROUP, VERSION, "agentgrants", name
         )
+
+
+def test_a_remediation_request_goes_through_the_gateway_as_the_session(world: World) -> None:
+    """The one write a session has: create a RemediationRequest in its own namespace. Through the
+    gateway it is made as the session's ServiceAccount (impersonated), so the admission webhook
+    stamps that identity as the requester, exactly as in direct mode."""
+    w = world
+    s = open_session(w, w.lenient)
+    request = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RemediationRequest",
+        "metadata": {"name": agents.unique("gwrr")},
+        "spec": {
+            "sessionRef": {"name": s.name},
+            "action": {
+                "type": "restart-workload",
+                "target": {"kind": "Deployment", "namespace": w.shop, "name": "web"},
+            },
+            "hypothesis": "through the gateway",
+            "evidence": [
+                {
+                    "kind": "other",
+                    "source": "e2e",
+                    "excerpt": "x",
+                    "sha256": "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881",
+                    "observedAt": "2026-11-21T07:00:00Z",
+                }
+            ],
+        },
+    }
+    status, body, _ = call(
+        s,
+        f"/apis/{GROUP}/{VERSION}/namespaces/{w.ns}/remediationrequests",
+        method="POST",
+        body=json.dumps(request).encode(),
+    )
+    assert status == 201, body
+    account = agents.get_session(w.admin, w.ns, s.name)["status"]["serviceAccountName"]
+    assert body["spec"]["requester"]["username"] == f"system:serviceaccount:{w.ns}:{account}"

@@ -15,6 +15,11 @@ One request, in order:
    registered in the :class:`view.View` so a revocation can cut it; a 403 from the apiserver is a
    deviation too;
 5. **record** it: one audit-trail record and the request metrics.
+
+Memory: asyncio gives every TLS connection a 256 KiB read buffer, and a gateway stream holds two
+(agent → gateway, gateway → apiserver), so an idle watch would cost half a MiB. The gateway lowers
+that buffer to :data:`TLS_READ_BUFFER` (a process-wide asyncio setting; reads then return at most
+that much at a time, two TLS records).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import logging
 import ssl
 import time
 import uuid
+from asyncio import sslproto
 from collections.abc import Coroutine
 from typing import Any
 
@@ -43,6 +49,8 @@ from agent_authority.models import grant
 from agent_authority.policy import gateway
 
 logger = logging.getLogger(__name__)
+
+TLS_READ_BUFFER = 32 * 1024
 
 _HOP_BY_HOP = frozenset(
     {
@@ -144,6 +152,7 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
         await self.upstream.open()
         self.recorder.start()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
