@@ -501,7 +501,11 @@ def report(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "gatewayAchievedRps": ("gateway", "achievedRps"),
             }.items()
         }
-    summary["ceilingRps"] = {m: median_of(runs, "ceilingRps", m) for m in ("gateway", "direct")}
+    summary["ceilingRps"] = {m: median_of(runs, "ceiling", m, "rps") for m in ("gateway", "direct")}
+    summary["operatorCpuMsPerRequest"] = {
+        m: median_of(runs, "ceiling", m, "operatorCpuMsPerRequest") for m in ("gateway", "direct")
+    }
+    summary["loadavg1mAtStart"] = [(r.get("loadavgAtStart") or [None])[0] for r in runs]
     summary["kibPerStream"] = median_of(runs, "streams", "kibPerStream")
     for key in ("revocationTo401Ms", "directRevocationTo401Ms", "revocationToStreamClosedMs"):
         summary[key] = {q: median_of(runs, key, q) for q in ("p50Ms", "p99Ms", "maxMs")}
@@ -546,6 +550,7 @@ def print_table(summary: dict[str, Any]) -> None:
     print(
         f"direct watch still open 5 s after session end: {summary['directWatchStillOpenAfter5s']}"
     )
+    print(f"load average (1 min) at the start of each run: {summary['loadavg1mAtStart']}")
 
 
 def machine() -> dict[str, Any]:
@@ -595,24 +600,25 @@ def main() -> int:
             admin = agents.as_user(local, "bench-admin", ["system:masters"])
             agent = agents.as_user(local, AGENT, [AGENT_GROUP])
             setup(local, admin)
-            runs = []
+            runs: list[dict[str, Any]] = []
+            result["runs"] = runs
             for i in range(args.runs):
                 if i:  # a fresh operator per run: memory per stream is measured from its start
                     operator.restart()
                 pid = operator._proc.pid if operator._proc else 0
                 say(f"run {i + 1}/{args.runs} (operator pid {pid})")
                 runs.append(asyncio.run(run_once(args, local, admin, agent, pid)))
-            result["runs"] = runs
             result["median"] = report(runs)
-            print_table(result["median"])
         finally:
             if operator is not None:
                 operator.stop()
             local.stop()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"gateway-{stamp}.json"
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    say(f"results in {out}")
+            if result.get("runs"):  # whatever was measured is kept, even if reporting fails
+                RESULTS.mkdir(parents=True, exist_ok=True)
+                out = RESULTS / f"gateway-{stamp}.json"
+                out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+                say(f"results in {out}")
+    print_table(result["median"])
     return 0
 
 

@@ -132,3 +132,22 @@ def test_a_failed_review_is_not_cached() -> None:
 
     assert isinstance(asyncio.run(run()), view.Entry)
     assert fake.reviews == 2
+
+
+def test_a_cached_answer_is_renewed_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    authn, fake, _ = make(ANSWERS)
+    clock = [1000.0]
+    monkeypatch.setattr(authentication, "_clock", lambda: clock[0])
+
+    async def run() -> None:
+        assert isinstance(await authn.authenticate("Bearer good"), view.Entry)
+        clock[0] += authentication.REFRESH_AFTER_SECONDS + 0.1
+        # Served from the cache at once, while a renewal starts.
+        assert isinstance(await authn.authenticate("Bearer good"), view.Entry)
+        await asyncio.sleep(0.05)  # the renewal lands
+        assert fake.reviews == 2
+        clock[0] += authentication.CACHE_SECONDS - 1
+        assert isinstance(await authn.authenticate("Bearer good"), view.Entry)
+        assert fake.reviews == 2, "the renewed answer is fresh: no third review"
+
+    asyncio.run(run())
