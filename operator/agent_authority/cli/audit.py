@@ -71,7 +71,13 @@ def add_parser(sub: Any) -> None:
     show = commands.add_parser(
         "show",
         help="print audit records, optionally only those of one session",
-        description="Prints records as they are (verify them with 'audit verify').",
+        **help_text.examples(
+            """
+            agent-authority audit show trail.jsonl --session checkout-latency
+            agent-authority audit show trail.jsonl --event GatewayRequest -o json
+            """,
+            "Prints records as they are (verify them with 'audit verify').",
+        ),
     )
     show.add_argument("log", metavar="LOG", help="JSON-lines audit log")
     show.add_argument(

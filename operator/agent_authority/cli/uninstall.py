@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from agent_authority.cli import connection
+from agent_authority.cli import connection, help_text
 from agent_authority.kube import api, errors
 from agent_authority.models import FINALIZER, GROUP, VERSION
 from agent_authority.models import session as session_model
@@ -26,7 +26,11 @@ TERMINAL = {str(p) for p in session_model.TERMINAL_PHASES}
 
 def add_parser(sub: Any) -> None:
     hook = sub.add_parser(
-        "uninstall-hook", help="end every session and release the operator's finalizers (Helm)"
+        "uninstall-hook",
+        help="end every session and release the operator's finalizers (Helm)",
+        **help_text.examples(
+            "agent-authority uninstall-hook --deployment agent-authority --namespace ops"
+        ),
     )
     hook.add_argument("--deployment", required=True, help="the operator's Deployment")
     hook.add_argument("--namespace", required=True, help="its namespace")
