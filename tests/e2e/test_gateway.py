@@ -454,17 +454,22 @@ def test_two_replicas_see_revocations_and_survive_each_other(
         metrics_port=_free_port(),
         webhook_port=_free_port(),
         gateway_port=_free_port(),
+        alert_port=_free_port(),
         audit_port=0,
         audit_trail=str(w.tmp / "replica-b-trail.jsonl"),
     )
     replica = OperatorProcess(
         w.local, dev.OperatorEnv(operator.env.kubeconfig, b_options), w.tmp / "replica-b.log"
     )
+    # The sessions are opened before B starts: two standalone replicas (no --peering) would both
+    # activate a new session, and the one whose conditional transition loses takes back the
+    # credentials it (re)created, which are the winner's too. Multiple replicas that run the
+    # controllers need --peering (docs/operations.md); the gateway runs in every replica.
+    first, second, third = (open_session(w, g) for g in (w.lenient, w.lenient, w.strict))
     replica.start()
     b_server = f"https://127.0.0.1:{b_options.gateway_port}"
     a_killed = False
     try:
-        first, second, third = (open_session(w, g) for g in (w.lenient, w.lenient, w.strict))
         for s in (first, second, third):
             assert call(s, pods(w))[0] == 200, "replica A"
             assert call(s, pods(w), server=b_server)[0] == 200, "replica B"
