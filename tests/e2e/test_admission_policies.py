@@ -263,7 +263,7 @@ def test_session_spec_changes_only_by_ending(down: Down) -> None:
     name = _agent_session(d)
     plural = "incidentsessions"
     message = _refused(_patch, d.agent, d.ns, plural, name, {"spec": {"purpose": "rewritten"}})
-    assert "spec is immutable except spec.ended" in message
+    assert "spec.purpose: IncidentSession spec is immutable except spec.ended" in message
     _patch(d.agent, d.ns, plural, name, {"spec": {"ended": True}})
     # The CRD's own rule refuses this too; either way the refusal names spec.ended.
     message = _refused(_patch, d.agent, d.ns, plural, name, {"spec": {"ended": False}})
@@ -282,6 +282,7 @@ def test_finalizer_and_operator_annotations_change_only_by_the_operator(down: Do
         "metadata": {"annotations": {"agentauthority.io/last-handled-configuration": "{}"}}
     }
     message = _refused(_patch, d.agent, d.ns, plural, name, diff_base)
+    assert "metadata.annotations[agentauthority.io/last-handled-configuration]: " in message
     assert "annotations agentauthority.io/* " in message
     noted = _patch(d.agent, d.ns, plural, name, {"metadata": {"annotations": {"note": "mine"}}})
     assert noted["metadata"]["annotations"]["note"] == "mine"

@@ -24,7 +24,7 @@ import pytest
 from kubernetes import client
 
 from agent_authority.cli import dev
-from agent_authority.kube import clients, manifests
+from agent_authority.kube import clients
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 from tests.e2e.operator_process import OperatorProcess
@@ -80,14 +80,7 @@ def dev_like(
 ) -> Iterator[pathlib.Path]:
     """What ``hack/dev`` sets up on top of the control plane and operator, and its env.sh."""
     admin = clients.api_client(str(local_cluster.kubeconfig))
-    docs = dev.DEMO + manifests.load(
-        [
-            ROOT / "examples" / "rbac" / "sre-bot-agent.yaml",
-            ROOT / "examples" / "rbac" / "approvers.yaml",
-            ROOT / "examples" / "agentgrant-sre-bot.yaml",
-        ]
-    )
-    manifests.apply(admin, docs)
+    dev.install_demo(local_cluster)
     agent = dev._agent_kubeconfig(local_cluster)
     approvers = dev.approver_kubeconfigs(local_cluster)
     env = tmp_path / "env.sh"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import pathlib
 import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +23,7 @@ from kubernetes import client
 
 from agent_authority.controllers import sessions as session_controller
 from agent_authority.kube import api
-from agent_authority.models import GROUP, VERSION
+from agent_authority.models import GROUP, VERSION, admission
 from tests.e2e import agents, probe
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_sessions import AGENT_GROUP, World, _active, grant_spec, world
@@ -31,6 +33,9 @@ __all__ = ["world"]  # the module-scoped fixture, shared with test_sessions
 COLLEAGUE = "agent-carol"
 RBAC = "rbac.authorization.k8s.io"
 PLURAL = "incidentsessions"
+SPEC_POLICY = f"{GROUP}-session-spec-only-ends"
+METADATA_POLICY = f"{GROUP}-session-metadata-by-the-operator"
+IDENTITIES_POLICY = f"{GROUP}-session-identities-only-request"
 
 
 def _custom(api_client: Any) -> client.CustomObjectsApi:
@@ -56,6 +61,32 @@ def _refused(call: Any) -> str:
         call()
     assert refused.value.status in (400, 403, 422), refused.value
     return agents.refusal(refused.value)
+
+
+@contextlib.contextmanager
+def _without_policy_bindings(w: World, *policies: str) -> Iterator[None]:
+    """The apiserver without the bindings of these admission policies (so what refuses is the
+    operator's webhook alone); they are put back, as generated, whatever happens."""
+    api_ = client.AdmissionregistrationV1Api(w.admin)
+    bindings = [
+        d
+        for d in admission.documents()
+        if d["kind"] == "ValidatingAdmissionPolicyBinding" and d["metadata"]["name"] in policies
+    ]
+    assert len(bindings) == len(policies), policies
+    for binding in bindings:
+        api_.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+    try:
+        time.sleep(2)  # the apiserver's policy informer drops them
+        yield
+    finally:
+        for binding in bindings:
+            try:
+                api_.create_validating_admission_policy_binding(binding)
+            except client.ApiException as e:
+                if e.status != 409:
+                    raise
+        time.sleep(2)  # and picks them up again before the next test
 
 
 def _grant(w: World, **session: Any) -> str:
@@ -95,14 +126,10 @@ def test_rewriting_the_operators_annotations_does_not_keep_a_session_past_its_tt
         "metadata": {"annotations": {key: json.dumps(last)}},
         "spec": {"ended": True},
     }
-    refusal = ""
-    try:
-        _patch(w.agent, w, name, attack)
-    except client.ApiException as e:
-        refusal = f"{e.status} {agents.refusal(e)}"
-    if refusal:  # refused at admission (the fix): it must say why
-        assert key in refusal, refusal
-    # Whatever the patch did, the session is over by its TTL (+ slack) and its token is refused.
+    # Refused at admission (by the apiserver's policy, or the operator's webhook behind it),
+    # naming the annotation.
+    assert f"metadata.annotations[{key}]" in _refused(lambda: _patch(w.agent, w, name, attack))
+    # The session is over by its TTL (+ slack) and its token is refused.
     expires = datetime.datetime.fromisoformat(body["status"]["expiresAt"])
     left = (expires - datetime.datetime.now(datetime.UTC)).total_seconds()
     final = agents.wait_phase(w.admin, w.ns, name, {"Ended", "Expired"}, timeout=left + 10)
@@ -110,30 +137,57 @@ def test_rewriting_the_operators_annotations_does_not_keep_a_session_past_its_tt
     assert probe.status(w.local, pods, token) in (401, 403)
 
 
+def test_the_webhook_alone_refuses_a_rewritten_diff_base_naming_the_annotation(
+    world: World,
+) -> None:
+    """The same attack with the admission policy's binding removed: the operator's UPDATE
+    webhook refuses it on its own, with its own reason."""
+    w = world
+    body, _ = _active(w)
+    name = body["metadata"]["name"]
+    key = "agentauthority.io/last-handled-configuration"
+    last = json.loads(_diff_base(w, name, key))
+    last.setdefault("spec", {})["ended"] = True
+    attack = {"metadata": {"annotations": {key: json.dumps(last)}}, "spec": {"ended": True}}
+    with _without_policy_bindings(w, METADATA_POLICY):
+        message = _refused(lambda: _patch(w.agent, w, name, attack))
+    assert "ValidatingAdmissionPolicy" not in message, message
+    assert f"OperatorOwned: metadata.annotations[{key}]" in message, message
+    assert agents.get_session(w.admin, w.ns, name)["status"]["phase"] == "Active"
+    agents.end_session(w.agent, w.ns, name)
+    agents.wait_phase(w.admin, w.ns, name, {"Ended"})
+
+
 def test_without_the_update_webhook_a_rewritten_diff_base_still_ends_the_session(
     world: World, operator: OperatorProcess
 ) -> None:
-    """Defence in depth: with the validating webhook configuration gone (deleted by mistake),
-    the same attack goes through the apiserver, and the operator still ends the session, because
-    it reads spec.ended on the live object instead of trusting kopf's diff base."""
+    """Defence in depth: with the validating webhook configuration gone (deleted by mistake) and
+    the binding of the admission policy guarding the operator's annotations gone too, the same
+    attack goes through the apiserver, and the operator still ends the session, because it reads
+    spec.ended on the live object instead of trusting kopf's diff base."""
     w = world
     body, token = _active(w)
     name = body["metadata"]["name"]
     key = "agentauthority.io/last-handled-configuration"
     last = json.loads(_diff_base(w, name, key))
     last.setdefault("spec", {})["ended"] = True
-    admission = client.AdmissionregistrationV1Api(w.admin)
-    admission.delete_validating_webhook_configuration("agentauthority.io")
-    try:
-        time.sleep(2)  # the apiserver stops calling the webhooks
-        attack = {"metadata": {"annotations": {key: json.dumps(last)}}, "spec": {"ended": True}}
-        _patch(w.agent, w, name, attack)
-        ended = agents.wait_phase(w.admin, w.ns, name, {"Ended"}, timeout=10)
-        assert ended["status"]["revocation"]["reason"] == "Ended"
-        assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) in (401, 403)
-    finally:
-        operator.restart()  # the operator puts its webhook configuration back when it starts
-    assert admission.read_validating_webhook_configuration("agentauthority.io")
+    webhooks = client.AdmissionregistrationV1Api(w.admin)
+    with _without_policy_bindings(w, METADATA_POLICY):
+        webhooks.delete_validating_webhook_configuration("agentauthority.io")
+        try:
+            time.sleep(2)  # the apiserver stops calling the webhooks
+            attack = {
+                "metadata": {"annotations": {key: json.dumps(last)}},
+                "spec": {"ended": True},
+            }
+            patched = _patch(w.agent, w, name, attack)  # nothing refuses it now
+            assert patched["metadata"]["annotations"][key] == json.dumps(last)
+            ended = agents.wait_phase(w.admin, w.ns, name, {"Ended"}, timeout=10)
+            assert ended["status"]["revocation"]["reason"] == "Ended"
+            assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) in (401, 403)
+        finally:
+            operator.restart()  # the operator puts its webhook configuration back when it starts
+    assert webhooks.read_validating_webhook_configuration("agentauthority.io")
 
 
 def test_only_the_operator_writes_its_annotations_labels_and_finalizer(world: World) -> None:
@@ -173,6 +227,29 @@ def test_another_agent_cannot_end_rewrite_or_unfinalize_a_session(world: World) 
     still = agents.get_session(w.admin, w.ns, name)
     assert still["status"]["phase"] == "Active"
     assert still["spec"]["purpose"] == "e2e"
+    assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) == 200
+    agents.end_session(w.agent, w.ns, name)
+    agents.wait_phase(w.admin, w.ns, name, {"Ended"})
+
+
+def test_the_webhook_alone_refuses_another_agents_rewrite_naming_the_field(world: World) -> None:
+    """With the admission policies' bindings removed, the operator's UPDATE webhook refuses the
+    same rewrites on its own, with its own reasons."""
+    w = world
+    body, token = _active(w)
+    name = body["metadata"]["name"]
+    colleague = agents.as_user(w.local, COLLEAGUE, [AGENT_GROUP])
+    with _without_policy_bindings(w, SPEC_POLICY, METADATA_POLICY):
+        purpose = _refused(lambda: _patch(colleague, w, name, {"spec": {"purpose": "mine now"}}))
+        finalizers = _refused(lambda: _patch(colleague, w, name, {"metadata": {"finalizers": []}}))
+        own = _refused(lambda: _patch(w.agent, w, name, {"spec": {"purpose": "rewritten"}}))
+    for message in (purpose, finalizers, own):
+        assert "ValidatingAdmissionPolicy" not in message, message
+    assert "SpecImmutable: spec.purpose" in purpose, purpose
+    assert "OperatorOwned: metadata.finalizers" in finalizers, finalizers
+    assert "SpecImmutable: spec.purpose" in own, own
+    still = agents.get_session(w.admin, w.ns, name)
+    assert (still["status"]["phase"], still["spec"]["purpose"]) == ("Active", "e2e")
     assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) == 200
     agents.end_session(w.agent, w.ns, name)
     agents.wait_phase(w.admin, w.ns, name, {"Ended"})
@@ -237,16 +314,22 @@ def test_the_concurrent_session_cap_holds_under_parallel_creates(world: World) -
     _delete_grant(w, grant)
 
 
-# 4. A session token opening a root session ---------------------------------------------------
+# 4. A session token opening a session --------------------------------------------------------
 
 
-def test_a_session_token_cannot_open_a_root_session(world: World) -> None:
+def test_a_session_token_cannot_open_a_session_root_or_sub_agent(world: World) -> None:
+    """Session identities create RemediationRequests and nothing else: not a root session, not
+    even a sub-agent of their own session, and they end no session, not even their own. Both
+    layers refuse: the apiserver's admission policy,
+    and (with its binding removed) the operator's webhook. Sub-agents are opened by the agent's
+    base identity, naming the parent it opened."""
     w = world
     grant = agents.unique("sa-group")
     spec = grant_spec(w.shop, maxDeniedRequests=1000)
     spec["subjects"].append({"kind": "Group", "name": f"system:serviceaccounts:{w.ns}"})
     agents.create_grant(w.admin, grant, spec)
     rbac = client.RbacAuthorizationV1Api(w.admin)
+    # RBAC lets every ServiceAccount of the namespace open sessions, so what refuses is admission.
     rbac.create_namespaced_role_binding(
         w.ns,
         {
@@ -257,31 +340,47 @@ def test_a_session_token_cannot_open_a_root_session(world: World) -> None:
             ],
         },
     )
-    body, token = _active(w, grant=grant)
-    as_session = _token_client(w, token)
-    root = agents.session_body(agents.unique("escape"), grant, ttlSeconds=900)
-    message = _refused(lambda: agents.open_session(as_session, w.ns, root))
-    assert "SessionIdentity" in message
-    # A sub-agent of its own session is allowed: it only narrows, and ends with its parent.
-    child = agents.unique("child")
-    agents.open_session(
-        as_session,
-        w.ns,
-        agents.session_body(
-            child, grant, parentSession=body["metadata"]["name"], scopes=[{"name": "workloads"}]
-        ),
-    )
-    assert agents.wait_phase(w.admin, w.ns, child, {"Active", "Denied"})["status"]["phase"] == (
-        "Active"
-    )
-    # But not of someone else's session.
-    other, _ = _active(w, grant=grant)
-    stolen = agents.session_body(
-        agents.unique("stolen"), grant, parentSession=other["metadata"]["name"]
-    )
-    assert "ParentNotOwned" in _refused(lambda: agents.open_session(as_session, w.ns, stolen))
-    rbac.delete_namespaced_role_binding("every-sa-opens-sessions", w.ns)
-    _delete_grant(w, grant)
+    try:
+        body, token = _active(w, grant=grant)
+        parent = body["metadata"]["name"]
+        as_session = _token_client(w, token)
+
+        def root() -> dict[str, Any]:
+            return agents.session_body(agents.unique("escape"), grant, ttlSeconds=900)
+
+        def child() -> dict[str, Any]:
+            return agents.session_body(
+                agents.unique("child"), grant, parentSession=parent, scopes=[{"name": "workloads"}]
+            )
+
+        def end_itself() -> Any:
+            return _patch(as_session, w, parent, {"spec": {"ended": True}})
+
+        for attempt in (root(), child()):
+            message = _refused(lambda a=attempt: agents.open_session(as_session, w.ns, a))
+            assert f"ValidatingAdmissionPolicy '{IDENTITIES_POLICY}'" in message, message
+            assert "SessionIdentity" in message, message
+        # Nor does it change a session, not even end its own (RBAC would let it patch).
+        assert "refused: UPDATE incidentsessions" in _refused(end_itself)
+        with _without_policy_bindings(w, IDENTITIES_POLICY):
+            for attempt in (root(), child()):
+                message = _refused(lambda a=attempt: agents.open_session(as_session, w.ns, a))
+                assert "ValidatingAdmissionPolicy" not in message, message
+                assert "SessionIdentity" in message, message
+                assert "spec.requester: 'system:serviceaccount:" in message, message
+            message = _refused(end_itself)
+            assert "ValidatingAdmissionPolicy" not in message, message
+            assert "SessionIdentity: spec: " in message, message
+        assert agents.get_session(w.admin, w.ns, parent)["status"]["phase"] == "Active"
+        # The sub-agent, opened by the base identity that opened the parent, is fine.
+        allowed = child()
+        agents.open_session(w.agent, w.ns, allowed)
+        opened = agents.wait_phase(w.admin, w.ns, allowed["metadata"]["name"], {"Active", "Denied"})
+        assert opened["status"]["phase"] == "Active", opened["status"]
+        agents.end_session(w.agent, w.ns, parent)
+    finally:
+        rbac.delete_namespaced_role_binding("every-sa-opens-sessions", w.ns)
+        _delete_grant(w, grant)
 
 
 # 5. A sub-agent naming someone else's parent -------------------------------------------------

@@ -15,10 +15,12 @@ def by_name(name: str) -> dict[str, object]:
     return next(p for p in admission.policies() if p["metadata"]["name"] == name)
 
 
-def expressions(name: str) -> str:
+def expressions(name: str, *, with_variables: bool = False) -> str:
+    """A policy's validation expressions (and its variables', when asked)."""
     spec = by_name(name)["spec"]
     assert isinstance(spec, dict)
-    return " ".join(v["expression"] for v in spec["validations"])
+    variables = spec.get("variables", []) if with_variables else []
+    return " ".join(v["expression"] for v in [*variables, *spec["validations"]])
 
 
 def test_the_shipped_file_is_what_the_models_generate() -> None:
@@ -34,10 +36,12 @@ def test_every_request_status_field_but_approvals_is_guarded() -> None:
 
 
 def test_every_session_spec_field_but_ended_is_immutable() -> None:
-    text = expressions("agentauthority.io-session-spec-only-ends")
+    text = expressions("agentauthority.io-session-spec-only-ends", with_variables=True)
     for name, info in session.IncidentSessionSpec.model_fields.items():
         wire = info.alias or name
         assert (f"has(object.spec.{wire})" in text) is True, wire
+        # A refusal names the field that changed (e.g. spec.purpose), not only "spec".
+        assert (f"'spec.{wire}'" in text) is (wire != "ended"), wire
     assert "oldObject.spec.ended" in text
 
 

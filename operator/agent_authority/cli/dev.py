@@ -282,6 +282,22 @@ def _say(message: str) -> None:
     print(f"[dev] {message}", file=sys.stderr, flush=True)
 
 
+def install_demo(local: cluster.LocalCluster) -> list[str]:
+    """The demo: namespaces, the ``checkout`` Deployment, the agent's and approvers' RBAC, the
+    grant ``sre-bot``, and the operator's session Role in the demo's session namespace."""
+    admin = clients.api_client(str(local.kubeconfig))
+    docs = DEMO + manifests.load(
+        [
+            ROOT / "examples" / "rbac" / "sre-bot-agent.yaml",
+            ROOT / "examples" / "rbac" / "approvers.yaml",
+            ROOT / "examples" / "agentgrant-sre-bot.yaml",
+        ]
+    )
+    applied = manifests.apply(admin, docs)
+    rbac = manifests.apply(admin, session_namespace_rbac(DEMO_SESSION_NAMESPACES))
+    return [*applied, *(f"{name} (the operator may run sessions there)" for name in rbac)]
+
+
 def run(args: argparse.Namespace) -> int:
     check_ports(
         "127.0.0.1",
@@ -314,18 +330,8 @@ def run(args: argparse.Namespace) -> int:
         agent: pathlib.Path | None = None
         approvers: dict[str, pathlib.Path] = {}
         if not args.no_demo:
-            admin = clients.api_client(str(local.kubeconfig))
-            docs = DEMO + manifests.load(
-                [
-                    ROOT / "examples" / "rbac" / "sre-bot-agent.yaml",
-                    ROOT / "examples" / "rbac" / "approvers.yaml",
-                    ROOT / "examples" / "agentgrant-sre-bot.yaml",
-                ]
-            )
-            for applied in manifests.apply(admin, docs):
+            for applied in install_demo(local):
                 _say(f"applied {applied}")
-            for applied in manifests.apply(admin, session_namespace_rbac(DEMO_SESSION_NAMESPACES)):
-                _say(f"applied {applied} (the operator may run sessions there)")
             agent = _agent_kubeconfig(local)
             approvers = approver_kubeconfigs(local)
             _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {agent}")

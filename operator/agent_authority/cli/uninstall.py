@@ -29,7 +29,10 @@ def add_parser(sub: Any) -> None:
         "uninstall-hook",
         help="end every session and release the operator's finalizers (Helm)",
         **help_text.examples(
-            "agent-authority uninstall-hook --deployment agent-authority --namespace ops"
+            """
+            # run by the chart's pre-delete hook Job, in the cluster:
+            agent-authority uninstall-hook --deployment agent-authority --namespace agent-authority
+            """
         ),
     )
     hook.add_argument("--deployment", required=True, help="the operator's Deployment")

@@ -39,7 +39,7 @@ import kopf
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling, session_state
-from agent_authority.kube import api, context, credentials, resources
+from agent_authority.kube import api, context, credentials, readiness, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.notify import notices, outbox
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
@@ -252,20 +252,21 @@ async def _give_credentials(
     ttl = sessions.effective_ttl(spec, facts.grant_spec)
     expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
     ref = ref_of(body)
-    # Identity and Roles at once; then bindings while the token is minted (a brand-new session
-    # has nothing to prune). Bindings need their Roles; the token needs the ServiceAccount.
-    secret_uid, namespaces = await asyncio.gather(
-        credentials.ensure_identity(kube, ref),
-        credentials.ensure_roles(kube, ref, decision.rules),
-    )
-    _, _, token = await asyncio.gather(
-        credentials.ensure_bindings(kube, ref, namespaces, spec.requester),
-        credentials.ensure_own_reads(kube, ref, []),
-        credentials.mint(
-            kube, ref, secret_uid, _mint_seconds(expires_at), **_token_options(mode.value)
-        ),
+    # One shared function (the benchmark's floor calls it too), token minted for the session's
+    # remaining life (gateway mode: for the gateway's audience only).
+    token = await credentials.issue(
+        kube,
+        ref,
+        decision.rules,
+        spec.requester,
+        _mint_seconds(expires_at),
+        **_token_options(mode.value),
     )
     metrics.TOKENS_MINTED.inc()
+    # Active means usable: wait until the authorizer serves the new RoleBindings (SubjectAccess-
+    # Reviews); if it does not in time, the handler is retried and the session stays Pending.
+    # Before the audit records, so that a retry does not record the session opened twice.
+    await readiness.confirm_usable(kube, ref, decision.rules, spec.requester)
     message = f"{len(decision.rules)} rule(s) in effect until {_iso(expires_at)}"
     await _record(
         body,

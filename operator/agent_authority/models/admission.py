@@ -222,7 +222,7 @@ def request_status_by_the_operator() -> dict[str, Any]:
 
 def session_spec_only_ends() -> dict[str, Any]:
     others = [f for f in _wire_fields(session.IncidentSessionSpec) if f != "ended"]
-    unchanged = " && ".join(f"({_unchanged('spec', f)})" for f in others)
+    changed = ", ".join(f"({_unchanged('spec', f)}) ? '' : 'spec.{f}'" for f in others)
     was_ended = "(has(oldObject.spec.ended) && oldObject.spec.ended)"
     is_ended = "(has(object.spec.ended) && object.spec.ended)"
     return _policy(
@@ -230,16 +230,23 @@ def session_spec_only_ends() -> dict[str, Any]:
         _match([SESSIONS], ["UPDATE"]),
         [
             _rule(
-                unchanged,
-                "'IncidentSession spec is immutable except spec.ended: false -> true (refused "
-                "for ' + request.userInfo.username + ')'",
+                "size(variables.changedSpec) == 0",
+                "variables.changedSpec.join(', ') + ': IncidentSession spec is immutable except "
+                "spec.ended: false -> true (refused for ' + request.userInfo.username + ')'",
                 "Invalid",
+                message="IncidentSession spec is immutable except spec.ended: false -> true",
             ),
             _rule(
                 f"!{was_ended} || {is_ended}",
                 "'spec.ended cannot go back: an ended session stays ended'",
                 "Invalid",
             ),
+        ],
+        variables=[
+            {
+                "name": "changedSpec",
+                "expression": f"[{changed}].filter(f, f != '')",
+            }
         ],
         params=False,
     )
@@ -258,11 +265,12 @@ def session_metadata_by_the_operator() -> dict[str, Any]:
                 f"'the finalizer {FINALIZER} is added and removed by the operator only'",
             ),
             _rule(
-                f"{IS_OPERATOR} || ({new}.all(k, !k.startsWith('{prefix}') || "
-                f"(k in {old} && {old}[k] == {new}[k])) && {old}.all(k, "
-                f"!k.startsWith('{prefix}') || k in {new}))",
-                f"'annotations {prefix}* (the operator\\'s progress and diff base) are written "
+                f"{IS_OPERATOR} || size(variables.changedAnnotations) == 0",
+                "'metadata.annotations[' + variables.changedAnnotations.join(', ') + ']: "
+                f"annotations {prefix}* (the operator\\'s progress and diff base) are written "
                 "by the operator only'",
+                message=f"annotations {prefix}* (the operator's progress and diff base) are "
+                "written by the operator only",
             ),
         ],
         variables=[
@@ -283,6 +291,12 @@ def session_metadata_by_the_operator() -> dict[str, Any]:
                 "name": "oldAnnotations",
                 "expression": "has(oldObject.metadata.annotations) ? "
                 "oldObject.metadata.annotations : {}",
+            },
+            {
+                "name": "changedAnnotations",
+                "expression": f"{new}.filter(k, k.startsWith('{prefix}') && "
+                f"!(k in {old} && {old}[k] == {new}[k])) + {old}.filter(k, "
+                f"k.startsWith('{prefix}') && !(k in {new}))",
             },
         ],
     )

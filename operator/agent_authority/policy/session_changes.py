@@ -1,7 +1,9 @@
 """What may change in an IncidentSession after it opened, and which denied reads are its own.
 
-- :func:`update_failure` reviews an UPDATE of a session by anyone but the operator: the spec only
-  changes by ``ended`` false → true, and only by whoever may end it
+- :func:`update_failure` reviews an UPDATE of a session by anyone but the operator: a session
+  identity changes no session at all, not even its own (it creates RemediationRequests and
+  nothing else, as the admission policy ``agentauthority.io-session-identities-only-request``
+  also says); the spec only changes by ``ended`` false → true, and only by whoever may end it
   (:func:`ending_needs_the_end_verb` says when a SubjectAccessReview for the verb ``end`` is
   needed); the operator's annotations and labels (``agentauthority.io/*``, where kopf keeps its
   progress and diff base), its finalizer and status are the operator's alone.
@@ -32,7 +34,6 @@ __all__ = [
 
 Failure = sessions.Failure
 Reason = sessions.Reason
-SERVICE_ACCOUNT_PREFIX = sessions.SERVICE_ACCOUNT_PREFIX
 
 
 # Updates ----------------------------------------------------------------------------------------
@@ -53,15 +54,6 @@ def _requester_of(body: Mapping[str, object]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _own_identity(body: Mapping[str, object]) -> str | None:
-    meta, status = body.get("metadata"), body.get("status")
-    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
-    account = status.get("serviceAccountName") if isinstance(status, Mapping) else None
-    if not isinstance(namespace, str) or not isinstance(account, str) or not account:
-        return None
-    return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{account}"
-
-
 def _section(body: Mapping[str, object], key: str) -> Mapping[str, object]:
     value = body.get(key)
     return value if isinstance(value, Mapping) else {}
@@ -74,10 +66,10 @@ def _is_ended(spec: Mapping[str, object]) -> bool:
 def ending_needs_the_end_verb(
     old: Mapping[str, object], new: Mapping[str, object], caller: base.UserInfo
 ) -> bool:
-    """Whether this update ends the session on behalf of someone other than its requester or
-    its own identity: then the caller must hold the verb ``end`` (a SubjectAccessReview)."""
+    """Whether this update ends the session on behalf of someone other than its requester:
+    then the caller must hold the verb ``end`` (a SubjectAccessReview)."""
     ending = not _is_ended(_section(old, "spec")) and _is_ended(_section(new, "spec"))
-    return ending and caller.username not in {_requester_of(old), _own_identity(old)}
+    return ending and caller.username != _requester_of(old)
 
 
 def update_failure(
@@ -92,6 +84,13 @@ def update_failure(
     ``old``/``new`` are the objects before and after; ``holds_end_verb`` is the answer to the
     SubjectAccessReview that :func:`ending_needs_the_end_verb` asks for (ignored otherwise).
     """
+    if sessions.is_session_identity(caller):
+        return Failure(
+            Reason.SESSION_IDENTITY,
+            f"spec: '{caller.username}' is the identity of a session, and a session token "
+            "changes no IncidentSession, not even its own (allowed: its requester ends it, or "
+            f"someone granted '{END_VERB}' by RBAC)",
+        )
     old_spec, new_spec = _section(old, "spec"), _section(new, "spec")
     for key in sorted(set(old_spec) | set(new_spec)):
         if key != "ended" and old_spec.get(key) != new_spec.get(key):
@@ -110,7 +109,7 @@ def update_failure(
             Reason.NOT_ALLOWED_TO_END,
             f"spec.ended: '{caller.username}' did not open this session (its requester is "
             f"'{_requester_of(old) or 'unknown'}') and does not hold the verb '{END_VERB}' on "
-            "incidentsessions (allowed: the requester, the session itself, or someone granted "
+            "incidentsessions (allowed: the requester, or someone granted "
             f"'{END_VERB}' by RBAC)",
         )
     old_meta, new_meta = _section(old, "metadata"), _section(new, "metadata")

@@ -1,15 +1,18 @@
 """Incident sessions: who may open one, with which rules, and when deviation revokes one.
 
 - :func:`admit` decides whether a new IncidentSession may open. It reports the first failure, in
-  this order: the grant (exists, valid), the requester (never a session identity for a root
-  session; a subject of the grant, unless it is the parent session's own identity), the incident
+  this order: the grant (exists, valid), the requester (never a session identity; a subject of
+  the grant), the incident
   (for an alert-bound grant the firing alert it names, see :mod:`incidents`; then severity,
   class), the TTL, the scopes (known, inside the grant), the parent session (exists,
-  active, opened by the requester or is the requester's own session, same grant, depth, no wider
+  active, opened by the requester, same grant, depth, no wider
   than the parent), and last the only transient refusal, the number of active sessions; so a
   refusal names what must change in the spec before "try later".
 - :func:`is_session_identity` says whether a user is one of the ServiceAccounts the operator mints
-  for sessions (``aa-*``); those never open root sessions, only sub-agents of their own session.
+  for sessions (``aa-*``); those open no sessions at all, root or sub-agent (a session identity
+  creates RemediationRequests and nothing else; the admission policy
+  ``agentauthority.io-session-identities-only-request`` says the same). A sub-agent is opened by
+  the agent's base identity, naming the parent it opened in ``spec.parentSession``.
 - :func:`ancestor_identities` lists who stands behind a session's ancestors (their requesters and
   session identities), for rules such as "no one up the chain approves a child's request".
 - :func:`deviation_exceeded` decides when denied requests revoke a session.
@@ -73,7 +76,7 @@ class Reason(enum.StrEnum):
     PARENT_GRANT_MISMATCH = "ParentGrantMismatch"
     DEPTH_EXCEEDED = "DepthExceeded"
     SCOPE_WIDER_THAN_PARENT = "ScopeWiderThanParent"
-    SESSION_IDENTITY = "SessionIdentityCannotOpenRootSession"
+    SESSION_IDENTITY = "SessionIdentity"
     PARENT_NOT_OWNED = "ParentNotOwned"
     TOO_MANY_SESSIONS = "TooManySessions"
     NO_SCOPE_LEFT = "NoScopeLeft"
@@ -316,20 +319,17 @@ def _admission_failure_or_rules(
 def _requester_failure(
     requester: base.UserInfo, spec: session.IncidentSessionSpec, ctx: SessionContext
 ) -> Failure | None:
-    """A session identity never opens a root session; a sub-agent opened by its parent's own
-    identity draws its authority from the parent (narrowed below), not from being a subject."""
+    """A session identity opens no session, root or sub-agent, whatever groups it is in: it
+    creates RemediationRequests and nothing else."""
     assert ctx.grant is not None
-    if spec.parent_session is None and is_session_identity(requester):
+    if is_session_identity(requester):
         return Failure(
             Reason.SESSION_IDENTITY,
             f"spec.requester: '{requester.username}' is the identity of a session, and a "
-            "session token never opens a root session, whatever groups it is in (allowed: a "
-            "sub-agent of its own session, spec.parentSession; or open it with the agent's "
-            "base identity)",
+            "session token opens no sessions, neither root sessions nor sub-agents, whatever "
+            "groups it is in (allowed: open it with the agent's base identity; for a sub-agent, "
+            "name a session that identity opened in spec.parentSession)",
         )
-    parent = ctx.parent
-    if parent is not None and parent.identity and requester.username == parent.identity:
-        return None
     return subject_failure(requester, ctx.grant, ctx.grant_name)
 
 
@@ -417,13 +417,12 @@ def _parent_failure(
             f"spec.parentSession: parent session '{parent.name}' {state}, not Active "
             "(allowed: an Active parent session; a sub-agent ends with its parent)",
         )
-    if requester.username not in {parent.requester, parent.identity} - {None}:
+    if parent.requester is None or requester.username != parent.requester:
         return Failure(
             Reason.PARENT_NOT_OWNED,
             f"spec.parentSession: session '{parent.name}' was opened by "
             f"'{parent.requester or 'unknown'}', not by '{requester.username}' (allowed: a "
-            "session you opened yourself, or your own session when you open a sub-agent with "
-            "its token)",
+            "session you opened yourself)",
         )
     if parent.grant_name != ctx.grant_name:
         return Failure(

@@ -9,8 +9,9 @@ every later change.
 - validating, CREATE: the same :func:`policy.sessions.admit` the controller runs, so a refusal
   comes back to ``kubectl`` at once, naming the field and what would be allowed;
 - validating, UPDATE (the object and its ``status``): anyone but the operator may only set
-  ``spec.ended`` from false to true — and only the requester, the session itself, or a holder of
-  the RBAC verb ``end`` — and never touch the operator's annotations, labels, finalizer or status
+  ``spec.ended`` from false to true — and only the requester or a holder of the RBAC verb
+  ``end``; a session identity changes nothing — and never touch the operator's annotations,
+  labels, finalizer or status
   (:func:`policy.session_changes.update_failure`). kopf keeps its progress and diff base in those
   annotations, so this is what keeps an agent from steering the operator's handlers.
 The labels are informational (``kubectl get -l``): nothing is counted or authorized by them.

@@ -57,7 +57,6 @@ ENDED = changed("spec.ended", True)
     ("new", "caller", "holds_end", "expected"),
     [
         (ENDED, REQUESTER, False, None),
-        (ENDED, ITSELF, False, None),
         (ENDED, ONCALL, True, None),
         (
             changed("metadata.annotations", {**OLD["metadata"]["annotations"], "x.io/y": "1"}),
@@ -81,7 +80,6 @@ ENDED = changed("spec.ended", True)
     ],
     ids=[
         "requester-ends-its-session",
-        "the-session-ends-itself",
         "holder-of-the-end-verb-ends-anyones-session",
         "anyone-with-patch-adds-their-own-annotation",
         "labels-outside-the-operator-prefix-change",
@@ -181,6 +179,14 @@ def test_update_allowed(
             "OperatorOwned",
             "status: written only by the operator",
         ),
+        (OLD, ENDED, ITSELF, "SessionIdentity", "a session token changes no IncidentSession"),
+        (
+            OLD,
+            changed("metadata.annotations", {**OLD["metadata"]["annotations"], "x.io/y": "1"}),
+            ITSELF,
+            "SessionIdentity",
+            f"spec: '{ITSELF.username}' is the identity of a session",
+        ),
     ],
     ids=[
         "a-colleague-cannot-end-someone-elses-session",
@@ -197,6 +203,8 @@ def test_update_allowed(
         "the-finalizer-cannot-be-stripped",
         "the-finalizer-cannot-be-removed-with-the-whole-list",
         "status-is-the-operators",
+        "a-session-token-cannot-end-even-its-own-session",
+        "a-session-token-changes-nothing-of-a-session",
     ],
 )
 def test_update_refused(
@@ -217,13 +225,13 @@ def test_update_refused(
     ("new", "caller", "expected"),
     [
         (ENDED, REQUESTER, False),
-        (ENDED, ITSELF, False),
+        (ENDED, ITSELF, True),
         (ENDED, ONCALL, True),
         (changed("spec.purpose", "x"), ONCALL, False),
     ],
     ids=[
         "requester-needs-no-review",
-        "the-session-itself-needs-no-review",
+        "the-session-itself-is-anyone-else",
         "anyone-else-ending-needs-the-end-verb",
         "no-review-when-nothing-ends",
     ],

@@ -599,14 +599,20 @@ def test_is_session_identity(username: str, expected: bool) -> None:
     assert sessions.is_session_identity(base.UserInfo(username=username)) is expected
 
 
-def test_a_parents_own_identity_opens_a_narrower_sub_agent_without_being_a_subject() -> None:
+def test_the_base_identity_that_opened_the_parent_opens_a_narrower_sub_agent() -> None:
     admission = sessions.admit(
-        ROOT_TOKEN,
+        BOT,
         session_spec(parentSession="root", scopes=[{"name": "pods-read", "namespaces": ["web"]}]),
         context(parent=parent()),
     )
     assert (admission.allowed, admission.depth) == (True, 1)
     assert admission.rules == [rule("web", ["pods", "pods/log"], ["get", "list"])]
+
+
+SESSION_TOKEN_REFUSED = "SessionIdentity"
+SUB_AGENT = session_spec(
+    parentSession="root", scopes=[{"name": "pods-read", "namespaces": ["web"]}]
+)
 
 
 @pytest.mark.parametrize(
@@ -616,23 +622,36 @@ def test_a_parents_own_identity_opens_a_narrower_sub_agent_without_being_a_subje
             ROOT_TOKEN,
             session_spec(),
             context(grant=grant_spec(subjects=[*SUBJECTS, EVERY_SA])),
-            "SessionIdentityCannotOpenRootSession",
+            SESSION_TOKEN_REFUSED,
             f"spec.requester: '{ROOT_IDENTITY}' is the identity of a session",
+        ),
+        (
+            ROOT_TOKEN,
+            SUB_AGENT,
+            context(parent=parent()),
+            SESSION_TOKEN_REFUSED,
+            f"spec.requester: '{ROOT_IDENTITY}' is the identity of a session",
+        ),
+        (
+            ROOT_TOKEN,
+            SUB_AGENT,
+            context(parent=parent(), grant=grant_spec(subjects=[*SUBJECTS, EVERY_SA])),
+            SESSION_TOKEN_REFUSED,
+            "opens no sessions, neither root sessions nor sub-agents",
         ),
         (
             OTHER_TOKEN,
             session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
             context(parent=parent(), grant=grant_spec(subjects=[*SUBJECTS, EVERY_SA])),
-            "ParentNotOwned",
-            "spec.parentSession: session 'root' was opened by "
-            f"'{BOT.username}', not by '{OTHER_TOKEN.username}'",
+            SESSION_TOKEN_REFUSED,
+            f"spec.requester: '{OTHER_TOKEN.username}' is the identity of a session",
         ),
         (
             OTHER_TOKEN,
             session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
             context(parent=parent()),
-            "NotASubject",
-            "is not a subject of grant 'checkout'",
+            SESSION_TOKEN_REFUSED,
+            f"spec.requester: '{OTHER_TOKEN.username}' is the identity of a session",
         ),
         (
             ALICE,
@@ -648,13 +667,23 @@ def test_a_parents_own_identity_opens_a_narrower_sub_agent_without_being_a_subje
             "ParentNotOwned",
             "was opened by 'unknown'",
         ),
+        (
+            ALICE,
+            session_spec(parentSession="root", scopes=[{"name": "pods-read"}]),
+            context(parent=parent(requester=None, identity=ALICE.username)),
+            "ParentNotOwned",
+            "was opened by 'unknown'",
+        ),
     ],
     ids=[
         "session-identity-never-opens-a-root-session-even-as-a-group-subject",
+        "session-identity-cannot-open-a-sub-agent-of-its-own-session",
+        "session-identity-cannot-open-a-sub-agent-even-as-a-group-subject",
         "session-identity-cannot-open-a-sub-agent-of-another-session",
-        "session-identity-of-another-session-is-not-a-subject-either",
+        "session-identity-of-another-session-is-refused-as-a-session-identity",
         "another-subject-cannot-name-someone-elses-session-as-parent",
         "a-parent-of-unknown-owner-is-nobodys",
+        "being-named-the-parents-identity-does-not-make-it-yours",
     ],
 )
 def test_admit_refuses_borrowed_identities_and_parents(

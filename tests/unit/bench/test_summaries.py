@@ -1,0 +1,51 @@
+"""Each benchmark's summary of its runs: goals on the median of 3 runs, errors counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import remediation, sessions
+
+
+def session_run(op: float, floor: float, errors: int = 0) -> dict[str, Any]:
+    return {
+        "ready": {"operator": {"p99": op}, "floor": {"p99": floor}, "errors": ["x"] * errors},
+        "revocation": {"operator": {"to403": {"p99": 0.05}, "errors": []}, "floor": {}},
+        "rss": {
+            "withSessionsMiB": 150.0,
+            "activeSessions": 1000,
+            "creation": {"active": 1000, "seconds": 25.0, "failureCount": 1},
+        },
+        "loadavg": [1.0, 1.0, 1.0],
+    }
+
+
+def test_sessions_goal_on_the_median_errors_counted_failed_run_named() -> None:
+    runs = [session_run(1.5, 1.0), session_run(9.0, 1.0, errors=2), session_run(1.9, 1.0)]
+    s = sessions.summarize(runs, 3)
+    assert s["ready"]["operatorMedianP99"] == 1.9
+    assert s["goalMet"] is True  # 1.9x <= 2x although one run was 9x
+    assert s["errorsPerRun"] == [1, 3, 1]  # sample errors + failed creations
+    assert s["activationPerSecond"] == [40.0, 40.0, 40.0]
+    failed = sessions.summarize([*runs[:2], {"error": "RuntimeError: boom"}], 3)
+    assert failed["goalMet"] is False
+    assert failed["runErrors"] == [None, None, "RuntimeError: boom"]
+    assert failed["errorsPerRun"][2] == 1
+
+
+def test_fewer_than_three_runs_never_meet_a_goal() -> None:
+    assert sessions.summarize([session_run(1.0, 1.0)], 1)["goalMet"] is False
+    one = {"kinds": {"approval": {"p99": 0.1}, "approvalFloor": {"p99": 0.1}}}
+    assert remediation.summarize([one], 1)["goalMet"] is False
+    assert remediation.summarize([one] * 3, 3)["goalMet"] is True
+
+
+def test_remediation_goal_needs_both_the_ratio_and_300_ms() -> None:
+    def run(op: float, floor: float) -> dict[str, Any]:
+        kinds = {"approval": {"p99": op, "errors": ["e"]}, "approvalFloor": {"p99": floor}}
+        return {"kinds": kinds}
+
+    assert remediation.summarize([run(0.25, 0.2)] * 3, 3)["goalMet"] is True
+    assert remediation.summarize([run(0.35, 0.2)] * 3, 3)["goalMet"] is False  # over 300 ms
+    assert remediation.summarize([run(0.25, 0.1)] * 3, 3)["goalMet"] is False  # 2.5x the floor
+    assert remediation.summarize([run(0.25, 0.2)] * 3, 3)["errorsPerRun"] == [1, 1, 1]
