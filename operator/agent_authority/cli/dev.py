@@ -266,7 +266,7 @@ def add_parser(sub: Any) -> None:
     dev.add_argument("--metrics-port", type=int, default=8080)
     dev.add_argument("--webhook-port", type=int, default=9443)
     dev.add_argument("--audit-port", type=int, default=9444)
-    dev.add_argument("--gateway-port", type=int, default=9445, help="session gateway; 0: off")
+    dev.add_argument("--gateway-port", type=int, default=9446, help="session gateway; 0: off")
     dev.add_argument(
         "--session-mode",
         choices=["direct", "gateway"],
@@ -305,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
             "--metrics-port": args.metrics_port,
             "--webhook-port": args.webhook_port,
             "--audit-port": args.audit_port,
+            "--gateway-port": args.gateway_port,
         },
     )
     local = cluster.LocalCluster(
