@@ -71,6 +71,25 @@ DEVIATIONS = prometheus_client.Counter(
     ["source"],
 )
 
+GATEWAY_REQUESTS = prometheus_client.Counter(
+    "agent_authority_gateway_requests_total",
+    "Session requests answered by the session gateway, by grant, verb and HTTP status code",
+    ["grant", "verb", "code"],
+)
+GATEWAY_STREAMS = prometheus_client.Gauge(
+    "agent_authority_gateway_open_streams",
+    "Streamed responses (watches, followed logs, chunked lists) the gateway holds open",
+)
+GATEWAY_REFUSALS = prometheus_client.Counter(
+    "agent_authority_gateway_refusals_total",
+    "Requests the session gateway refused itself, by reason",
+    ["reason"],
+)
+GATEWAY_CUT_STREAMS = prometheus_client.Counter(
+    "agent_authority_gateway_cut_streams_total",
+    "Open streams the gateway closed because their session lost access",
+)
+
 
 # -- notifications (issue 12) -------------------------------------------------------------------
 NOTIFICATIONS = prometheus_client.Counter(

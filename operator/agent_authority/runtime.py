@@ -31,6 +31,8 @@ from agent_authority.controllers import (
     session_reads,
     sessions,
 )
+from agent_authority.gateway import server as gateway_server
+from agent_authority.gateway import watching as gateway_watching
 from agent_authority.kube import access, api
 from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import grants as grant_webhooks
@@ -124,6 +126,16 @@ class Options:
     """Seconds a silent leader is still trusted (fail-over bound after it dies without notice)."""
     webhooks_managed: bool = True
     """Patch the webhook configurations to point here; False when a Helm chart installs them."""
+    # -- the session gateway (issue 10) --
+    gateway_port: int = 0
+    """Port of the session gateway (0: no gateway, and gateway-mode sessions are refused)."""
+    gateway_addr: str = "0.0.0.0"  # noqa: S104 - agents must reach it
+    gateway_url: str | None = None
+    """How agents reach the gateway (session kubeconfigs); default ``https://<webhook-host>:<port>``."""
+    gateway_audience: str = "agent-authority.io/gateway"
+    """Audience of gateway-mode session tokens (the apiserver refuses tokens not meant for it)."""
+    session_mode: str = "direct"
+    """Mode of sessions whose grant sets no ``spec.session.accessMode``: direct or gateway."""
 
 
 _OPTIONS = Options()
@@ -216,12 +228,15 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
     configure(settings, options)
     sessions.SETTINGS.token_seconds = options.token_seconds
     sessions.SETTINGS.rotate_after = options.rotate_after
+    sessions.SETTINGS.access_mode = models.grant.AccessMode(options.session_mode)
     if not trail.TRAIL.enabled:
         logger.warning("--no-audit-trail: decisions are not recorded in a signed audit trail")
     kube = api.default()
     memo.operator = await access.whoami(kube)
     logger.info("operating as %s", memo.operator.username)
     await sessions.sweep_orphans(kube, logger)
+    if options.gateway_port:
+        await _start_gateway(kube, options, memo, logger)
     if options.audit_port:
         receiver = deviations.Receiver(kube, frozenset(options.audit_client_names))
         serving_cert, serving_key, _ca = _serving_files(options)
@@ -275,8 +290,43 @@ async def _start_approvals(options: Options, kube: api.Kube, memo: Any, logger: 
         logger.info("approval page at %s", page.url)
 
 
+GATEWAY_SYNC_SECONDS = 30.0
+
+
+async def _start_gateway(kube: api.Kube, options: Options, memo: Any, logger: Any) -> None:
+    """Serve the session gateway (HTTPS, the webhooks' certificate) and feed its view."""
+    cert, key, ca = _serving_files(options)
+    gateway = gateway_server.Gateway(
+        kube,
+        gateway_server.Config(
+            addr=options.gateway_addr,
+            port=options.gateway_port,
+            certfile=cert,
+            keyfile=key,
+            audience=options.gateway_audience,
+        ),
+    )
+    await gateway.start()
+    synced = asyncio.Event()
+    memo.gateway_watch = asyncio.create_task(gateway_watching.run(gateway, synced))
+    await asyncio.wait_for(synced.wait(), GATEWAY_SYNC_SECONDS)
+    memo.gateway = gateway
+    url = options.gateway_url or f"https://{options.webhook_host}:{gateway.port}"
+    ca_pem = await asyncio.to_thread(pathlib.Path(ca).read_text)
+    sessions.SETTINGS.gateway = sessions.GatewayTarget(
+        audience=options.gateway_audience, server=url, ca_pem=ca_pem
+    )
+    logger.info("session gateway at %s (audience %s)", url, options.gateway_audience)
+
+
 @kopf.on.cleanup()
 async def _cleanup(memo: Any, **_: Any) -> None:
+    watch = getattr(memo, "gateway_watch", None)
+    if watch is not None:
+        watch.cancel()
+    gateway = getattr(memo, "gateway", None)
+    if gateway is not None:
+        await gateway.stop()
     receiver = getattr(memo, "receiver", None)
     if receiver is not None:
         await receiver.stop()

@@ -98,7 +98,11 @@ def operator(
     """The real operator, running as its own restricted identity, for the whole test session."""
     audit_port = int(local_cluster.options.audit_url.rsplit(":", 1)[1].split("/")[0])
     env = dev.prepare(
-        local_cluster, metrics_port=_port(), webhook_port=_port(), audit_port=audit_port
+        local_cluster,
+        metrics_port=_port(),
+        webhook_port=_port(),
+        audit_port=audit_port,
+        gateway_port=_port(),  # sessions stay direct unless their grant asks for the gateway
     )
     env.options.rotate_after = 20  # seconds: long-lived test sessions get their tokens rotated
     env.options.alert_port = _port()  # the /alertmanager receiver (tests/e2e/test_alerts.py)

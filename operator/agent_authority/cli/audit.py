@@ -1,5 +1,8 @@
 """``agent-authority audit verify``: check an audit log offline and name the first tampered record.
 
+``audit show LOG --session UID|NAME`` prints one session's records (its lifecycle and, in gateway
+mode, every call it made), oldest first.
+
 Needs the log and the public key only (never the signing key, never a cluster). The checks are
 :func:`agent_authority.audit.verify.verify`'s: hash, key id, signature, sequence and chain of every
 record (following signed key hand-overs from the key the log began with), and, with an anchor
@@ -14,6 +17,7 @@ anchor is malformed.
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import re
 import sys
@@ -64,6 +68,26 @@ def add_parser(sub: Any) -> None:
     )
     render.add_output_argument(check, [render.Format.TEXT, render.Format.JSON])
     check.set_defaults(func=run_verify)
+    show = commands.add_parser(
+        "show",
+        help="print audit records, optionally only those of one session",
+        **help_text.examples(
+            """
+            agent-authority audit show trail.jsonl --session checkout-latency
+            agent-authority audit show trail.jsonl --event GatewayRequest -o json
+            """,
+            "Prints records as they are (verify them with 'audit verify').",
+        ),
+    )
+    show.add_argument("log", metavar="LOG", help="JSON-lines audit log")
+    show.add_argument(
+        "--session",
+        metavar="UID|NAME",
+        help="only this session's records: by uid (correlation id) or by IncidentSession name",
+    )
+    show.add_argument("--event", help="only records of this event (e.g. GatewayRequest)")
+    render.add_output_argument(show, [render.Format.TEXT, render.Format.JSON])
+    show.set_defaults(func=run_show)
 
 
 def _anchor(args: argparse.Namespace) -> audit_models.Checkpoint | None:
@@ -152,3 +176,44 @@ def _json(label: str, result: verify.VerifyResult) -> dict[str, object]:
         "detail": result.detail,
         "keyIds": list(result.key_ids),
     }
+
+
+def session_matches(record: dict[str, Any], session: str) -> bool:
+    """Whether ``record`` is about the session given by uid or by name.
+
+    Session records carry the session uid as their correlation id; gateway calls carry
+    ``<session uid>/<request id>``; both name the IncidentSession as their object.
+    """
+    correlation = str(record.get("correlationId") or "")
+    if correlation == session or correlation.startswith(f"{session}/"):
+        return True
+    obj = record.get("object") or {}
+    return obj.get("kind") == "IncidentSession" and session in (obj.get("name"), obj.get("uid"))
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """``audit show LOG [--session S] [--event E]``: the matching records, oldest first."""
+    try:
+        lines = pathlib.Path(args.log).read_text().splitlines()
+    except OSError as e:
+        return render.usage_error(f"cannot read {args.log}: {e}")
+    as_json = render.Format(args.output) is render.Format.JSON
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return render.usage_error(f"{args.log} line {number} is not JSON")
+        if args.session and not session_matches(record, args.session):
+            continue
+        if args.event and record.get("event") != args.event:
+            continue
+        if as_json:
+            print(line)
+            continue
+        obj = record.get("object") or {}
+        where = "/".join(p for p in (obj.get("namespace"), obj.get("name")) if p)
+        print(
+            f"{record.get('seq')}\t{record.get('time')}\t{record.get('event')}\t{where}\t"
+            f"{record.get('reason')}\t{record.get('message')}"
+        )
+    return render.EXIT_OK

@@ -95,6 +95,10 @@ class OperatorEnv:
             *[f"--audit-client-name={name}" for name in o.audit_client_names],
             f"--alert-port={o.alert_port}",
             f"--alert-poll-seconds={o.alert_poll_seconds}",
+            f"--gateway-port={o.gateway_port}",
+            f"--gateway-addr={o.gateway_addr}",
+            f"--gateway-audience={o.gateway_audience}",
+            f"--session-mode={o.session_mode}",
         ]
 
 
@@ -151,6 +155,7 @@ def prepare(
     audit_port: int,
     session_namespaces: list[str] | None = None,
     audit_trail: pathlib.Path | None = None,
+    gateway_port: int = 0,
 ) -> OperatorEnv:
     """Install the CRDs, the admission policies and the operator's RBAC (plus its Role in each
     of ``session_namespaces``, which must exist); the kubeconfig and options to run it with."""
@@ -172,6 +177,8 @@ def prepare(
         audit_port=audit_port,
         audit_client_ca=str(local.ca_file),
         audit_trail=str(audit_trail or local.pki_dir.parent / "audit-trail.jsonl"),
+        gateway_port=gateway_port,
+        gateway_addr="127.0.0.1",
     )
     return OperatorEnv(local.user_kubeconfig(OPERATOR_USER), options)
 
@@ -259,6 +266,13 @@ def add_parser(sub: Any) -> None:
     dev.add_argument("--metrics-port", type=int, default=8080)
     dev.add_argument("--webhook-port", type=int, default=9443)
     dev.add_argument("--audit-port", type=int, default=9444)
+    dev.add_argument("--gateway-port", type=int, default=9446, help="session gateway; 0: off")
+    dev.add_argument(
+        "--session-mode",
+        choices=["direct", "gateway"],
+        default="direct",
+        help="mode of sessions whose grant sets none",
+    )
     dev.add_argument("--no-demo", action="store_true", help="do not apply the demo objects")
     dev.add_argument("--name", default="dev", help="name of the local control plane")
     dev.set_defaults(func=run)
@@ -291,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
             "--metrics-port": args.metrics_port,
             "--webhook-port": args.webhook_port,
             "--audit-port": args.audit_port,
+            "--gateway-port": args.gateway_port,
         },
     )
     local = cluster.LocalCluster(
@@ -309,7 +324,9 @@ def run(args: argparse.Namespace) -> int:
             webhook_port=args.webhook_port,
             audit_port=args.audit_port,
             audit_trail=trail,
+            gateway_port=args.gateway_port,
         )
+        env.options.session_mode = args.session_mode
         _say("CRDs and the operator's ClusterRole installed")
         agent: pathlib.Path | None = None
         approvers: dict[str, pathlib.Path] = {}

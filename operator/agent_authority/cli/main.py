@@ -55,6 +55,11 @@ def _run(args: argparse.Namespace) -> int:
         peering=args.peering,
         peering_lifetime=args.peering_lifetime,
         webhooks_managed=not args.no_manage_webhooks,
+        gateway_port=args.gateway_port,
+        gateway_addr=args.gateway_addr,
+        gateway_url=args.gateway_url,
+        gateway_audience=args.gateway_audience,
+        session_mode=args.session_mode,
     )
     try:
         asyncio.run(runtime.run(options))
@@ -147,6 +152,24 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-manage-webhooks",
         action="store_true",
         help="serve the webhooks but leave their configurations to the installer (Helm chart)",
+    )
+    run.add_argument(
+        "--gateway-port", type=int, default=defaults.gateway_port, help="session gateway; 0: off"
+    )
+    run.add_argument("--gateway-addr", default=defaults.gateway_addr, help="address to listen on")
+    run.add_argument(
+        "--gateway-url", help="how agents reach the gateway (default https://<webhook-host>:<port>)"
+    )
+    run.add_argument(
+        "--gateway-audience",
+        default=defaults.gateway_audience,
+        help="audience of gateway-mode session tokens",
+    )
+    run.add_argument(
+        "--session-mode",
+        choices=["direct", "gateway"],
+        default=defaults.session_mode,
+        help="mode of sessions whose grant sets no spec.session.accessMode",
     )
     run.set_defaults(func=_run)
 

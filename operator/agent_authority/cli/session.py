@@ -247,13 +247,19 @@ def _emit_kubeconfig(
         name = session["metadata"]["name"]
         return connection.fail(f"session {namespace}/{name} has no token yet")
     try:
-        token = read_token(kube, namespace, secret_name, TOKEN_READ_SECONDS)
+        data = read_credentials(kube, namespace, secret_name, TOKEN_READ_SECONDS)
     except errors.KubeError as e:
         return connection.fail(
             f"cannot read the session token Secret {namespace}/{secret_name} "
             f"(only the session's requester may): {e}"
         )
-    text = session_kubeconfig(kube, session["metadata"]["name"], namespace, token)
+    token = data["token"]
+    # Gateway mode: the operator stored the gateway's URL and CA beside the token.
+    server = data.get("server") or None
+    ca = data["ca.crt"].encode() if data.get("ca.crt") else None
+    text = session_kubeconfig(
+        kube, session["metadata"]["name"], namespace, token, server=server, ca=ca
+    )
     if args.write_kubeconfig:
         path = pathlib.Path(args.write_kubeconfig)
         files.write_private(path, text)
@@ -271,7 +277,20 @@ def read_token(
     sleep: Any = time.sleep,
     clock: Any = time.monotonic,
 ) -> str:
-    """The token in the session's Secret, retrying transient refusals until ``within`` seconds.
+    """The token in the session's Secret (see ``read_credentials``)."""
+    return read_credentials(kube, namespace, secret_name, within, sleep, clock)["token"]
+
+
+def read_credentials(
+    kube: api.Kube,
+    namespace: str,
+    secret_name: str,
+    within: float,
+    sleep: Any = time.sleep,
+    clock: Any = time.monotonic,
+) -> dict[str, str]:
+    """The session Secret's data, decoded (``token``; in gateway mode also the gateway's
+    ``server`` and ``ca.crt``), retrying transient refusals until ``within`` seconds.
 
     Right after a session turns Active the requester's RoleBinding on its Secret may not have
     reached the apiserver's RBAC cache yet (403), the Secret may not be visible yet (404), and the
@@ -283,9 +302,9 @@ def read_token(
     while True:
         try:
             secret = api.sync(kube.core.read_namespaced_secret, secret_name, namespace)
-            encoded = (secret.get("data") or {}).get("token")
-            if encoded:
-                return base64.b64decode(encoded).decode()
+            data = secret.get("data") or {}
+            if data.get("token"):
+                return {key: base64.b64decode(value).decode() for key, value in data.items()}
             last: errors.KubeError = errors.NotFound(f"Secret {secret_name} has no token yet", 404)
         except (errors.Forbidden, errors.NotFound, errors.Unavailable) as e:
             last = e
@@ -295,12 +314,22 @@ def read_token(
         delay = min(delay * 2, 2.0)
 
 
-def session_kubeconfig(kube: api.Kube, name: str, namespace: str, token: str) -> str:
-    """A kubeconfig for the session token, for the same server as the caller's kubeconfig."""
+def session_kubeconfig(
+    kube: api.Kube,
+    name: str,
+    namespace: str,
+    token: str,
+    *,
+    server: str | None = None,
+    ca: bytes | None = None,
+) -> str:
+    """A kubeconfig for the session token: for ``server`` with ``ca`` (the session gateway, in
+    gateway mode), else for the same server as the caller's kubeconfig."""
     configuration = kube.client.configuration
-    cluster: dict[str, Any] = {"server": configuration.host}
-    if configuration.ssl_ca_cert:
+    cluster: dict[str, Any] = {"server": server or configuration.host}
+    if server is None and configuration.ssl_ca_cert:
         ca = pathlib.Path(configuration.ssl_ca_cert).read_bytes()
+    if ca:
         cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
     user = f"session-{name}"
     return yaml.safe_dump(

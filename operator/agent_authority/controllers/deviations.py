@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import ssl
 from typing import Any
@@ -224,46 +225,75 @@ class Receiver:
         return None
 
     async def _count(self, body: api.Json, event: dict[str, Any]) -> None:
-        status = body.get("status") or {}
-        denied = int(status.get("deniedRequests") or 0) + 1
-        grant_body = await resources.get_grant(self.kube, body["spec"]["grantRef"]["name"])
-        allowed = int(
-            ((grant_body or {}).get("spec") or {}).get("session", {}).get("maxDeniedRequests", 0)
-        )
-        metrics.DEVIATIONS.labels("audit").inc()
         what = describe(event)
-        await trail.TRAIL.arecord(
-            trail.Event.DEVIATION_DETECTED,
-            body,
-            correlation_id=body["metadata"]["uid"],
-            actor=str((event.get("user") or {}).get("username", "unknown")),
-            reason="RequestForbidden",
-            message=f"{what} was forbidden",
-            details={
-                "deniedRequests": denied,
-                "allowed": allowed,
-                "auditID": str(event.get("auditID", "")),
-            },
+        actor = str((event.get("user") or {}).get("username", "unknown"))
+        details = {"auditID": str(event.get("auditID", ""))}
+        denial = await count_denied(
+            self.kube, body, what=what, actor=actor, source="audit", **details
         )
-        await resources.patch_session_status(
-            self.kube,
-            body["metadata"]["namespace"],
-            body["metadata"]["name"],
-            {"deniedRequests": denied},
-        )
-        body.setdefault("status", {})["deniedRequests"] = denied
-        handling.event(
-            body,
-            reason="RequestDenied",
-            message=f"{what} was forbidden ({denied} denied, {allowed} allowed by the grant)",
-            warning=True,
-        )
-        if session_policy.deviation_exceeded(denied, allowed):
-            await sessions.revoke(
-                self.kube,
-                body,
-                session.SessionPhase.REVOKED,
-                "Deviation",
-                f"{denied} denied request(s), more than the grant's maxDeniedRequests "
-                f"({allowed}); last: {what}",
-            )
+        if denial.exceeded:
+            await revoke_for_deviation(self.kube, body, denial)
+
+
+@dataclasses.dataclass(frozen=True)
+class Denial:
+    """One counted denied request: the session's count, the grant's allowance, and what."""
+
+    denied: int
+    allowed: int
+    what: str
+
+    @property
+    def exceeded(self) -> bool:
+        return session_policy.deviation_exceeded(self.denied, self.allowed)
+
+
+async def count_denied(
+    kube: api.Kube, body: api.Json, *, what: str, actor: str, source: str, **details: Any
+) -> Denial:
+    """Count one denied request of the active session ``body`` (read fresh, under the caller's
+    lock): status, audit record, Event. When the result ``exceeded`` the grant's
+    ``maxDeniedRequests``, the caller revokes with :func:`revoke_for_deviation`. Shared by the
+    audit webhook receiver (direct mode) and the session gateway."""
+    status = body.get("status") or {}
+    denied = int(status.get("deniedRequests") or 0) + 1
+    grant_body = await resources.get_grant(kube, body["spec"]["grantRef"]["name"])
+    allowed = int(
+        ((grant_body or {}).get("spec") or {}).get("session", {}).get("maxDeniedRequests", 0)
+    )
+    metrics.DEVIATIONS.labels(source).inc()
+    await trail.TRAIL.arecord(
+        trail.Event.DEVIATION_DETECTED,
+        body,
+        correlation_id=body["metadata"]["uid"],
+        actor=actor,
+        reason="RequestForbidden",
+        message=f"{what} was forbidden",
+        details={"deniedRequests": denied, "allowed": allowed, "source": source, **details},
+    )
+    await resources.patch_session_status(
+        kube,
+        body["metadata"]["namespace"],
+        body["metadata"]["name"],
+        {"deniedRequests": denied},
+    )
+    body.setdefault("status", {})["deniedRequests"] = denied
+    handling.event(
+        body,
+        reason="RequestDenied",
+        message=f"{what} was forbidden ({denied} denied, {allowed} allowed by the grant)",
+        warning=True,
+    )
+    return Denial(denied, allowed, what)
+
+
+async def revoke_for_deviation(kube: api.Kube, body: api.Json, denial: Denial) -> None:
+    """Revoke a session whose denied requests exceeded its grant's allowance."""
+    await sessions.revoke(
+        kube,
+        body,
+        session.SessionPhase.REVOKED,
+        "Deviation",
+        f"{denial.denied} denied request(s), more than the grant's maxDeniedRequests "
+        f"({denial.allowed}); last: {denial.what}",
+    )

@@ -43,6 +43,7 @@ from agent_authority.kube import api, context, credentials, readiness, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.notify import notices, outbox
 from agent_authority.policy import conditions, grant_changes, rbac, sessions
+from agent_authority.policy import gateway as gateway_policy
 
 PLURAL = "incidentsessions"
 ACTIVE = session.SessionPhase.ACTIVE.value
@@ -62,6 +63,19 @@ class Settings:
     below 600 s; the apiserver may shorten it further)."""
     rotate_after: float = 0.8
     """Rotate when this fraction of the token's lifetime has passed (or after N s if > 1)."""
+    access_mode: grant.AccessMode = grant.AccessMode.DIRECT
+    """Mode of sessions whose grant does not choose one (``--session-mode``)."""
+    gateway: GatewayTarget | None = None
+    """The session gateway, when this operator runs one (gateway mode needs it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayTarget:
+    """What a gateway-mode token is minted for and what its kubeconfig points at."""
+
+    audience: str
+    server: str
+    ca_pem: str
 
 
 SETTINGS = Settings()
@@ -71,6 +85,19 @@ STATE = session_state.STATE
 def _mint_seconds(expires_at: datetime.datetime | None) -> int:
     remaining = (expires_at - _now()).total_seconds() if expires_at else SETTINGS.token_seconds
     return credentials.token_seconds(remaining, SETTINGS.token_seconds)
+
+
+def _token_options(mode: str | None) -> dict[str, Any]:
+    """``mint`` arguments for a session of ``mode`` (gateway: the gateway's audience only)."""
+    if mode != grant.AccessMode.GATEWAY.value:
+        return {}
+    target = SETTINGS.gateway
+    if target is None:  # never fall back to an apiserver token: that would widen the session
+        raise kopf.TemporaryError("gateway-mode session, but this operator runs no gateway", 10)
+    return {
+        "audiences": [target.audience],
+        "extra": {"server": target.server, "ca.crt": target.ca_pem},
+    }
 
 
 def _now() -> datetime.datetime:
@@ -192,9 +219,18 @@ async def _activate(
         if not decision.allowed:
             await deny(kube, body, decision.reason.value, decision.message)
             return False
+        assert facts.grant_spec is not None  # admitted, so the grant exists
+        choice = gateway_policy.choose_mode(
+            facts.grant_spec.session.access_mode, SETTINGS.access_mode, SETTINGS.gateway is not None
+        )
+        if choice.mode is None:
+            await deny(kube, body, "GatewayUnavailable", choice.message)
+            return False
         STATE.admitted[grant_name].add(meta["uid"])
     try:
-        return await _give_credentials(kube, body, logger, spec, facts, decision, created)
+        return await _give_credentials(
+            kube, body, logger, spec, facts, decision, choice.mode, created
+        )
     except BaseException:
         STATE.admitted[grant_name].discard(meta["uid"])  # retried: admitted again then
         raise
@@ -207,6 +243,7 @@ async def _give_credentials(
     spec: session.IncidentSessionSpec,
     facts: context.Facts,
     decision: sessions.Admission,
+    mode: grant.AccessMode,
     created: datetime.datetime,
 ) -> bool:
     meta = body["metadata"]
@@ -216,9 +253,14 @@ async def _give_credentials(
     expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
     ref = ref_of(body)
     # One shared function (the benchmark's floor calls it too), token minted for the session's
-    # remaining life.
+    # remaining life (gateway mode: for the gateway's audience only).
     token = await credentials.issue(
-        kube, ref, decision.rules, spec.requester, _mint_seconds(expires_at)
+        kube,
+        ref,
+        decision.rules,
+        spec.requester,
+        _mint_seconds(expires_at),
+        **_token_options(mode.value),
     )
     metrics.TOKENS_MINTED.inc()
     # Active means usable: wait until the authorizer serves the new RoleBindings (SubjectAccess-
@@ -232,6 +274,7 @@ async def _give_credentials(
         "TokenMinted",
         f"valid until {_iso(token.expires_at)}",
         serviceAccount=ref.service_account,
+        accessMode=mode.value,
     )
     digest = await _record(
         body,
@@ -258,6 +301,7 @@ async def _give_credentials(
             "depth": decision.depth,
             "auditDigest": digest,
             "effectiveRules": [r.to_api() for r in decision.rules],
+            "accessMode": mode.value,
         },
         NOT_STARTED,
     )
@@ -379,14 +423,16 @@ async def _end_children(kube: api.Kube, parent: api.Json) -> None:
 
 async def rotate(kube: api.Kube, body: api.Json) -> None:
     """A fresh token for an Active session, for its remaining life (never once it ended: minting
-    recreates the ServiceAccount and Secret if they are gone)."""
+    recreates the ServiceAccount and Secret if they are gone); a gateway-mode session's token is
+    minted for the gateway's audience again."""
     async with session_state.fresh(kube, body) as fresh:
         if fresh is None or _status(fresh).get("phase") != ACTIVE:
             return
         ref = ref_of(fresh)
+        options = _token_options(_status(fresh).get("accessMode"))
         secret_uid = await credentials.ensure_identity(kube, ref)
         expires_at = _parse(_status(fresh).get("expiresAt"))
-        token = await credentials.mint(kube, ref, secret_uid, _mint_seconds(expires_at))
+        token = await credentials.mint(kube, ref, secret_uid, _mint_seconds(expires_at), **options)
         metrics.TOKENS_ROTATED.inc()
         digest = await _record(
             fresh,

@@ -314,27 +314,38 @@ class Token:
     expires_at: datetime.datetime
 
 
-async def mint(kube: api.Kube, ref: SessionRef, secret_uid: str, seconds: int) -> Token:
+async def mint(
+    kube: api.Kube,
+    ref: SessionRef,
+    secret_uid: str,
+    seconds: int,
+    *,
+    audiences: Sequence[str] = (),
+    extra: Mapping[str, str] | None = None,
+) -> Token:
     """Mint a token for the session's ServiceAccount, bound to its Secret, and store it there.
 
     The apiserver may shorten the lifetime (``--service-account-max-token-expiration``), so the
-    expiry is read from the response, never assumed.
+    expiry is read from the response, never assumed. ``audiences`` (gateway mode: the gateway's
+    audience only) make the apiserver itself refuse the token; ``extra`` keys are stored in the
+    Secret beside it (gateway mode: ``server`` and ``ca.crt`` of the gateway).
     """
+    spec: dict[str, Any] = {
+        "expirationSeconds": max(seconds, MIN_TOKEN_SECONDS),
+        "boundObjectRef": {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "name": ref.secret,
+            "uid": secret_uid,
+        },
+    }
+    if audiences:
+        spec["audiences"] = list(audiences)
     review = await api.call(
         kube.core.create_namespaced_service_account_token,
         ref.service_account,
         ref.namespace,
-        {
-            "spec": {
-                "expirationSeconds": max(seconds, MIN_TOKEN_SECONDS),
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "name": ref.secret,
-                    "uid": secret_uid,
-                },
-            }
-        },
+        {"spec": spec},
     )
     token = Token(
         str(review["status"]["token"]),
@@ -344,6 +355,7 @@ async def mint(kube: api.Kube, ref: SessionRef, secret_uid: str, seconds: int) -
         "token": _b64(token.token),
         "namespace": _b64(ref.namespace),
         "expiresAt": _b64(token.expires_at.isoformat()),
+        **{key: _b64(value) for key, value in (extra or {}).items()},
     }
     await api.call(kube.core.patch_namespaced_secret, ref.secret, ref.namespace, {"data": data})
     return token
@@ -355,8 +367,12 @@ async def issue(
     rules: Sequence[grant.PolicyRule],
     requester: base.UserInfo,
     seconds: int,
+    *,
+    audiences: Sequence[str] = (),
+    extra: Mapping[str, str] | None = None,
 ) -> Token:
-    """A brand-new session's credentials, with the calls overlapped as far as they can be.
+    """A brand-new session's credentials, with the calls overlapped as far as they can be
+    (``audiences`` and ``extra`` as for ``mint``: gateway mode).
 
     Identity and Roles at once; then the bindings and the own-reads Role while the token is
     minted (there is nothing to prune yet). Bindings need their Roles; the token needs the
@@ -370,7 +386,7 @@ async def issue(
     _, _, token = await asyncio.gather(
         ensure_bindings(kube, ref, namespaces, requester),
         ensure_own_reads(kube, ref, []),
-        mint(kube, ref, secret_uid, seconds),
+        mint(kube, ref, secret_uid, seconds, audiences=audiences, extra=extra),
     )
     return token
 

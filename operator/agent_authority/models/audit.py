@@ -71,6 +71,8 @@ class AuditEvent(enum.StrEnum):
     DEVIATION_DETECTED = "DeviationDetected"
     KEY_HANDED_OVER = "KeyHandedOver"
     """The signing key changes: signed by the outgoing key, names the next one (see details)."""
+    GATEWAY_REQUEST = "GatewayRequest"
+    """One request of a session forwarded (or refused) by the session gateway."""
 
 
 HAND_OVER_KEY_ID = "nextKeyId"

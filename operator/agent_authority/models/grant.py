@@ -259,6 +259,15 @@ class ApprovalPolicy(base.Model):
     """A request not approved within this many seconds expires."""
 
 
+class AccessMode(enum.StrEnum):
+    """How a session reaches the apiserver."""
+
+    DIRECT = "direct"
+    """Token for the apiserver's audience; RBAC blocks, the audit webhook detects deviations."""
+    GATEWAY = "gateway"
+    """Token for the session gateway's audience; the gateway checks, forwards and cuts off."""
+
+
 class SessionPolicy(base.Model):
     """Limits of the sessions opened under this grant."""
 
@@ -270,6 +279,8 @@ class SessionPolicy(base.Model):
     """How deep sub-agent sessions (spec.parentSession) may nest."""
     max_denied_requests: Annotated[int, pydantic.Field(ge=0, le=1000)] = 0
     """How many denied requests a session may make; the next one revokes it (0: the first)."""
+    access_mode: AccessMode | None = None
+    """``gateway`` or ``direct``; unset means the operator's ``--session-mode``."""
 
 
 class AgentGrantSpec(base.Model):

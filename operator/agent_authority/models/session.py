@@ -178,6 +178,8 @@ class IncidentSessionStatus(base.Model):
     """The RBAC rules the session token holds, per namespace."""
     denied_requests: int = 0
     """Forbidden requests seen for the session token so far."""
+    access_mode: grant.AccessMode | None = None
+    """How the session's token reaches the apiserver (``gateway``: only through the gateway)."""
     revocation: Revocation | None = None
     """Set once the session lost its access: reason, message, time."""
     audit_digest: str | None = None
