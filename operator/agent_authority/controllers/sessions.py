@@ -305,9 +305,14 @@ async def _give_credentials(
         },
         NOT_STARTED,
     )
-    if not opened:  # ended or denied meanwhile: take back what was just created
-        await credentials.revoke(kube, ref)
+    if not opened:
         STATE.admitted[spec.grant_ref.name].discard(meta["uid"])
+        current = await resources.get_session(kube, meta["namespace"], meta["name"])
+        if current is not None and _status(current).get("phase") == ACTIVE:
+            # Another replica activated it first: these are the same (deterministically named)
+            # credentials, now the session's, so they stay.
+            return False
+        await credentials.revoke(kube, ref)  # ended or denied meanwhile: take back what was made
         return False
     metrics.SESSION_READY_LATENCY.observe((_now() - created).total_seconds())
     session_state.count_in(spec.grant_ref.name, meta["uid"])
