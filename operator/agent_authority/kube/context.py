@@ -116,22 +116,3 @@ def parent_info(body: api.Json) -> sessions.ParentInfo:
         requester=str(requester) if requester else None,
         identity=f"system:serviceaccount:{namespace}:{account}" if account else None,
     )
-
-
-async def ancestors(kube: api.Kube, body: api.Json, limit: int = 16) -> list[sessions.ParentInfo]:
-    """The chain of parent sessions above ``body``, nearest first (at most ``limit`` deep).
-
-    For decisions that must look up the chain, e.g. with :func:`sessions.ancestor_identities`.
-    """
-    chain: list[sessions.ParentInfo] = []
-    namespace = body["metadata"]["namespace"]
-    parent_name = (body.get("spec") or {}).get("parentSession")
-    seen = {body["metadata"]["name"]}
-    while isinstance(parent_name, str) and parent_name not in seen and len(chain) < limit:
-        seen.add(parent_name)
-        parent = await resources.get_session(kube, namespace, parent_name)
-        if parent is None:
-            break
-        chain.append(parent_info(parent))
-        parent_name = (parent.get("spec") or {}).get("parentSession")
-    return chain

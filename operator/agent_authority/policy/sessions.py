@@ -13,8 +13,6 @@
   creates RemediationRequests and nothing else; the admission policy
   ``agentauthority.io-session-identities-only-request`` says the same). A sub-agent is opened by
   the agent's base identity, naming the parent it opened in ``spec.parentSession``.
-- :func:`ancestor_identities` lists who stands behind a session's ancestors (their requesters and
-  session identities), for rules such as "no one up the chain approves a child's request".
 - :func:`deviation_exceeded` decides when denied requests revoke a session.
 
 What may change in a session after it opened, and which denied reads are its own, is decided in
@@ -45,7 +43,6 @@ __all__ = [
     "SessionContext",
     "admit",
     "alert_failure",
-    "ancestor_identities",
     "deviation_exceeded",
     "effective_ttl",
     "incident_failure",
@@ -161,13 +158,6 @@ def is_session_identity(user: base.UserInfo) -> bool:
         return False
     _, _, name = user.username[len(SERVICE_ACCOUNT_PREFIX) :].partition(":")
     return name.startswith(SESSION_ACCOUNT_PREFIX)
-
-
-def ancestor_identities(ancestors: Sequence[ParentInfo]) -> frozenset[str]:
-    """The usernames behind a chain of ancestor sessions: each one's requester and identity."""
-    return frozenset(
-        name for parent in ancestors for name in (parent.requester, parent.identity) if name
-    )
 
 
 def is_subject(user: base.UserInfo, subjects: Sequence[grant.Subject]) -> bool:

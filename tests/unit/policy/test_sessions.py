@@ -698,17 +698,3 @@ def test_admit_refuses_borrowed_identities_and_parents(
     assert (admission.allowed, admission.reason) == (False, reason)
     assert says in admission.message
     assert "(allowed: " in admission.message
-
-
-def test_ancestor_identities_name_every_requester_and_session_identity_up_the_chain() -> None:
-    chain = [
-        parent(),
-        parent(name="top", requester="alice", identity="system:serviceaccount:agents:aa-top-1"),
-        parent(name="orphan", requester=None, identity=None),
-    ]
-    assert sessions.ancestor_identities(chain) == {
-        BOT.username,
-        ROOT_IDENTITY,
-        "alice",
-        "system:serviceaccount:agents:aa-top-1",
-    }
