@@ -40,7 +40,7 @@ from agent_authority.audit import trail
 from agent_authority.controllers import handling, request_status, sessions
 from agent_authority.kube import access, api, lineage, resources
 from agent_authority.models import GROUP, VERSION, base, grant, request, session
-from agent_authority.policy import approvals, blast, conditions, rbac, remediation
+from agent_authority.policy import approvals, blast, conditions, drift, invalid, rbac, remediation
 
 PLURAL = "remediationrequests"
 P = request.RequestPhase
@@ -137,7 +137,7 @@ async def evaluate(kube: api.Kube, body: api.Json, operator: str = "") -> None:
             body,
             P.DENIED,
             "InvalidSpec",
-            f"the operator cannot read this request: {remediation.describe_invalid(e)}; nothing "
+            f"the operator cannot read this request: {invalid.describe_invalid(e)}; nothing "
             "was evaluated",
             condition="Denied",
             warning=True,
@@ -438,7 +438,7 @@ async def apply(kube: api.Kube, body: api.Json, operator: str = "") -> None:
         in_place = resuming and not diff
         if not in_place:
             await _verify_authority(kube, body, spec, plan.facts, operator)
-        drift = remediation.target_drift(
+        changed = drift.target_drift(
             target=actions.label(spec.action.target),
             reviewed_uid=status.get("targetUid"),
             uid=plan.target_uid,
@@ -452,10 +452,10 @@ async def apply(kube: api.Kube, body: api.Json, operator: str = "") -> None:
             radius=plan.radius,
             resuming=resuming,
         )
-        if drift is not None:
+        if changed is not None:
             raise _Refused(
                 "TargetChanged",
-                f"{drift}; nothing was applied: create a new request for the target as it is now",
+                f"{changed}; nothing was applied: create a new request for the target as it is now",
             )
         if not resuming:
             await request_status.transition(

@@ -30,7 +30,7 @@ import pydantic
 
 from agent_authority.kube import access, api, lineage, resources
 from agent_authority.models import GROUP, VERSION, base, grant, request
-from agent_authority.policy import approvals, remediation
+from agent_authority.policy import approvals, invalid
 from agent_authority.webhooks import identity, refusals
 
 PLURAL = "remediationrequests"
@@ -74,7 +74,7 @@ async def own_session(spec: kopf.Spec, namespace: str | None, userinfo: Any, **_
         request.RemediationRequestSpec.model_validate(dict(spec or {}))
     except pydantic.ValidationError as e:
         raise kopf.AdmissionError(
-            f"{remediation.describe_invalid(e)} (the operator could not act on this request)",
+            f"{invalid.describe_invalid(e)} (the operator could not act on this request)",
             code=422,
         ) from e
     caller = identity.from_userinfo(userinfo).username
