@@ -23,7 +23,7 @@ import urllib.request
 from typing import Any
 
 from agent_authority import certs as pki
-from agent_authority.localcluster import assets, kubeconfig, processes
+from agent_authority.localcluster import assets, authn, kubeconfig, processes
 
 READY_TIMEOUT = 90.0
 
@@ -61,6 +61,9 @@ class Options:
     """``--authorization-mode``; a node adds ``Node`` so the kubelet is confined to its pods."""
     node_lifecycle: bool = False
     """Run the node lifecycle controller (it lifts a Ready node's ``not-ready`` taint)."""
+    jwt_issuers: tuple[authn.JwtIssuer, ...] = ()
+    """OIDC issuers whose id tokens the apiserver accepts (``--authentication-config``); each
+    must serve its discovery document and keys while the apiserver runs."""
 
 
 class LocalCluster:
@@ -272,6 +275,9 @@ class LocalCluster:
         )
         policy = importlib.resources.files("agent_authority.localcluster") / "audit-policy.yaml"
         self._path("audit-policy.yaml").write_text(policy.read_text())
+        if self.options.jwt_issuers:
+            document = authn.configuration(self.options.jwt_issuers)
+            self._path("authentication-config.yaml").write_text(json.dumps(document, indent=2))
 
     def _etcd_args(self) -> list[str]:
         assert self.binaries is not None
@@ -317,6 +323,8 @@ class LocalCluster:
             f"--kubelet-client-key={p / 'kubelet-client.key'}",
             "--kubelet-preferred-address-types=InternalIP",
         ]
+        if self.options.jwt_issuers:
+            args.append(f"--authentication-config={self._path('authentication-config.yaml')}")
         if self.options.max_token_expiration:
             args.append(
                 f"--service-account-max-token-expiration={self.options.max_token_expiration}"
