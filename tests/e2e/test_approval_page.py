@@ -731,6 +731,60 @@ def test_notifications_reach_every_format_signed_and_a_dead_receiver_blocks_noth
     )
 
 
+def test_an_approved_change_that_fails_to_apply_is_announced_with_the_reason(
+    world: World,
+) -> None:
+    """Approved, then the target moves before the operator applies: the re-plan differs from
+    the reviewed diff, the request fails with ``TargetChanged`` and every receiver hears it."""
+    w = world
+    apps = client.AppsV1Api(w.admin)
+    target = agents.unique("api")
+    apps.create_namespaced_deployment(w.shop, _deployment(target, 2))
+    s = _session(w)
+    action = {
+        "type": "scale-workload",
+        "target": {"kind": "Deployment", "namespace": w.shop, "name": target},
+        "params": {"replicas": 3},
+    }
+    name = _ask(w, s, action)
+    _phase(w, name, {"AwaitingApproval"})
+    apps.patch_namespaced_deployment(target, w.shop, {"spec": {"replicas": 1}})  # moved
+    _approve_as(w, "oncall-1", name, "reviewed at 2 replicas")
+    done = _phase(w, name, {"Succeeded", "Failed"})
+    assert done["status"]["phase"] == "Failed", done["status"]
+    assert apps.read_namespaced_deployment(target, w.shop).spec.replicas == 1  # not applied
+    link = f"{w.url}/requests/{w.ns}/{name}"
+
+    def failed(path: str) -> list[receiver.Delivery] | None:
+        found = [d for d in _notices(w, path, name) if "TargetChanged" in d.body.decode()]
+        return found or None
+
+    signed = agents.wait_for(lambda: failed("/json"), 15, "the signed failed notice")[0]
+    notice = signed.json()
+    assert notice["type"] == "failed"
+    assert notice["link"] == link
+    assert notice["title"].endswith(": failed"), notice
+    assert notice["facts"]["Reason"].startswith("TargetChanged: "), notice
+    assert "nothing was applied" in notice["text"], notice
+    assert formats.verify(
+        SECRET,
+        signed.headers[formats.TIMESTAMP_HEADER],
+        signed.body,
+        signed.headers[formats.SIGNATURE_HEADER],
+        time.time(),
+    )
+    slack = agents.wait_for(lambda: failed("/slack"), 15, "the slack failed notice")[0].json()
+    assert slack["blocks"][0]["text"]["text"].endswith(": failed")
+    fields = [f["text"] for f in slack["blocks"][2]["fields"]]
+    assert any(f.startswith("Reason: TargetChanged: ") for f in fields), fields
+    assert slack["blocks"][-1]["elements"][0]["url"] == link
+    teams = agents.wait_for(lambda: failed("/teams"), 15, "the teams failed notice")[0].json()
+    card = teams["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for f in card["body"][2]["facts"]}
+    assert facts["Reason"].startswith("TargetChanged: "), facts
+    assert card["actions"][0]["url"] == link
+
+
 def test_a_session_revoked_for_deviation_is_announced(world: World) -> None:
     w = world
     s = _session(w)

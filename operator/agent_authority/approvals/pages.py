@@ -102,12 +102,13 @@ def signin(csrf: str, error: str = "") -> str:
     return _page(
         "Sign in",
         f"<h1>Sign in</h1>{problem}"
-        "<p>Paste a bearer token of your Kubernetes identity: an OIDC id token if your cluster "
-        "uses OIDC, or another token the apiserver accepts. It is checked with a TokenReview and "
-        "then used, only for you, to read requests and record your decisions.</p>"
+        "<p>Paste a bearer token of your Kubernetes identity into the one field below: your "
+        "OIDC id token if your cluster uses OIDC (the raw JWT, without <code>Bearer</code>), or "
+        "another token the apiserver accepts. It is checked with a TokenReview and then used, "
+        "only for you, to read requests and record your decisions.</p>"
         '<form method="post" action="/login">'
         f'<input type="hidden" name="csrf" value="{e(csrf)}">'
-        '<label for="token">Token</label>'
+        '<label for="token">Bearer token or OIDC id token</label>'
         '<textarea id="token" name="token" rows="5" required autocomplete="off"></textarea>'
         '<button type="submit">Sign in</button></form>',
     )

@@ -8,35 +8,34 @@ on the next start. Detached clusters (``up``) record their pids in ``state.json`
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
-import errno
 import importlib.resources
 import json
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 from agent_authority import certs as pki
-from agent_authority.localcluster import assets, kubeconfig
+from agent_authority.localcluster import assets, authn, kubeconfig, processes
 
-PR_SET_PDEATHSIG = 1
 READY_TIMEOUT = 90.0
 
-
-class ClusterError(RuntimeError):
-    """The control plane could not start or stop; the message says why and what to do."""
+# Moved to :mod:`processes`; the names stay here for the modules and tests that use them.
+ClusterError = processes.ClusterError
+STALE_RUN_HOOKS = processes.STALE_RUN_HOOKS
+run_root = processes.run_root
+reap_stale_runs = processes.reap_stale_runs
+stop_detached = processes.stop_detached
+die_with_parent = processes.die_with_parent
+_die_with_parent = processes.die_with_parent
+alive = processes.alive
 
 
 @dataclasses.dataclass
@@ -62,74 +61,9 @@ class Options:
     """``--authorization-mode``; a node adds ``Node`` so the kubelet is confined to its pods."""
     node_lifecycle: bool = False
     """Run the node lifecycle controller (it lifts a Ready node's ``not-ready`` taint)."""
-
-
-STALE_RUN_HOOKS: list[Callable[[pathlib.Path], None]] = []
-"""Called with a stale run folder before it is removed (the node unmounts and cleans up there)."""
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _claim(port: int, what: str) -> int:
-    if port == 0:
-        return _free_port()
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ClusterError(
-                    f"port {port} on 127.0.0.1 for {what} is taken by another process; "
-                    "stop it or choose another port"
-                ) from e
-            raise
-    return port
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run_root() -> pathlib.Path:
-    return assets.cache_dir() / "run"
-
-
-def reap_stale_runs() -> None:
-    """Remove run folders whose owner process is gone (left by a killed test run)."""
-    root = run_root()
-    if not root.exists():
-        return
-    for folder in root.iterdir():
-        state = folder / "state.json"
-        try:
-            data = json.loads(state.read_text())
-        except (OSError, ValueError):
-            data = {}
-        owner = int(data.get("owner", 0))
-        pids = [int(p) for p in data.get("pids", [])]
-        if (owner and _alive(owner)) or (not owner and data and any(_alive(p) for p in pids)):
-            continue  # in use: an attached run whose owner lives, or a detached run (`up`)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        for hook in STALE_RUN_HOOKS:
-            hook(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+    jwt_issuers: tuple[authn.JwtIssuer, ...] = ()
+    """OIDC issuers whose id tokens the apiserver accepts (``--authentication-config``); each
+    must serve its discovery document and keys while the apiserver runs."""
 
 
 class LocalCluster:
@@ -201,11 +135,11 @@ class LocalCluster:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> LocalCluster:
         started = time.monotonic()
-        self.etcd_port = _claim(self.options.etcd_port, "etcd")
-        self.apiserver_port = _claim(self.options.apiserver_port, "kube-apiserver")
-        reap_stale_runs()
+        self.etcd_port = processes.claim(self.options.etcd_port, "etcd")
+        self.apiserver_port = processes.claim(self.options.apiserver_port, "kube-apiserver")
+        processes.reap_stale_runs()
         self.binaries = assets.find_or_build()
-        root = run_root()
+        root = processes.run_root()
         root.mkdir(parents=True, exist_ok=True)
         if self.options.name:
             self.folder = root / self.options.name
@@ -239,7 +173,7 @@ class LocalCluster:
     def stop(self) -> None:
         """Stop every child (TERM, then KILL after 10 s) and remove the run folder."""
         for name in reversed(list(self._procs)):
-            _terminate(self._procs[name])
+            processes.terminate(self._procs[name])
         self._procs.clear()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -250,7 +184,7 @@ class LocalCluster:
         proc = self._procs.pop("kube-apiserver", None)
         if proc is None:
             raise ClusterError("kube-apiserver is not running")
-        _terminate(proc)
+        processes.terminate(proc)
 
     def start_apiserver(self) -> None:
         """Start kube-apiserver again (same port, certificates and etcd data), wait for it, and
@@ -263,7 +197,7 @@ class LocalCluster:
         # apiserver; a fresh one resumes at once, so later work (and tests) need not wait for it.
         manager = self._procs.pop("kube-controller-manager", None)
         if manager is not None:
-            _terminate(manager)
+            processes.terminate(manager)
             self._spawn("kube-controller-manager", self._controller_manager_args())
         self._write_state()
 
@@ -341,10 +275,13 @@ class LocalCluster:
         )
         policy = importlib.resources.files("agent_authority.localcluster") / "audit-policy.yaml"
         self._path("audit-policy.yaml").write_text(policy.read_text())
+        if self.options.jwt_issuers:
+            document = authn.configuration(self.options.jwt_issuers)
+            self._path("authentication-config.yaml").write_text(json.dumps(document, indent=2))
 
     def _etcd_args(self) -> list[str]:
         assert self.binaries is not None
-        peer = f"http://127.0.0.1:{_free_port()}"
+        peer = f"http://127.0.0.1:{processes.free_port()}"
         client = f"http://127.0.0.1:{self.etcd_port}"
         return [
             str(self.binaries.etcd),
@@ -386,6 +323,8 @@ class LocalCluster:
             f"--kubelet-client-key={p / 'kubelet-client.key'}",
             "--kubelet-preferred-address-types=InternalIP",
         ]
+        if self.options.jwt_issuers:
+            args.append(f"--authentication-config={self._path('authentication-config.yaml')}")
         if self.options.max_token_expiration:
             args.append(
                 f"--service-account-max-token-expiration={self.options.max_token_expiration}"
@@ -416,7 +355,7 @@ class LocalCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=None if self.options.detach else _die_with_parent,
+                preexec_fn=None if self.options.detach else processes.die_with_parent,
             )
         finally:
             log.close()
@@ -465,42 +404,3 @@ class LocalCluster:
                 last = str(e)
             time.sleep(0.1)
         raise ClusterError(f"kube-apiserver not ready within {READY_TIMEOUT:.0f} s: {last}")
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-def stop_detached(name: str) -> bool:
-    """Stop a control plane started with ``detach=True``; False when none was running."""
-    folder = run_root() / name
-    state_file = folder / "state.json"
-    if not state_file.exists():
-        return False
-    state = json.loads(state_file.read_text())
-    pids = [int(p) for p in state.get("pids", [])]
-    for pid in reversed(pids):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-    shutil.rmtree(folder, ignore_errors=True)
-    return True
-
-
-# For the node module, which starts its daemons the same way.
-die_with_parent = _die_with_parent
-alive = _alive
