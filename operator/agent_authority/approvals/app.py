@@ -108,7 +108,7 @@ async def signin(req: web.Request) -> web.StreamResponse:
         return await signin_form(
             req, "csrf: the sign-in form's token is missing or wrong; nothing was done", 403
         )
-    token = _text(form.get("token")).strip()
+    token = logins.pasted_token(_text(form.get("token")))
     if not token or len(token) > MAX_TOKEN:
         return await signin_form(req, "token: paste a bearer token (at most 16 KiB)", 400)
     try:

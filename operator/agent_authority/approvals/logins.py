@@ -98,3 +98,13 @@ class Logins:
 def same(given: str | None, expected: str) -> bool:
     """Constant-time comparison of a submitted CSRF token with the expected one."""
     return bool(given) and hmac.compare_digest(str(given), expected)
+
+
+def pasted_token(text: str) -> str:
+    """The token in what a person pasted: surrounding space and an ``Authorization`` header's
+    ``Bearer`` prefix (any case) removed, as people copy it from a header or a kubeconfig."""
+    token = text.strip()
+    scheme, _, rest = token.partition(" ")
+    if scheme.lower() == "bearer" and rest.strip():
+        return rest.strip()
+    return token

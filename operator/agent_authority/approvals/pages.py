@@ -103,8 +103,8 @@ def signin(csrf: str, error: str = "") -> str:
         "Sign in",
         f"<h1>Sign in</h1>{problem}"
         "<p>Paste a bearer token of your Kubernetes identity into the one field below: your "
-        "OIDC id token if your cluster uses OIDC (the raw JWT, without <code>Bearer</code>), or "
-        "another token the apiserver accepts. It is checked with a TokenReview and then used, "
+        "OIDC id token if your cluster uses OIDC, or another token the apiserver accepts (a "
+        "leading <code>Bearer</code> is ignored). It is checked with a TokenReview and then used, "
         "only for you, to read requests and record your decisions.</p>"
         '<form method="post" action="/login">'
         f'<input type="hidden" name="csrf" value="{e(csrf)}">'

@@ -103,3 +103,18 @@ def test_each_login_has_its_own_csrf_token() -> None:
     assert not logins.same(second.csrf, first.csrf)
     assert not logins.same("", first.csrf)
     assert not logins.same(None, first.csrf)
+
+
+@pytest.mark.parametrize(
+    ("pasted", "token"),
+    [
+        pytest.param("  eyJ.a.b \n", "eyJ.a.b", id="raw-token-trimmed"),
+        pytest.param("Bearer eyJ.a.b", "eyJ.a.b", id="header-value"),
+        pytest.param("bearer   eyJ.a.b ", "eyJ.a.b", id="any-case-any-space"),
+        pytest.param("Bearer", "Bearer", id="only-the-word-is-left-alone"),
+        pytest.param("Bearerx eyJ", "Bearerx eyJ", id="other-scheme-left-alone"),
+        pytest.param("", "", id="empty"),
+    ],
+)
+def test_a_pasted_bearer_prefix_is_removed(pasted: str, token: str) -> None:
+    assert logins.pasted_token(pasted) == token
