@@ -520,3 +520,16 @@ def test_approval_page_enabled_has_a_sticky_service_and_tls(
     else:
         assert volumes["approvals-tls"]["secret"]["secretName"] == secret
     assert "aa-agent-authority-approvals.aa-system.svc" in _certificate_names(docs)
+
+
+def test_a_fixed_webhook_address_is_in_the_service_and_the_certificate(helm: str) -> None:
+    """Clients without cluster DNS (an apiserver's audit webhook, agents on a node) use the IP."""
+    from cryptography import x509
+
+    docs = _render(helm, "--set", "webhooks.clusterIP=10.0.0.10")
+    assert _service(docs, "aa-agent-authority-webhooks")["spec"]["clusterIP"] == "10.0.0.10"
+    (secret,) = _kinds(docs, "Secret")
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.0.0.10"]
+    assert "clusterIP" not in _service(_render(helm), "aa-agent-authority-webhooks")["spec"]

@@ -74,7 +74,8 @@ once per render and shared between templates through .Values.
 {{- $pages := include "agent-authority.approvalsService" . -}}
 {{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) $pages (printf "%s.%s" $pages $ns) (printf "%s.%s.svc" $pages $ns) (printf "%s.%s.svc.cluster.local" $pages $ns) -}}
 {{- $ca := genCA "agent-authority-webhook-ca" 3650 -}}
-{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns 3650 $ca -}}
+{{- $ips := ternary (list .Values.webhooks.clusterIP) list (ne "" (.Values.webhooks.clusterIP | default "")) -}}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) $ips $dns 3650 $ca -}}
 {{- $_ := set .Values "generatedCerts" (dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc)) -}}
 {{- end -}}
 {{- end -}}
