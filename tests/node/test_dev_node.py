@@ -138,6 +138,7 @@ def test_dev_node_comes_up_serves_a_session_and_leaves_nothing(tmp_path: pathlib
             raise
         finally:
             stderr.close()
+            proc.stdout.close()
             log = (tmp_path / "dev-node.log").read_text()
     print(log[-1500:])
     assert code == 0, log[-3000:]
