@@ -140,7 +140,7 @@ def test_dev_node_comes_up_serves_a_session_and_leaves_nothing(tmp_path: pathlib
             stderr.close()
             proc.stdout.close()
             log = (tmp_path / "dev-node.log").read_text()
-    print(log[-1500:])
+            print(f"\n[node] dev --node said (last lines):\n{log[-3000:]}")
     assert code == 0, log[-3000:]
     assert "nothing left behind" in log
     assert node.leftovers() == []
