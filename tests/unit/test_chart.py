@@ -401,7 +401,8 @@ def test_sessions_default_to_the_gateway_on_the_webhook_service(
     url = "https://aa-agent-authority-webhooks.aa-system.svc:8443"
     assert "--session-mode=gateway" in args
     assert {"--gateway-port=8443", "--gateway-addr=0.0.0.0", f"--gateway-url={url}"} <= set(args)
-    ports = {p["name"]: p for p in _service(rendered, "aa-agent-authority-webhooks")["spec"]["ports"]}
+    service = _service(rendered, "aa-agent-authority-webhooks")
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
     assert ports["gateway"]["port"] == 8443
     assert ports["gateway"]["targetPort"] == "gateway"
     # Agents verify the gateway with the operator's CA: its certificate carries the URL's name.
