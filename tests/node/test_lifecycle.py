@@ -2,9 +2,10 @@
 
 The tests run in file order on one release (each step starts from where the previous left it):
 ``helm install`` until Ready and ``helm test``; a session, an approved remediation and a
-revocation handled in-cluster; the leader's process SIGKILLed (admission refusals and revocation
-delay measured); ``helm upgrade`` with an active session and a pending request; ``helm uninstall``
-leaving no credential and no finalizer, CRDs kept.
+revocation handled in-cluster; the leader lost, its process SIGKILLed and then its pod
+force-deleted (admission refusals and revocation delay measured); ``helm upgrade`` with an active
+session and a pending request; ``helm uninstall`` leaving no credential and no finalizer, CRDs
+kept.
 
 Sessions run in the chart's default mode, gateway: their kubeconfig points at the gateway on the
 webhook Service, which the tests reach from the host as agents on a node would (the host has no
@@ -28,6 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -555,14 +557,35 @@ class AdmissionProbe(threading.Thread):
         return longest
 
 
-def test_killing_the_leader_hands_over_within_a_lease(world: World) -> None:
+def _kill_process(w: World, pod: str) -> None:
+    os.kill(_operator_pid(pod), signal.SIGKILL)  # a crash: no clean-up, no hand-over
+
+
+def _force_delete_pod(w: World, pod: str) -> None:
+    """``kubectl delete pod --grace-period=0 --force``: the object goes at once, the kubelet
+    kills the container without waiting (the operator gets no time to hand over)."""
+    client.CoreV1Api(w.admin).delete_namespaced_pod(
+        pod, NAMESPACE, grace_period_seconds=0, body=client.V1DeleteOptions(grace_period_seconds=0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "lose"),
+    [
+        pytest.param("SIGKILLed", _kill_process, id="process-killed"),
+        pytest.param("pod force-deleted", _force_delete_pod, id="pod-force-deleted"),
+    ],
+)
+def test_losing_the_leader_hands_over_within_a_lease(
+    world: World, how: str, lose: Callable[[World, str], None]
+) -> None:
     w = world
     s = _session(w)
     probe = AdmissionProbe(w)
     probe.start()
     time.sleep(2)
     leader = _leader_pod(w)
-    os.kill(_operator_pid(leader), signal.SIGKILL)  # a crash: no clean-up, no hand-over
+    lose(w, leader)
     killed = time.monotonic()
     # Ending passes the session UPDATE webhook: while the dead pod is still an endpoint the
     # apiserver may reach it and fail the call (5xx). A client retries, as an agent would; the
@@ -587,7 +610,7 @@ def test_killing_the_leader_hands_over_within_a_lease(world: World) -> None:
     probe.join(10)
     outage = probe.longest_outage()
     print(
-        f"\n[node] leader {leader} SIGKILLed: revocation done {revoked:.1f} s later "
+        f"\n[node] leader {leader} {how}: revocation done {revoked:.1f} s later "
         f"(lease {LEASE_SECONDS} s); admission refused {len(probe.failures)} times, longest "
         f"outage {outage:.1f} s, {probe.successes} admitted"
     )
