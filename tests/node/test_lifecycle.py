@@ -230,9 +230,13 @@ def _token_status(w: World, s: Session, *, direct: bool = False) -> int:
     """200 if the session may list deployments in the shop, else the refusal's status
     (:data:`UNREACHABLE` when nothing answers, e.g. the gateway is uninstalled)."""
     try:
-        client.AppsV1Api(_as_session(w, s, direct=direct)).list_namespaced_deployment(
-            w.shop, _request_timeout=10
-        )
+        api = _as_session(w, s, direct=direct)
+    except client.ApiException as e:  # the gateway's Service is gone
+        if e.status != 404:
+            raise
+        return UNREACHABLE
+    try:
+        client.AppsV1Api(api).list_namespaced_deployment(w.shop, _request_timeout=10)
     except client.ApiException as e:
         return int(e.status)
     except urllib3.exceptions.HTTPError:
