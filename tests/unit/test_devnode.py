@@ -16,7 +16,7 @@ from agent_authority.cli import dev, devnode, failures
 def test_without_root_it_refuses_at_once_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(devnode.os, "geteuid", lambda: 1000)
     with pytest.raises(failures.CliError) as refused:
-        devnode.run(argparse.Namespace(name="x", session_mode=None, exit_after=0))
+        devnode.run(argparse.Namespace(name="x", session_mode=None, exit_after=0, no_demo=False))
     assert "dev --node needs root" in str(refused.value)
     assert "without --node" in str(refused.value)
 

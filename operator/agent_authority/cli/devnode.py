@@ -267,13 +267,16 @@ def run(args: argparse.Namespace) -> int:
             f"{worker.startup_seconds:.1f} s, at {local.url}"
         )
         install(local, helm, tag, mode)
-        for applied in install_demo(local):
-            _say(f"applied {applied}")
-        agent = dev._agent_kubeconfig(local)
-        approvers = dev.approver_kubeconfigs(local)
-        _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {agent}")
-        for name, path in approvers.items():
-            _say(f"approver kubeconfig ({name}, group {dev.APPROVER_GROUP}): {path}")
+        agent: pathlib.Path | None = None
+        approvers: dict[str, pathlib.Path] = {}
+        if not args.no_demo:  # the demo's namespaces exist either way (sessionNamespaces)
+            for applied in install_demo(local):
+                _say(f"applied {applied}")
+            agent = dev._agent_kubeconfig(local)
+            approvers = dev.approver_kubeconfigs(local)
+            _say(f"agent kubeconfig (ServiceAccount agents/sre-bot): {agent}")
+            for name, path in approvers.items():
+                _say(f"approver kubeconfig ({name}, group {dev.APPROVER_GROUP}): {path}")
         _say(
             f"operator: {RELEASE} pods in namespace {NAMESPACE}; sessions default to "
             f"{mode} mode (gateway https://{SERVICE_ADDRESS}:{GATEWAY_PORT})"
