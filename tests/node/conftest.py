@@ -9,70 +9,35 @@ fails with a clear message.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, config
 
+from agent_authority.cli import devnode, failures
 from agent_authority.localcluster import assets, cluster, node, nodeassets
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-IMAGE_INPUTS = ("operator", "requirements.lock", "pyproject.toml", "hack/image")
-
-
-def image_tag() -> str:
-    """A tag that changes whenever anything the image is built from changes."""
-    digest = hashlib.sha256()
-    for top in IMAGE_INPUTS:
-        base = ROOT / top
-        files = [base] if base.is_file() else sorted(base.rglob("*"))
-        for path in files:
-            skipped = any(
-                part == "__pycache__" or part.endswith(".egg-info") for part in path.parts
-            )
-            if path.is_file() and not skipped:
-                digest.update(str(path.relative_to(ROOT)).encode())
-                digest.update(path.read_bytes())
-    return "0.1.0-" + digest.hexdigest()[:12]
 
 
 def build_image(tag: str) -> pathlib.Path:
-    archive = assets.cache_dir() / "images" / f"operator-{tag}.tar"
-    if archive.exists():
-        return archive
+    """The operator's OCI archive (``dev --node`` builds and caches it the same way)."""
     started = time.monotonic()
-    result = subprocess.run(
-        [
-            "nice",
-            "-n",
-            "10",
-            sys.executable,
-            str(ROOT / "hack" / "image"),
-            "-o",
-            str(archive),
-            "--tag",
-            tag,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"hack/image failed:\n{result.stderr[-3000:]}", pytrace=False)
-    print(f"\n[node] image built in {time.monotonic() - started:.0f} s: {result.stdout.strip()}")
+    try:
+        archive = devnode.build_image(tag)
+    except failures.CliError as e:
+        pytest.fail(str(e), pytrace=False)
+    print(f"\n[node] image {archive.name} ready in {time.monotonic() - started:.0f} s")
     return archive
 
 
 @pytest.fixture(scope="session")
 def operator_image() -> tuple[pathlib.Path, str]:
-    tag = image_tag()
+    tag = devnode.image_tag()
     return build_image(tag), tag
 
 

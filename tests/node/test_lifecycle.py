@@ -2,24 +2,34 @@
 
 The tests run in file order on one release (each step starts from where the previous left it):
 ``helm install`` until Ready and ``helm test``; a session, an approved remediation and a
-revocation handled in-cluster; the leader's process SIGKILLed (admission refusals and revocation
-delay measured); ``helm upgrade`` with an active session and a pending request; ``helm uninstall``
-leaving no credential and no finalizer, CRDs kept.
+revocation handled in-cluster; the leader lost, its process SIGKILLed and then its pod
+force-deleted (admission refusals and revocation delay measured); ``helm upgrade`` with an active
+session and a pending request; ``helm uninstall`` leaving no credential and no finalizer, CRDs
+kept.
+
+Sessions run in the chart's default mode, gateway: their kubeconfig points at the gateway on the
+webhook Service, which the tests reach from the host as agents on a node would (the host has no
+cluster DNS, so the Service's name is resolved to its ClusterIP, which kube-proxy's rules on the
+host route; TLS is still verified for the name). One grant opts into direct mode.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import pathlib
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -75,6 +85,8 @@ def _install_args(w: World) -> list[str]:
         f"leaderElection.leaseSeconds={LEASE_SECONDS}",
         "--set",
         f"webhooks.timeoutSeconds={WEBHOOK_TIMEOUT}",
+        "--set",
+        "approvals.enabled=true",
         "--wait",
         "--timeout",
         "6m",
@@ -166,36 +178,75 @@ class Session:
     name: str
     token: str
     account: str
+    server: str | None = None
+    """The gateway's URL (gateway mode: the ``server`` key of the session Secret)."""
+    ca: pathlib.Path | None = None
+    """The gateway's CA (``ca.crt`` of the session Secret), written to a file."""
 
 
-def _session(w: World) -> Session:
+UNREACHABLE = -1
+
+
+def _session(w: World, grant: str | None = None) -> Session:
     name = agents.unique("s")
-    agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant, ttlSeconds=1800))
+    body = agents.session_body(name, grant or w.grant, ttlSeconds=1800)
+    agents.open_session(w.agent, w.ns, body)
     body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"}, timeout=60)
     assert body["status"]["phase"] == "Active", body["status"]
-    return Session(name, agents.token_of(w.agent, w.ns, body), body["status"]["serviceAccountName"])
+    secret = client.CoreV1Api(w.agent).read_namespaced_secret(body["status"]["secretName"], w.ns)
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+    ca: pathlib.Path | None = None
+    if "ca.crt" in data:
+        ca = w.local.pki_dir / f"{name}-gateway-ca.crt"
+        ca.write_text(data["ca.crt"])
+    account = body["status"]["serviceAccountName"]
+    return Session(name, data["token"], account, data.get("server"), ca)
 
 
-def _as_token(w: World, token: str) -> Any:
+def _via_cluster_ip(w: World, url: str) -> tuple[str, str]:
+    """``https://<service>.<namespace>.svc:<port>`` as (the ClusterIP URL, the TLS name)."""
+    parsed = urllib.parse.urlsplit(url)
+    host = parsed.hostname or ""
+    service, namespace = host.split(".")[:2]
+    ip = client.CoreV1Api(w.admin).read_namespaced_service(service, namespace).spec.cluster_ip
+    return f"https://{ip}:{parsed.port or 443}", host
+
+
+def _as_session(w: World, s: Session, *, direct: bool = False) -> Any:
+    """A client with the session's token, through its gateway unless ``direct`` (or none)."""
     configuration = client.Configuration()
-    configuration.host = w.local.url
-    configuration.ssl_ca_cert = str(w.local.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
+    if s.server and not direct:
+        configuration.host, configuration.tls_server_name = _via_cluster_ip(w, s.server)
+        configuration.ssl_ca_cert = str(s.ca)
+    else:
+        configuration.host = w.local.url
+        configuration.ssl_ca_cert = str(w.local.ca_file)
+    configuration.api_key = {"authorization": f"Bearer {s.token}"}
+    configuration.retries = False
     return client.ApiClient(configuration)
 
 
-def _token_status(w: World, token: str) -> int:
-    """200 if the token may list deployments in the shop, else the refusal's status."""
+def _token_status(w: World, s: Session, *, direct: bool = False) -> int:
+    """200 if the session may list deployments in the shop, else the refusal's status
+    (:data:`UNREACHABLE` when nothing answers, e.g. the gateway is uninstalled)."""
     try:
-        client.AppsV1Api(_as_token(w, token)).list_namespaced_deployment(w.shop)
+        api = _as_session(w, s, direct=direct)
+    except client.ApiException as e:  # the gateway's Service is gone
+        if e.status != 404:
+            raise
+        return UNREACHABLE
+    try:
+        client.AppsV1Api(api).list_namespaced_deployment(w.shop, _request_timeout=10)
     except client.ApiException as e:
         return int(e.status)
+    except urllib3.exceptions.HTTPError:
+        return UNREACHABLE
     return 200
 
 
 def _ask(w: World, s: Session, deployment: str, replicas: int) -> str:
     name = agents.unique("rr")
-    client.CustomObjectsApi(_as_token(w, s.token)).create_namespaced_custom_object(
+    client.CustomObjectsApi(_as_session(w, s)).create_namespaced_custom_object(
         GROUP,
         VERSION,
         w.ns,
@@ -370,7 +421,10 @@ def test_session_remediation_approval_and_revocation_in_cluster(world: World) ->
     agents.create_grant(w.admin, w.grant, _grant_spec(w.shop))  # through the grant webhook
     client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment("web", 1))
     s = _session(w)
-    assert _token_status(w, s.token) == 200
+    # The chart's default: a gateway-mode session, its kubeconfig naming the gateway Service.
+    assert s.server == f"https://{RELEASE}-webhooks.{NAMESPACE}.svc:8443", s.server
+    assert _token_status(w, s) == 200
+    assert _token_status(w, s, direct=True) == 401, "a gateway token must not reach the apiserver"
     name = _ask(w, s, "web", 3)  # +2 is beyond the auto limit: a human must approve
     _request_phase(w, name, {"AwaitingApproval"})
     _approve(w, name)
@@ -379,7 +433,58 @@ def test_session_remediation_approval_and_revocation_in_cluster(world: World) ->
     agents.end_session(w.agent, w.ns, s.name)
     agents.wait_phase(w.admin, w.ns, s.name, {"Ended"}, timeout=60)
     agents.wait_for(lambda: _credentials_gone(w, s), 30, "the session's credentials to go")
-    agents.wait_for(lambda: _token_status(w, s.token) in (401, 403), 30, "the token to be refused")
+    agents.wait_for(lambda: _token_status(w, s) in (401, 403), 30, "the token to be refused")
+
+
+def test_a_direct_mode_grant_reads_the_apiserver_itself(world: World) -> None:
+    w = world
+    grant = agents.unique("direct")
+    spec = _grant_spec(w.shop)
+    spec["session"]["accessMode"] = "direct"
+    agents.cluster_role(
+        w.admin,
+        f"open-{grant}",
+        [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["incidentsessions"],
+                "verbs": ["create", "get", "list", "watch", "patch"],
+            }
+        ],
+        [AGENT],
+    )
+    agents.create_grant(w.admin, grant, spec)
+    s = _session(w, grant)
+    assert s.server is None, "a direct session's Secret names no gateway"
+    assert _token_status(w, s) == 200
+    agents.end_session(w.agent, w.ns, s.name)
+    agents.wait_phase(w.admin, w.ns, s.name, {"Ended"}, timeout=60)
+    agents.wait_for(lambda: _token_status(w, s) in (401, 403), 30, "the direct token refused")
+
+
+# -- the approval page ---------------------------------------------------------------------------
+
+
+def test_the_approval_page_answers_through_its_service(world: World) -> None:
+    """Enabled in the chart: HTTPS on the approvals Service, verified with the operator's CA for
+    the Service's name, answering with the sign-in form."""
+    w = world
+    service = f"{RELEASE}-approvals"
+    found = client.CoreV1Api(w.admin).read_namespaced_service(service, NAMESPACE)
+    assert found.spec.session_affinity == "ClientIP"
+    secret = client.CoreV1Api(w.admin).read_namespaced_secret(f"{RELEASE}-webhook-tls", NAMESPACE)
+    context = ssl.create_default_context(cadata=base64.b64decode(secret.data["ca.crt"]).decode())
+    name = f"{service}.{NAMESPACE}.svc"
+    raw = socket.create_connection((found.spec.cluster_ip, 443), timeout=10)
+    request = f"GET /login HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
+    with context.wrap_socket(raw, server_hostname=name) as tls:
+        tls.sendall(request.encode())
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"<h1>Sign in</h1>" in body
 
 
 # -- leader loss -----------------------------------------------------------------------------------
@@ -456,14 +561,35 @@ class AdmissionProbe(threading.Thread):
         return longest
 
 
-def test_killing_the_leader_hands_over_within_a_lease(world: World) -> None:
+def _kill_process(w: World, pod: str) -> None:
+    os.kill(_operator_pid(pod), signal.SIGKILL)  # a crash: no clean-up, no hand-over
+
+
+def _force_delete_pod(w: World, pod: str) -> None:
+    """``kubectl delete pod --grace-period=0 --force``: the object goes at once, the kubelet
+    kills the container without waiting (the operator gets no time to hand over)."""
+    client.CoreV1Api(w.admin).delete_namespaced_pod(
+        pod, NAMESPACE, grace_period_seconds=0, body=client.V1DeleteOptions(grace_period_seconds=0)
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "lose"),
+    [
+        pytest.param("SIGKILLed", _kill_process, id="process-killed"),
+        pytest.param("pod force-deleted", _force_delete_pod, id="pod-force-deleted"),
+    ],
+)
+def test_losing_the_leader_hands_over_within_a_lease(
+    world: World, how: str, lose: Callable[[World, str], None]
+) -> None:
     w = world
     s = _session(w)
     probe = AdmissionProbe(w)
     probe.start()
     time.sleep(2)
     leader = _leader_pod(w)
-    os.kill(_operator_pid(leader), signal.SIGKILL)  # a crash: no clean-up, no hand-over
+    lose(w, leader)
     killed = time.monotonic()
     # Ending passes the session UPDATE webhook: while the dead pod is still an endpoint the
     # apiserver may reach it and fail the call (5xx). A client retries, as an agent would; the
@@ -488,7 +614,7 @@ def test_killing_the_leader_hands_over_within_a_lease(world: World) -> None:
     probe.join(10)
     outage = probe.longest_outage()
     print(
-        f"\n[node] leader {leader} SIGKILLed: revocation done {revoked:.1f} s later "
+        f"\n[node] leader {leader} {how}: revocation done {revoked:.1f} s later "
         f"(lease {LEASE_SECONDS} s); admission refused {len(probe.failures)} times, longest "
         f"outage {outage:.1f} s, {probe.successes} admitted"
     )
@@ -520,7 +646,7 @@ def test_upgrade_keeps_sessions_and_pending_requests(world: World) -> None:
     body = agents.get_session(w.admin, w.ns, s.name)
     assert body["status"]["phase"] == "Active"
     assert agents.token_of(w.agent, w.ns, body) == s.token, "the upgrade re-minted the token"
-    assert _token_status(w, s.token) == 200
+    assert _token_status(w, s) == 200
     assert _request(w, pending)["status"]["phase"] == "AwaitingApproval"
     assert _replicas(w, "api") == 1, "a pending request was applied without approval"
     _approve(w, pending)
@@ -540,7 +666,7 @@ def test_upgrade_keeps_sessions_and_pending_requests(world: World) -> None:
 def test_uninstall_revokes_every_session_and_keeps_the_crds(world: World) -> None:
     w = world
     s = _session(w)
-    assert _token_status(w, s.token) == 200
+    assert _token_status(w, s) == 200
     result = _helm(w, "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m")
     assert result.returncode == 0, result.stderr + result.stdout + _hook_logs(w)
     body = agents.get_session(w.admin, w.ns, s.name)
@@ -552,7 +678,8 @@ def test_uninstall_revokes_every_session_and_keeps_the_crds(world: World) -> Non
         with pytest.raises(client.ApiException) as gone:
             client.CoreV1Api(w.admin).read_namespaced_secret(secret, w.ns)
         assert gone.value.status == 404
-    agents.wait_for(lambda: _token_status(w, s.token) in (401, 403), 30, "the token refused")
+    # The gateway went with the operator: nothing answers there any more (or it refuses).
+    agents.wait_for(lambda: _token_status(w, s) in (401, 403, UNREACHABLE), 30, "the token refused")
     ext = client.ApiextensionsV1Api(w.admin)
     crds = {c.metadata.name for c in ext.list_custom_resource_definition().items}
     assert {f"incidentsessions.{GROUP}", f"agentgrants.{GROUP}"} <= crds

@@ -68,6 +68,7 @@ def test_chart_is_in_sync_with_crds_config_and_webhooks() -> None:
         pytest.param([], id="defaults"),
         pytest.param(["-f", str(CHART / "ci" / "kind-values.yaml")], id="kind-path"),
         pytest.param(["--set", "webhooks.certificates=cert-manager"], id="cert-manager"),
+        pytest.param(["--set", "approvals.enabled=true"], id="approval-page"),
     ],
 )
 def test_helm_lint_is_clean(helm: str, values: list[str]) -> None:
@@ -368,3 +369,168 @@ def test_incidentsession_admins_and_editors_may_end_sessions(
         "agent-authority-incidentsessions-admin",
         "agent-authority-incidentsessions-editor",
     }
+
+
+# -- the session gateway and the approval page ---------------------------------------------------
+
+
+def _operator_args(docs: list[dict[str, Any]]) -> list[str]:
+    (deployment,) = _kinds(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return list(container["args"])
+
+
+def _service(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    (service,) = [s for s in _kinds(docs, "Service") if s["metadata"]["name"] == name]
+    return service
+
+
+def _certificate_names(docs: list[dict[str, Any]]) -> set[str]:
+    from cryptography import x509
+
+    (secret,) = _kinds(docs, "Secret")
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return set(names.get_values_for_type(x509.DNSName))
+
+
+def test_sessions_default_to_the_gateway_on_the_webhook_service(
+    rendered: list[dict[str, Any]],
+) -> None:
+    args = _operator_args(rendered)
+    url = "https://aa-agent-authority-webhooks.aa-system.svc:8443"
+    assert "--session-mode=gateway" in args
+    assert {"--gateway-port=8443", "--gateway-addr=0.0.0.0", f"--gateway-url={url}"} <= set(args)
+    service = _service(rendered, "aa-agent-authority-webhooks")
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert ports["gateway"]["port"] == 8443
+    assert ports["gateway"]["targetPort"] == "gateway"
+    # Agents verify the gateway with the operator's CA: its certificate carries the URL's name.
+    assert "aa-agent-authority-webhooks.aa-system.svc" in _certificate_names(rendered)
+
+
+@pytest.mark.parametrize(
+    ("values", "wanted", "unwanted"),
+    [
+        pytest.param(
+            ["--set", "gateway.sessionMode=direct"],
+            ["--session-mode=direct", "--gateway-port=8443"],
+            ["--session-mode=gateway"],
+            id="direct-default-gateway-still-served",
+        ),
+        pytest.param(
+            ["--set", "gateway.enabled=false", "--set", "gateway.sessionMode=direct"],
+            ["--session-mode=direct", "--gateway-port=0"],
+            ["--gateway-port=8443"],
+            id="direct-only",
+        ),
+        pytest.param(
+            ["--set", "gateway.url=https://gw.example.internal"],
+            ["--gateway-url=https://gw.example.internal"],
+            [],
+            id="url-given",
+        ),
+    ],
+)
+def test_direct_mode_is_selectable(
+    helm: str, values: list[str], wanted: list[str], unwanted: list[str]
+) -> None:
+    args = _operator_args(_render(helm, *values))
+    assert set(wanted) <= set(args)
+    assert not set(unwanted) & set(args)
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        pytest.param(
+            ["--set", "gateway.enabled=false"], "gateway.sessionMode", id="gateway-mode-no-gateway"
+        ),
+        pytest.param(
+            ["--set", "gateway.sessionMode=proxy"], "/gateway/sessionMode", id="unknown-mode"
+        ),
+        pytest.param(
+            ["--set", "gateway.url=http://gw"], "/gateway/url", id="gateway-url-not-https"
+        ),
+        pytest.param(
+            ["--set", "approvals.enabled=true", "--set", "approvals.tls=secret"],
+            "approvals.tlsSecret",
+            id="approvals-secret-unnamed",
+        ),
+        pytest.param(["--set", "approvals.tls=plain"], "/approvals/tls", id="approvals-tls-mode"),
+    ],
+)
+def test_gateway_and_approval_page_values_are_refused_naming_the_field(
+    helm: str, values: list[str], field: str
+) -> None:
+    result = subprocess.run(
+        [helm, "template", "aa", str(CHART), KUBE, *values],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert field in result.stderr
+
+
+def test_approval_page_is_off_by_default(rendered: list[dict[str, Any]]) -> None:
+    assert not any(a.startswith("--approvals-") for a in _operator_args(rendered))
+    assert "aa-agent-authority-approvals" not in {
+        s["metadata"]["name"] for s in _kinds(rendered, "Service")
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "wanted", "secret"),
+    [
+        pytest.param(
+            [],
+            [
+                "--approvals-cert=/etc/agent-authority/approvals-tls/tls.crt",
+                "--approvals-key=/etc/agent-authority/approvals-tls/tls.key",
+            ],
+            "aa-agent-authority-webhook-tls",
+            id="https-operator-certificate",
+        ),
+        pytest.param(
+            ["--set", "approvals.tls=secret", "--set", "approvals.tlsSecret=pages-tls"],
+            ["--approvals-cert=/etc/agent-authority/approvals-tls/tls.crt"],
+            "pages-tls",
+            id="https-own-secret",
+        ),
+        pytest.param(
+            ["--set", "approvals.tls=none"], ["--approvals-insecure-http"], None, id="behind-proxy"
+        ),
+    ],
+)
+def test_approval_page_enabled_has_a_sticky_service_and_tls(
+    helm: str, values: list[str], wanted: list[str], secret: str | None
+) -> None:
+    docs = _render(helm, "--set", "approvals.enabled=true", *values)
+    args = _operator_args(docs)
+    assert {"--approvals-port=8444", "--approvals-addr=0.0.0.0", *wanted} <= set(args)
+    service = _service(docs, "aa-agent-authority-approvals")["spec"]
+    assert service["sessionAffinity"] == "ClientIP"
+    assert service["ports"] == [{"name": "approvals", "port": 443, "targetPort": "approvals"}]
+    (deployment,) = _kinds(docs, "Deployment")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    if secret is None:
+        assert "approvals-tls" not in volumes
+        assert not any(a.startswith("--approvals-cert") for a in args)
+    else:
+        assert volumes["approvals-tls"]["secret"]["secretName"] == secret
+    assert "aa-agent-authority-approvals.aa-system.svc" in _certificate_names(docs)
+
+
+def test_a_fixed_webhook_address_is_in_the_service_and_the_certificate(helm: str) -> None:
+    """Clients without cluster DNS (an apiserver's audit webhook, agents on a node) use the IP."""
+    from cryptography import x509
+
+    docs = _render(helm, "--set", "webhooks.clusterIP=10.0.0.10")
+    assert _service(docs, "aa-agent-authority-webhooks")["spec"]["clusterIP"] == "10.0.0.10"
+    (secret,) = _kinds(docs, "Secret")
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["10.0.0.10"]
+    assert "clusterIP" not in _service(_render(helm), "aa-agent-authority-webhooks")["spec"]

@@ -32,6 +32,28 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s-webhooks" (include "agent-authority.fullname" .) -}}
 {{- end -}}
 
+{{- define "agent-authority.approvalsService" -}}
+{{- printf "%s-approvals" (include "agent-authority.fullname" .) -}}
+{{- end -}}
+
+{{/* How agents reach the session gateway: gateway.url, else the webhook Service's name. */}}
+{{- define "agent-authority.gatewayUrl" -}}
+{{- if .Values.gateway.url -}}
+{{- .Values.gateway.url -}}
+{{- else -}}
+{{- printf "https://%s.%s.svc:%v" (include "agent-authority.webhookService" .) .Release.Namespace .Values.gateway.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The default session mode; gateway mode without the gateway is refused at render time. */}}
+{{- define "agent-authority.sessionMode" -}}
+{{- $mode := .Values.gateway.sessionMode | default "gateway" -}}
+{{- if and (eq $mode "gateway") (not .Values.gateway.enabled) -}}
+{{- fail "gateway.sessionMode=gateway needs gateway.enabled=true (or set gateway.sessionMode=direct)" -}}
+{{- end -}}
+{{- $mode -}}
+{{- end -}}
+
 {{- define "agent-authority.tlsSecret" -}}
 {{- printf "%s-webhook-tls" (include "agent-authority.fullname" .) -}}
 {{- end -}}
@@ -49,9 +71,11 @@ once per render and shared between templates through .Values.
 {{- else -}}
 {{- $svc := include "agent-authority.webhookService" . -}}
 {{- $ns := .Release.Namespace -}}
-{{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- $pages := include "agent-authority.approvalsService" . -}}
+{{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) $pages (printf "%s.%s" $pages $ns) (printf "%s.%s.svc" $pages $ns) (printf "%s.%s.svc.cluster.local" $pages $ns) -}}
 {{- $ca := genCA "agent-authority-webhook-ca" 3650 -}}
-{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns 3650 $ca -}}
+{{- $ips := ternary (list .Values.webhooks.clusterIP) list (ne "" (.Values.webhooks.clusterIP | default "")) -}}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) $ips $dns 3650 $ca -}}
 {{- $_ := set .Values "generatedCerts" (dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc)) -}}
 {{- end -}}
 {{- end -}}

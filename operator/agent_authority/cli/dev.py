@@ -41,7 +41,7 @@ DEMO_SESSION_NAMESPACES = ["agents"]
 """Where the demo's sessions live: the operator gets its session Role there."""
 APPROVERS = ("alice", "bob")
 APPROVER_GROUP = "oncall-sre"
-DEMO = [
+DEMO: list[dict[str, Any]] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "agents"}},
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
     {
@@ -259,6 +259,7 @@ def add_parser(sub: Any) -> None:
             hack/dev                                  # the same, creating .venv first
             agent-authority dev --metrics-port 18080  # when port 8080 is taken
             agent-authority dev --exit-after 60 --no-demo
+            sudo hack/dev --node                      # the operator as pods on a real node
             """
         ),
     )
@@ -270,11 +271,16 @@ def add_parser(sub: Any) -> None:
     dev.add_argument(
         "--session-mode",
         choices=["direct", "gateway"],
-        default="direct",
-        help="mode of sessions whose grant sets none",
+        default=None,
+        help="mode of sessions whose grant sets none (default: direct; gateway with --node)",
     )
     dev.add_argument("--no-demo", action="store_true", help="do not apply the demo objects")
     dev.add_argument("--name", default="dev", help="name of the local control plane")
+    dev.add_argument(
+        "--node",
+        action="store_true",
+        help="a real node (root): the operator as pods of its chart, not a local process",
+    )
     dev.set_defaults(func=run)
 
 
@@ -299,6 +305,10 @@ def install_demo(local: cluster.LocalCluster) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.node:
+        from agent_authority.cli import devnode  # here: devnode imports this module
+
+        return devnode.run(args)
     check_ports(
         "127.0.0.1",
         {
@@ -326,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
             audit_trail=trail,
             gateway_port=args.gateway_port,
         )
-        env.options.session_mode = args.session_mode
+        env.options.session_mode = args.session_mode or "direct"
         _say("CRDs and the operator's ClusterRole installed")
         agent: pathlib.Path | None = None
         approvers: dict[str, pathlib.Path] = {}

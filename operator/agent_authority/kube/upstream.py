@@ -83,7 +83,8 @@ class Upstream:
             hook: Any = getattr(c, "refresh_api_key_hook", None)
             if hook is not None:
                 hook(c)
-            value = c.get_api_key_with_prefix("authorization")
+            # In-cluster and kubeconfig token loaders store it as BearerToken ("bearer <token>").
+            value = c.get_api_key_with_prefix("authorization", alias="BearerToken")
             self._authorization = str(value) if value else None
             self._refreshed = now
         return self._authorization
