@@ -127,6 +127,7 @@ def setup(local: cluster.LocalCluster, admin: Any) -> None:
     for name in (NS, SHOP):
         core.create_namespace({"metadata": {"name": name}})
     manifests.apply(clients.api_client(str(local.kubeconfig)), dev.session_namespace_rbac([NS]))
+    manifests.apply(clients.api_client(str(local.kubeconfig)), dev.scope_namespace_rbac([SHOP]))
     rbac.create_namespaced_role(
         NS,
         {

@@ -216,6 +216,7 @@ class Bench:
             core.create_namespace({"metadata": {"name": name}})
         # The operator writes identities and tokens only where its session Role is installed.
         manifests.apply(self.admin, dev.session_namespace_rbac([self.ns]))
+        manifests.apply(self.admin, dev.scope_namespace_rbac([self.auto_ns, self.propose_ns]))
         self._floor_crd()
         rules = {
             AGENT: [

@@ -351,6 +351,7 @@ def setup_world(admin: api.Kube) -> None:
         call(core.create_namespace, {"metadata": {"name": ns}})
     # The operator writes identities and tokens only where its session Role is installed.
     manifests.apply(admin.client, dev.session_namespace_rbac([SESSIONS_NS]))
+    manifests.apply(admin.client, dev.scope_namespace_rbac([SHOP_NS]))  # RBAC writes there
     call(
         core.create_namespaced_pod,
         SHOP_NS,

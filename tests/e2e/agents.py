@@ -145,3 +145,14 @@ def allow_sessions_in(local: cluster.LocalCluster, namespace: str) -> None:
 
     admin = clients.api_client(str(local.kubeconfig))
     manifests.apply(admin, dev.session_namespace_rbac([namespace]))
+
+
+def allow_scopes_in(local: cluster.LocalCluster, *namespaces: str) -> None:
+    """Let sessions' scopes read in ``namespaces`` (where no session lives): the operator's scope
+    Role there (RBAC writes are granted per namespace, never cluster-wide), as an installer
+    would."""
+    from agent_authority.cli import dev
+    from agent_authority.kube import clients, manifests
+
+    admin = clients.api_client(str(local.kubeconfig))
+    manifests.apply(admin, dev.scope_namespace_rbac(list(namespaces)))

@@ -56,6 +56,7 @@ def setup(
     for name in (ns, shop):
         core.create_namespace({"metadata": {"name": name}})
     agents.allow_sessions_in(local_cluster, ns)
+    agents.allow_scopes_in(local_cluster, shop)  # the scopes read there
     rbac = client.RbacAuthorizationV1Api(admin)
     rbac.create_namespaced_role(
         ns,

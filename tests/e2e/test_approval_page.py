@@ -142,6 +142,7 @@ def world(
     for name in (ns, shop, other, people):
         core.create_namespace({"metadata": {"name": name}})
     agents.allow_sessions_in(local_cluster, ns)
+    agents.allow_scopes_in(local_cluster, shop)  # the scopes read there
     accounts = ("oncall-1", "oncall-2", "bystander", "agent-rita")
     for account in accounts:
         core.create_namespaced_service_account(people, {"metadata": {"name": account}})

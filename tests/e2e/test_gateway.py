@@ -85,6 +85,7 @@ def world(
     for name in (ns, shop, other):
         core.create_namespace({"metadata": {"name": name}})
     agents.allow_sessions_in(local_cluster, ns)
+    agents.allow_scopes_in(local_cluster, shop)  # the scopes read there
     rbac = client.RbacAuthorizationV1Api(admin)
     rbac.create_namespaced_role(
         ns,
@@ -574,3 +575,33 @@ def test_a_remediation_request_goes_through_the_gateway_as_the_session(world: Wo
     assert status == 201, body
     account = agents.get_session(w.admin, w.ns, s.name)["status"]["serviceAccountName"]
     assert body["spec"]["requester"]["username"] == f"system:serviceaccount:{w.ns}:{account}"
+
+
+def test_smuggled_identity_headers_do_not_change_who_the_apiserver_sees(world: World) -> None:
+    """The agent adds impersonation, front-proxy and audit headers of its own to a request the
+    gateway forwards: the apiserver still sees the session's ServiceAccount (the gateway strips
+    them and sets its own), and the correlation id is the gateway's."""
+    w = world
+    s = open_session(w, w.lenient)
+    account = agents.get_session(w.admin, w.ns, s.name)["status"]["serviceAccountName"]
+    review = json.dumps(
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    ).encode()
+    smuggled = {
+        "Impersonate-User": "system:admin",
+        "Impersonate-Group": "system:masters",
+        "Impersonate-Uid": "0",
+        "Impersonate-Extra-Scopes": "everything",
+        "X-Remote-User": "system:admin",
+        "X-Remote-Group": "system:masters",
+        "Audit-ID": "forged-audit-id",
+    }
+    code, body, headers = call(
+        s, "/apis/authentication.k8s.io/v1/selfsubjectreviews", "POST", review, headers=smuggled
+    )
+    assert code == 201, body
+    info = body["status"]["userInfo"]
+    assert info["username"] == f"system:serviceaccount:{w.ns}:{account}"
+    assert "system:masters" not in info.get("groups", [])
+    assert "scopes" not in (info.get("extra") or {})
+    assert headers.get("Audit-Id", "").startswith(f"{s.uid}/")

@@ -62,6 +62,7 @@ def world(local_cluster: cluster.LocalCluster, admin: Any, operator: OperatorPro
     for name in (ns, shop):
         core.create_namespace({"metadata": {"name": name}})
     agents.allow_sessions_in(local_cluster, ns)
+    agents.allow_scopes_in(local_cluster, shop)  # the scopes read there
     for sa in ("http-bot", "http-stranger"):
         core.create_namespaced_service_account(ns, {"metadata": {"name": sa}})
     grant = agents.unique("mcp")

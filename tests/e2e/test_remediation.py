@@ -103,6 +103,7 @@ def world(
     for name in (ns, shop, other):
         core.create_namespace({"metadata": {"name": name}})
     agents.allow_sessions_in(local_cluster, ns)
+    agents.allow_scopes_in(local_cluster, shop)  # the scopes read there
     grant = agents.unique("fixer")
     agents.cluster_role(
         admin,

@@ -415,6 +415,79 @@ def test_an_approval_does_not_survive_the_approvers_loss_of_the_approve_verb(
     assert _replicas(w, w.shop, deployment) == 3
 
 
+def test_an_approval_through_a_group_counts_only_while_the_group_may_approve(
+    world: World, operator: OperatorProcess
+) -> None:
+    """Two approvers hold ``approve`` only through a group each, stamped in their approvals. One
+    group's binding is removed before the executor runs: that approval no longer counts; the
+    other, still authorized through its stamped group, is applied (so the groups are used)."""
+    w = world
+    s = _session(w)
+    rbac = client.RbacAuthorizationV1Api(w.admin)
+    role = f"approve-by-group-{agents.unique('x')}"
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": role},
+            "rules": [
+                *_status_rules(),
+                {
+                    "apiGroups": [GROUP],
+                    "resources": ["agentgrants"],
+                    "verbs": ["approve"],
+                    "resourceNames": [w.grant],
+                },
+            ],
+        }
+    )
+    cases = {"kept": agents.unique("grp-kept"), "lost": agents.unique("grp-lost")}
+    for group in cases.values():
+        rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": group},
+                "roleRef": {"apiGroup": agents.RBAC, "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "Group", "name": group, "apiGroup": agents.RBAC}],
+            }
+        )
+    requests: dict[str, tuple[str, str]] = {}
+    for case in cases:
+        deployment = agents.unique(f"by-{case}")
+        _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+        requests[case] = (_ask(w, s, _scale(w.shop, 9, deployment)), deployment)
+        _phase(w, requests[case][0], {"AwaitingApproval"})
+    operator.stop()
+    try:
+        with _admission_bypassed(w.admin):  # stamped as the webhook would have stamped them
+            for case, (name, _) in requests.items():
+                current = _request(w, name)
+                entry = {
+                    "decision": "approve",
+                    "reason": "fine",
+                    "approver": {"username": f"oncall-{case}", "groups": [cases[case]]},
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+                client.CustomObjectsApi(w.admin).patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    w.ns,
+                    "remediationrequests",
+                    name,
+                    {"status": {"approvals": [*current["status"].get("approvals", []), entry]}},
+                )
+        rbac.delete_cluster_role_binding(cases["lost"])
+    finally:
+        operator.start()
+    lost = _phase(w, requests["lost"][0], {"Succeeded", "Failed"}, timeout=30)
+    assert lost["status"]["phase"] == "Failed", lost["status"]
+    assert lost["status"]["reason"] == "ApprovalNotVerified"
+    assert "oncall-lost: not authorized to approve" in _conditions(lost)["Ready"]["message"]
+    assert _replicas(w, w.shop, requests["lost"][1]) == 3
+    kept = _phase(w, requests["kept"][0], {"Succeeded", "Failed"}, timeout=30)
+    assert kept["status"]["phase"] == "Succeeded", kept["status"]
+    assert _replicas(w, w.shop, requests["kept"][1]) == 9
+    rbac.delete_cluster_role_binding(cases["kept"])
+    rbac.delete_cluster_role(role)
+
+
 # -- rollback -------------------------------------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ def world(
     for name in (ns, shop, other):
         _namespace(admin, name)
     agents.allow_sessions_in(local_cluster, ns)
+    agents.allow_scopes_in(local_cluster, shop)  # the scopes read there
     rbac = client.RbacAuthorizationV1Api(admin)
     rbac.create_namespaced_role(
         ns,

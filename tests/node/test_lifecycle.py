@@ -80,6 +80,8 @@ def _install_args(w: World) -> list[str]:
         "--set",
         f"sessionNamespaces={{{w.ns}}}",
         "--set",
+        f"scopeNamespaces={{{w.shop}}}",
+        "--set",
         "image.pullPolicy=Never",
         "--set",
         f"leaderElection.leaseSeconds={LEASE_SECONDS}",

@@ -241,6 +241,42 @@ def test_session_namespace_roles_are_rendered_per_namespace_for_the_chart_accoun
     assert "SESSION_NAMESPACE" not in yaml.safe_dump_all(docs)
 
 
+def test_scope_namespace_roles_write_only_rbac_and_skip_session_namespaces(helm: str) -> None:
+    docs = _render(
+        helm, "--set", "sessionNamespaces={agents}", "--set", "scopeNamespaces={shop,agents,db}"
+    )
+    template = [
+        d
+        for d in yaml.safe_load_all(
+            (ROOT / "config" / "rbac" / "operator-scope-namespace.yaml").read_text()
+        )
+        if d
+    ]
+    (source_role,) = [d for d in template if d["kind"] == "Role"]
+    name = source_role["metadata"]["name"]
+    roles = [r for r in _kinds(docs, "Role") if r["metadata"]["name"] == name]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["db", "shop"]
+    for role in roles:
+        assert role["rules"] == source_role["rules"]
+        assert {r for rule in role["rules"] for r in rule["resources"]} == {"roles", "rolebindings"}
+    bindings = [b for b in _kinds(docs, "RoleBinding") if b["metadata"]["name"] == name]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["db", "shop"]
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "aa-agent-authority", "namespace": "aa-system"}
+        ]
+    assert "SCOPE_NAMESPACE" not in yaml.safe_dump_all(docs)
+
+
+def test_the_ceiling_writes_no_rbac_objects() -> None:
+    ceiling = yaml.safe_load((ROOT / "config" / "rbac" / "operator-clusterrole.yaml").read_text())
+    for rule in ceiling["rules"]:
+        if {"roles", "rolebindings", "clusterroles", "clusterrolebindings"} & set(
+            rule["resources"]
+        ):
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+
+
 def test_no_session_namespaces_renders_no_placeholder_role(rendered: list[dict[str, Any]]) -> None:
     assert not [r for r in _kinds(rendered, "Role") if r["metadata"]["name"].endswith("-sessions")]
     assert "SESSION_NAMESPACE" not in yaml.safe_dump_all(rendered)

@@ -39,6 +39,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 OPERATOR_USER = "agent-authority-operator"
 DEMO_SESSION_NAMESPACES = ["agents"]
 """Where the demo's sessions live: the operator gets its session Role there."""
+DEMO_SCOPE_NAMESPACES = ["shop"]
+"""Where the demo's session scopes read (no sessions live there): the operator gets its scope
+Role there, so it may write the sessions' Roles and RoleBindings."""
 APPROVERS = ("alice", "bob")
 APPROVER_GROUP = "oncall-sre"
 DEMO: list[dict[str, Any]] = [
@@ -111,6 +114,19 @@ def session_namespace_rbac(
     docs: list[dict[str, Any]] = []
     for namespace in namespaces:
         text = template.replace("SESSION_NAMESPACE", namespace)
+        docs += [d for d in yaml.safe_load_all(text.replace("OPERATOR_USER", operator_user)) if d]
+    return docs
+
+
+def scope_namespace_rbac(
+    namespaces: list[str], operator_user: str = OPERATOR_USER
+) -> list[dict[str, Any]]:
+    """The operator's scope Role and RoleBinding in each namespace session scopes read where no
+    session lives (RBAC writes are granted there only, never cluster-wide)."""
+    template = (ROOT / "config" / "rbac" / "operator-scope-namespace.yaml").read_text()
+    docs: list[dict[str, Any]] = []
+    for namespace in namespaces:
+        text = template.replace("SCOPE_NAMESPACE", namespace)
         docs += [d for d in yaml.safe_load_all(text.replace("OPERATOR_USER", operator_user)) if d]
     return docs
 
@@ -290,7 +306,8 @@ def _say(message: str) -> None:
 
 def install_demo(local: cluster.LocalCluster) -> list[str]:
     """The demo: namespaces, the ``checkout`` Deployment, the agent's and approvers' RBAC, the
-    grant ``sre-bot``, and the operator's session Role in the demo's session namespace."""
+    grant ``sre-bot``, the operator's session Role in the demo's session namespace and its scope
+    Role in the namespace the demo's scopes read."""
     admin = clients.api_client(str(local.kubeconfig))
     docs = DEMO + manifests.load(
         [
@@ -301,7 +318,12 @@ def install_demo(local: cluster.LocalCluster) -> list[str]:
     )
     applied = manifests.apply(admin, docs)
     rbac = manifests.apply(admin, session_namespace_rbac(DEMO_SESSION_NAMESPACES))
-    return [*applied, *(f"{name} (the operator may run sessions there)" for name in rbac)]
+    scopes = manifests.apply(admin, scope_namespace_rbac(DEMO_SCOPE_NAMESPACES))
+    return [
+        *applied,
+        *(f"{name} (the operator may run sessions there)" for name in rbac),
+        *(f"{name} (the operator may give sessions reads there)" for name in scopes),
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,10 +39,10 @@ import kopf
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling, request_status, session_state
-from agent_authority.kube import api, context, credentials, readiness, resources
+from agent_authority.kube import access, api, context, credentials, readiness, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.notify import notices, outbox
-from agent_authority.policy import conditions, grant_changes, rbac, sessions
+from agent_authority.policy import conditions, grant_changes, rbac, reach, sessions
 from agent_authority.policy import gateway as gateway_policy
 
 PLURAL = "incidentsessions"
@@ -226,6 +226,10 @@ async def _activate(
         if choice.mode is None:
             await deny(kube, body, "GatewayUnavailable", choice.message)
             return False
+        refused = await _operator_reach(kube, meta["namespace"], decision.rules, facts)
+        if refused is not None:
+            await deny(kube, body, refused.reason.value, refused.message)
+            return False
         STATE.admitted[grant_name].add(meta["uid"])
     try:
         return await _give_credentials(
@@ -234,6 +238,16 @@ async def _activate(
     except BaseException:
         STATE.admitted[grant_name].discard(meta["uid"])  # retried: admitted again then
         raise
+
+
+async def _operator_reach(
+    kube: api.Kube, namespace: str, rules: list[grant.PolicyRule], facts: context.Facts
+) -> reach.Refusal | None:
+    """Refuse, before anything is created, a session the operator may not give access to: its
+    namespace lacks the session Role, or a namespace its rules read lacks the scope Role."""
+    needed = reach.needed(namespace, {r.namespace for r in rules})
+    missing = await access.own_missing(kube, needed)
+    return reach.refusal(namespace, missing, facts.context.resolved)
 
 
 async def _give_credentials(

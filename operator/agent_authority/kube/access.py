@@ -84,3 +84,28 @@ async def whoami(kube: api.Kube) -> base.UserInfo:
     return base.UserInfo(
         username=info.get("username", ""), uid=info.get("uid"), groups=info.get("groups", [])
     )
+
+
+async def own_missing(
+    kube: api.Kube, permissions: Sequence[rbac.Permission]
+) -> list[rbac.Permission]:
+    """The permissions the operator itself does not hold (one SelfSubjectAccessReview each, in
+    parallel): asked before it creates anything that needs them."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def check(p: rbac.Permission) -> bool:
+        attributes = {
+            "verb": p.verb,
+            "group": p.api_group,
+            "resource": p.base_resource,
+            "subresource": p.subresource,
+            "namespace": p.namespace,
+            "name": p.resource_name,
+        }
+        body = {"spec": {"resourceAttributes": {k: v for k, v in attributes.items() if v}}}
+        async with gate:
+            review = await api.call(kube.authz.create_self_subject_access_review, body)
+        return bool(review.get("status", {}).get("allowed"))
+
+    results = await asyncio.gather(*[check(p) for p in permissions])
+    return [p for p, ok in zip(permissions, results, strict=True) if not ok]
