@@ -71,7 +71,9 @@ SETTLE_TIMEOUT = 180.0
 ONCE = {e.value for e in attribution.ONCE_PER_OBJECT} | {"SessionTerminal"}
 FIGURES = {
     "ttlApiserverDown": "access past TTL, apiserver down (s)",
+    "ttlApiserverBack": "  of which after the apiserver was back (s)",
     "ttlOperatorDown": "access past TTL, operator down (s)",
+    "ttlOperatorBack": "  of which after the operator was ready (s)",
     "endAcrossApiserverOutage": "apiserver back -> ended session refused (s)",
     "duplicateRecordIds": "records holding a record id twice",
     "duplicateTransitions": "transitions recorded twice",
@@ -193,9 +195,10 @@ def _wait_refused(w: World, token: str, timeout: float) -> float:
 
 def _past_ttl(
     w: World, name: str, outage: float, down: Callable[[], None], up: Callable[[], None]
-) -> float:
-    """Access past TTL when ``down`` runs 3 s before it and ``up`` ``outage`` s later."""
-    body, token = w.open(name, ttl=int(outage) + 15)
+) -> tuple[float, float]:
+    """Access past TTL when ``down`` runs 3 s before it and ``up`` ``outage`` s later; and how
+    much of it came after ``up`` returned."""
+    body, token = w.open(name, ttl=int(outage) + 15)  # the TTL passes 3 s into the outage
     poller = Poller(w, token)
     poller.start()
     try:
@@ -206,22 +209,24 @@ def _past_ttl(
             time.sleep(outage)
         finally:
             up()
+        back = time.monotonic()
         refused = _wait_refused(w, token, 120)
         time.sleep(1)
     finally:
         poller.stop()
     if refused != refused:  # NaN: never refused
-        return float("nan")
-    return max(0.0, (poller.last_read or deadline) - deadline)
+        return float("nan"), float("nan")
+    last = poller.last_read or deadline
+    return max(0.0, last - deadline), max(0.0, last - back)
 
 
-def ttl_apiserver_down(w: World, outage: float) -> float:
+def ttl_apiserver_down(w: World, outage: float) -> tuple[float, float]:
     return _past_ttl(
         w, agents.unique("ttl-api"), outage, w.local.stop_apiserver, w.local.start_apiserver
     )
 
 
-def ttl_operator_down(w: World, outage: float) -> float:
+def ttl_operator_down(w: World, outage: float) -> tuple[float, float]:
     return _past_ttl(
         w, agents.unique("ttl-op"), outage, w.operator.kill, lambda: w.operator.start(timeout=90)
     )
@@ -452,9 +457,11 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         w.setup()
         figures = result.setdefault("figures", {})
         say("scenario: TTL passes with the apiserver down")
-        figures["ttlApiserverDown"] = ttl_apiserver_down(w, args.outage)
+        figures["ttlApiserverDown"], figures["ttlApiserverBack"] = ttl_apiserver_down(
+            w, args.outage
+        )
         say("scenario: TTL passes with the operator down")
-        figures["ttlOperatorDown"] = ttl_operator_down(w, args.outage)
+        figures["ttlOperatorDown"], figures["ttlOperatorBack"] = ttl_operator_down(w, args.outage)
         say("scenario: end -> 403 across an apiserver outage")
         figures["endAcrossApiserverOutage"] = end_across_apiserver_outage(w, args.outage)
         say(f"scenario: churn for {args.churn:.0f} s with {args.kills} kill -9")

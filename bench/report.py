@@ -196,7 +196,9 @@ def faults_tables(result: Result, path: str) -> list[str]:
 
 FAULT_LABELS = {
     "ttlApiserverDown": "access past TTL, apiserver down (s)",
+    "ttlApiserverBack": "… of which after the apiserver was back (s)",
     "ttlOperatorDown": "access past TTL, operator down (s)",
+    "ttlOperatorBack": "… of which after the operator was ready (s)",
     "endAcrossApiserverOutage": "apiserver back → ended session refused (s)",
     "duplicateRecordIds": "records holding a record id twice",
     "duplicateTransitions": "transitions recorded twice",

@@ -21,7 +21,12 @@ def test_the_fault_program_runs_and_reports_every_figure(tmp_path: pathlib.Path)
     assert code == 0, run.get("error")
     figures = run["figures"]
     assert set(figures) == set(faults.FIGURES), figures
-    for key in ("ttlApiserverDown", "ttlOperatorDown", "endAcrossApiserverOutage"):
+    for key in (
+        "ttlApiserverDown",
+        "ttlOperatorDown",
+        "ttlOperatorBack",
+        "endAcrossApiserverOutage",
+    ):
         assert not math.isnan(figures[key]), (key, figures)
     churn = run["churn"]
     assert churn["sessions"] > 0, churn
