@@ -147,12 +147,15 @@ class World:
             raise RuntimeError(f"session {name} was denied: {body['status']}")
         return body, agents.token_of(self.agent, SESSIONS_NS, body)
 
-    def reads(self, token: str) -> bool:
-        """Whether the token reads now (False also while the apiserver is unreachable)."""
+    def code(self, token: str) -> int | None:
+        """The HTTP status of the token's read now; None while the apiserver is unreachable."""
         try:
-            return probe.status(self.local, f"/api/v1/namespaces/{SHOP_NS}/pods", token) == 200
+            return probe.status(self.local, f"/api/v1/namespaces/{SHOP_NS}/pods", token)
         except OSError:
-            return False
+            return None
+
+    def reads(self, token: str) -> bool:
+        return self.code(token) == 200
 
 
 class Poller(threading.Thread):
@@ -161,18 +164,27 @@ class Poller(threading.Thread):
     def __init__(self, world: World, token: str) -> None:
         super().__init__(daemon=True)
         self.world, self.token = world, token
-        self.last_read: float | None = None
+        self.answers: list[tuple[float, int | None]] = []  # (when, HTTP status or unreachable)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            if self.world.reads(self.token):
-                self.last_read = time.monotonic()
+            code = self.world.code(self.token)
+            self.answers.append((time.monotonic(), code))
             self._stop_event.wait(POLL)
+
+    @property
+    def last_read(self) -> float | None:
+        return max((t for t, code in self.answers if code == 200), default=None)
+
+    def answered_after(self, since: float) -> float | None:
+        """When the apiserver first answered (any status) at or after ``since``."""
+        return min((t for t, code in self.answers if t >= since and code is not None), default=None)
 
     def stop(self) -> None:
         self._stop_event.set()
-        self.join(10)
+        if self.ident is not None:  # started
+            self.join(10)
 
 
 def _expires_in(body: dict[str, Any]) -> float:
@@ -194,16 +206,23 @@ def _wait_refused(w: World, token: str, timeout: float) -> float:
 
 
 def _past_ttl(
-    w: World, name: str, outage: float, down: Callable[[], None], up: Callable[[], None]
+    w: World,
+    name: str,
+    outage: float,
+    down: Callable[[], None],
+    up: Callable[[], None],
+    apiserver: bool,
 ) -> tuple[float, float]:
     """Access past TTL when ``down`` runs 3 s before it and ``up`` ``outage`` s later; and how
-    much of it came after ``up`` returned."""
+    much of it came after the component was back (the apiserver's first answer; the operator
+    ready)."""
     body, token = w.open(name, ttl=int(outage) + 15)  # the TTL passes 3 s into the outage
     poller = Poller(w, token)
     poller.start()
     try:
         deadline = time.monotonic() + _expires_in(body)
         time.sleep(max(0.0, deadline - time.monotonic() - 3))
+        down_at = time.monotonic()
         down()
         try:
             time.sleep(outage)
@@ -217,18 +236,30 @@ def _past_ttl(
     if refused != refused:  # NaN: never refused
         return float("nan"), float("nan")
     last = poller.last_read or deadline
+    if apiserver:
+        back = poller.answered_after(down_at + outage) or back
     return max(0.0, last - deadline), max(0.0, last - back)
 
 
 def ttl_apiserver_down(w: World, outage: float) -> tuple[float, float]:
     return _past_ttl(
-        w, agents.unique("ttl-api"), outage, w.local.stop_apiserver, w.local.start_apiserver
+        w,
+        agents.unique("ttl-api"),
+        outage,
+        w.local.stop_apiserver,
+        w.local.start_apiserver,
+        apiserver=True,
     )
 
 
 def ttl_operator_down(w: World, outage: float) -> tuple[float, float]:
     return _past_ttl(
-        w, agents.unique("ttl-op"), outage, w.operator.kill, lambda: w.operator.start(timeout=90)
+        w,
+        agents.unique("ttl-op"),
+        outage,
+        w.operator.kill,
+        lambda: w.operator.start(timeout=90),
+        apiserver=False,
     )
 
 
@@ -238,6 +269,7 @@ def end_across_apiserver_outage(w: World, outage: float) -> float:
     webhooks = client.AdmissionregistrationV1Api(w.admin)
     webhooks.delete_validating_webhook_configuration("agentauthority.io")
     time.sleep(2)  # the apiserver stops calling the webhooks
+    poller = Poller(w, token)
     try:
         w.operator.pause()
         try:
@@ -246,10 +278,21 @@ def end_across_apiserver_outage(w: World, outage: float) -> float:
             w.local.stop_apiserver()
         finally:
             w.operator.resume()
+        down_at = time.monotonic()
+        poller.start()
         time.sleep(outage)
         w.local.start_apiserver()
-        return _wait_refused(w, token, 120)
+        refused = _wait_refused(w, token, 120)
+        if refused != refused:  # NaN: never refused
+            return refused
+        time.sleep(1)
+        poller.stop()
+        back = poller.answered_after(down_at + outage)
+        if back is None:
+            return float("nan")
+        return max(0.0, (poller.last_read or back) - back)
     finally:
+        poller.stop()
         w.operator.stop()
         w.operator.start(timeout=90)  # puts its webhook configurations back
 
