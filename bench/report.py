@@ -158,9 +158,60 @@ def _num(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def faults_tables(result: Result, path: str) -> list[str]:
+    """``bench/faults.py``: each figure per run, its median and spread (min-max)."""
+    runs = result["runs"]
+    lines = ["### Fault injection (`bench/faults.py`)", "", *_header(result, path)]
+    p = result.get("parameters") or {}
+    lines += [
+        f"Outages of {_num(p.get('outage'), '.0f')} s; churn of {_num(p.get('churn'), '.0f')} s "
+        f"with {p.get('kills', '?')} `kill -9`s of the operator per run.",
+        "",
+        "| figure | "
+        + " | ".join(f"run {r.get('run', i + 1)}" for i, r in enumerate(runs))
+        + " | median | spread |",
+        "|---|" + "---:|" * (len(runs) + 2),
+    ]
+    for key, s in (result.get("summary") or {}).items():
+        cells = [_num((r.get("figures") or {}).get(key), ".1f") for r in runs]
+        spread = s.get("spread") or [math.nan, math.nan]
+        lines.append(
+            f"| {FAULT_LABELS.get(key, key)} | "
+            + " | ".join(cells)
+            + f" | {_num(s.get('median'), '.1f')} | "
+            f"{_num(spread[0], '.1f')}-{_num(spread[1], '.1f')} |"
+        )
+    churn = [r.get("churn") or {} for r in runs]
+    lines += [
+        "",
+        "Churn per run (sessions, each with one request): "
+        + ", ".join(str(c.get("sessions", "n/a")) for c in churn)
+        + "; load average at the start of each run: "
+        + ", ".join(load(r.get("loadavgAtStart")) for r in runs)
+        + ".",
+        "",
+    ]
+    return lines
+
+
+FAULT_LABELS = {
+    "ttlApiserverDown": "access past TTL, apiserver down (s)",
+    "ttlApiserverBack": "… of which after the apiserver was back (s)",
+    "ttlOperatorDown": "access past TTL, operator down (s)",
+    "ttlOperatorBack": "… of which after the operator was ready (s)",
+    "endAcrossApiserverOutage": "apiserver back → ended session refused (s)",
+    "duplicateRecordIds": "records holding a record id twice",
+    "duplicateTransitions": "transitions recorded twice",
+    "targetsChangedTwice": "targets changed more than once",
+    "unsettled": "objects left without a final phase",
+    "trailVerified": "`audit verify` accepted the trail (1 = yes)",
+}
+
+
 TABLES: dict[str, TableFn] = {
     "sessions": sessions_tables,
     "remediation": remediation_tables,
+    "faults": faults_tables,
     # More benchmarks register here (see the module docstring): "gateway": gateway_tables, ...
 }
 

@@ -53,29 +53,26 @@ import json
 import math
 import os
 import pathlib
-import platform
 import re
 import signal
-import socket
 import ssl
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 # ``tests.e2e`` (the operator-process helper) lives in the checkout, not in the installed package.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from kubernetes import client, watch
-from tests.e2e.operator_process import OperatorProcess
 
 from agent_authority.cli import dev
 from agent_authority.kube import api, credentials, errors, manifests
-from agent_authority.localcluster import assets, cluster
+from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION, base, grant
-from bench import stats
+from bench import harness, stats
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PLURAL = "incidentsessions"
@@ -96,10 +93,7 @@ RESULTS = ROOT / "bench" / "results"
 # -- small utilities ---------------------------------------------------------------------------
 
 
-def say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
+say = harness.say
 percentile = stats.percentile
 summary = stats.summary
 ratio = stats.ratio
@@ -109,15 +103,8 @@ def ms(seconds: float) -> str:
     return "n/a" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def kube_for(kubeconfig: pathlib.Path) -> api.Kube:
-    """The operator's own client wrapper (a pool of 64 connections), for any identity."""
-    return api.Kube.from_kubeconfig(str(kubeconfig))
+free_port = harness.free_port
+kube_for = harness.kube_for
 
 
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> api.Json:
@@ -151,19 +138,7 @@ def status_kib(pid: int, key: str) -> int:
     return 0
 
 
-def other_control_planes(mine: Iterable[int]) -> int:
-    """kube-apiserver processes on the machine that are not ours (other engineers' test runs)."""
-    own = set(mine)
-    count = 0
-    for proc in pathlib.Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in own:
-            continue
-        try:
-            if proc.joinpath("comm").read_text().strip() == "kube-apiserver":
-                count += 1
-        except OSError:
-            continue
-    return count
+other_control_planes = harness.other_control_planes
 
 
 class Processes:
@@ -1240,32 +1215,8 @@ def revocation_table(op: list[RevocationSample], fl: list[RevocationSample]) -> 
     return out
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_kib = status_meminfo("MemTotal")
-    return {
-        "cpus": os.cpu_count(),
-        "cpuModel": model,
-        "memoryGiB": round(mem_kib / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "kubernetes": assets.KUBERNETES_VERSION,
-        "etcd": assets.ETCD_VERSION,
-    }
-
-
-def status_meminfo(key: str) -> int:
-    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
+machine = harness.machine
+status_meminfo = harness.status_meminfo
 
 
 # -- the program -----------------------------------------------------------------------------------
@@ -1567,13 +1518,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         say("stopped every process of this run")
 
 
-class BenchOperator(OperatorProcess):
-    """The e2e helper's operator process, plus its pid (for /proc)."""
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return int(self._proc.pid)
+BenchOperator = harness.BenchOperator
 
 
 def print_rss(rss: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ but before its status was recorded — instead of hoping a timed kill lands ther
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -17,11 +18,28 @@ BEFORE_APPLY = "before-apply"
 AFTER_APPLY = "after-apply"
 """The change is made; the request is not yet marked Succeeded."""
 AFTER_AUDIT = "after-audit"
-"""``after-audit:<Event>``: a record of that event is in the trail; its status patch is not."""
+"""``after-audit:<Event>``: a record of that event is in the trail (written after its status)."""
+AFTER_STATUS = "after-status"
+"""``after-status:<Event>``: the transition recorded as that event is committed to the status;
+its audit record is not written yet."""
+PAUSE_BEFORE_STATUS = "pause-before-status"
+"""``pause-before-status:<Event>=<seconds>``: wait that long before the conditional status patch
+of that transition (so a test can make another writer win the race meanwhile)."""
+
+
+def _enabled() -> dict[str, str]:
+    points = (p.strip() for p in os.environ.get(ENV, "").split(","))
+    return {p.partition("=")[0]: p.partition("=")[2] for p in points if p}
 
 
 def hit(name: str) -> None:
     """SIGKILL this process if the failpoint ``name`` is enabled."""
-    enabled = {p.strip() for p in os.environ.get(ENV, "").split(",") if p.strip()}
-    if name in enabled:
+    if name in _enabled():
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def pause(name: str) -> None:
+    """Sleep for the seconds given to the failpoint ``name`` (``name=seconds``), if enabled."""
+    value = _enabled().get(name)
+    if value:
+        await asyncio.sleep(float(value))

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from typing import Any
 
+from kubernetes import client, config
+
+from agent_authority.kube import credentials
 from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_sessions import World, _active, world
@@ -63,7 +66,17 @@ def test_a_session_is_recorded_in_a_verifiable_trail(
     ]
     assert records[-1]["decidedBy"] == []  # spec.ended: the client's own act
     assert all(r["recordId"] and r["keyId"] for r in records)
-    assert ended["status"]["auditDigest"] == records[-1]["hash"]
+    # The record follows the committed status; the digest follows the record.
+    agents.wait_for(
+        lambda: (
+            agents.get_session(w.admin, w.ns, name)["status"].get("auditDigest")
+            == records[-1]["hash"]
+            or None
+        ),
+        10,
+        "the session's audit digest",
+    )
+    assert ended["status"]["phase"] == "Ended"
 
     verified = _verify(log, public_key)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -81,30 +94,134 @@ def test_a_session_is_recorded_in_a_verifiable_trail(
     )
 
 
-def test_a_crash_between_the_record_and_the_status_patch_records_once(
+def _records_of(log: pathlib.Path, uid: str) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return [r for r in records if r["correlationId"] == uid]
+
+
+def _digest_is(w: World, name: str, record: dict[str, Any]) -> None:
+    agents.wait_for(
+        lambda: (
+            agents.get_session(w.admin, w.ns, name)["status"].get("auditDigest") == record["hash"]
+            or None
+        ),
+        30,
+        f"status.auditDigest of {name} to be the hash of its {record['event']} record",
+    )
+
+
+def _crash_at_activation(w: World, operator: OperatorProcess, failpoint: str) -> tuple[str, str]:
+    """Restart the operator with ``failpoint``, open a session, see it die there, restart it."""
+    operator.stop()
+    operator.start(failpoints=failpoint)
+    name = agents.unique("crash")
+    agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
+    assert operator.wait_exit(30) != 0, f"the operator did not stop at {failpoint}"
+    before = agents.get_session(w.admin, w.ns, name)
+    # Records follow the status: at either failpoint the activation is committed already.
+    assert (before.get("status") or {}).get("phase") == "Active", before.get("status")
+    operator.start()
+    return name, before["metadata"]["uid"]
+
+
+def test_a_crash_after_the_record_before_its_digest_records_once(
     world: World, operator: OperatorProcess
 ) -> None:
-    """SIGKILL right after SessionOpened is in the trail, before the session's status says so:
-    the restarted operator replays the activation, and the trail still holds each record once."""
+    """SIGKILL right after SessionOpened is in the trail (the session is Active, its digest not
+    written): the restarted operator writes no record twice and sets the digest."""
+    w = world
+    assert operator.env.options.audit_trail is not None
+    log = pathlib.Path(operator.env.options.audit_trail)
+    name, uid = _crash_at_activation(w, operator, "after-audit:SessionOpened")
+    agents.wait_phase(w.admin, w.ns, name, {"Active"}, timeout=30)
+    opened = agents.wait_for(
+        lambda: next((r for r in _records_of(log, uid) if r["event"] == "SessionOpened"), None),
+        30,
+        "SessionOpened in the trail",
+    )
+    _digest_is(w, name, opened)
+    events = [r["event"] for r in _records_of(log, uid)]
+    assert events.count("SessionOpened") == 1, events
+    assert events.count("TokenMinted") == 1, events
+
+
+def test_a_crash_between_the_status_and_its_record_loses_nothing(
+    world: World, operator: OperatorProcess
+) -> None:
+    """SIGKILL right after the session's status says Active, before any record of it: the
+    restarted operator writes the missing TokenMinted and SessionOpened, once each."""
+    w = world
+    assert operator.env.options.audit_trail is not None
+    log = pathlib.Path(operator.env.options.audit_trail)
+    name, uid = _crash_at_activation(w, operator, "after-status:SessionOpened")
+    opened = agents.wait_for(
+        lambda: next((r for r in _records_of(log, uid) if r["event"] == "SessionOpened"), None),
+        30,
+        "the SessionOpened record written on resume",
+    )
+    _digest_is(w, name, opened)
+    agents.end_session(w.agent, w.ns, name)
+    agents.wait_phase(w.admin, w.ns, name, {"Ended"}, timeout=30)
+    ended = agents.wait_for(
+        lambda: next((r for r in _records_of(log, uid) if r["event"] == "SessionEnded"), None),
+        30,
+        "SessionEnded in the trail",
+    )
+    events = [r["event"] for r in _records_of(log, uid)]
+    assert events == ["TokenMinted", "SessionOpened", "SessionEnded"], events
+    _digest_is(w, name, ended)
+
+
+def test_a_transition_that_loses_the_race_records_nothing(
+    world: World, operator: OperatorProcess
+) -> None:
+    """Another writer (a second replica, here the test with the operator's own credentials)
+    moves the session to Denied while this operator is about to activate it: the operator's
+    conditional status patch fails, the session stays Denied, and this operator's trail holds
+    no record of an activation that never happened (before: TokenMinted and SessionOpened)."""
     w = world
     assert operator.env.options.audit_trail is not None
     log = pathlib.Path(operator.env.options.audit_trail)
     operator.stop()
-    operator.start(failpoints="after-audit:SessionOpened")
-    name = agents.unique("crash")
-    agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
-    assert operator.wait_exit(30) != 0, "the operator did not stop at the failpoint"
-    before = agents.get_session(w.admin, w.ns, name)
-    assert (before.get("status") or {}).get("phase") != "Active"
-    operator.start()
-    body = agents.wait_phase(w.admin, w.ns, name, {"Active"}, timeout=30)
-    uid = body["metadata"]["uid"]
-    records = [json.loads(line) for line in log.read_text().splitlines()]
-    events = [r["event"] for r in records if r["correlationId"] == uid]
-    assert events.count("SessionOpened") == 1, events
-    assert events.count("TokenMinted") == 1, events
-    opened = next(r for r in records if r["correlationId"] == uid and r["event"] == "SessionOpened")
-    assert body["status"]["auditDigest"] == opened["hash"]
+    operator.start(failpoints="pause-before-status:SessionOpened=8")
+    try:
+        name = agents.unique("race")
+        created = agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
+        uid = created["metadata"]["uid"]
+        sa = credentials.SessionRef(namespace=w.ns, name=name, uid=uid).service_account
+        core = client.CoreV1Api(w.admin)
+
+        def minted() -> bool | None:
+            try:
+                core.read_namespaced_service_account(sa, w.ns)
+                return True
+            except client.ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+
+        # The operator read the session as Pending and is creating its credentials.
+        agents.wait_for(minted, 30, "the session's ServiceAccount")
+        other = config.new_client_from_config(config_file=str(operator.env.kubeconfig))
+        client.CustomObjectsApi(other).patch_namespaced_custom_object_status(
+            "agentauthority.io",
+            "v1alpha1",
+            w.ns,
+            "incidentsessions",
+            name,
+            {"status": {"phase": "Denied", "reason": "OtherReplica"}},
+        )
+        agents.wait_for(
+            lambda: None if minted() else True, 60, "the loser to take its credentials back"
+        )
+        body = agents.get_session(w.admin, w.ns, name)
+        assert body["status"]["phase"] == "Denied", body["status"]
+        events = [r["event"] for r in _records_of(log, uid)]
+        assert "SessionOpened" not in events, events
+        assert "TokenMinted" not in events, events
+    finally:
+        operator.stop()
+        operator.start()
 
 
 def _metric(text: str, name: str, labels: str = "") -> float:

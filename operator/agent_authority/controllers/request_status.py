@@ -11,6 +11,11 @@ decision was made on, so two writers (approval and expiry, cancellation and appl
 restarted after a kill between its audit append and its status patch) can never both move the
 request. The loser gets :class:`Superseded` and decides again on a fresh read. Conditions stay
 truthful in every phase: ``Ready`` carries the reason and message of the phase the request is in.
+
+The audit record of a decision is written only once its status patch is committed, so a
+transition that loses a race records nothing; :func:`record_committed` (on resume) writes the
+record of the phase a request is in if a crash came between the patch and the record (record ids
+make that a no-op otherwise).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from agent_authority import metrics
+from agent_authority import failpoints, metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling
 from agent_authority.kube import api, errors, resources
@@ -194,9 +199,32 @@ async def transition(
         message=message,
         now=now(),
     )
-    await _record(body, to, reason, message)
+    event = _EVENTS.get(to)
+    await failpoints.pause(f"{failpoints.PAUSE_BEFORE_STATUS}:{event.value if event else to}")
     await _patch(kube, body, update)
+    if event is not None:
+        failpoints.hit(f"{failpoints.AFTER_STATUS}:{event.value}")
+    await _record(body, to, reason, message)
     metrics.REQUESTS.labels(to.value, _action_label(body)).inc()
     handling.event(body, reason=reason, message=message, warning=warning)
     # Notifications (docs/approvals.md): enqueued only, never waits for a receiver.
     outbox.OUTBOX.publish(notices.for_request(body, to, reason, message))
+
+
+async def record_committed(body: api.Json) -> None:
+    """The record of the decision that put the request in its current phase, from its status
+    (``reason`` and the ``Ready`` condition's message): a no-op when the trail holds it."""
+    current = phase(body)
+    if current is None:
+        return
+    try:
+        to = request.RequestPhase(current)
+    except ValueError:
+        return
+    if to not in _EVENTS or not isinstance((body.get("spec") or {}).get("action"), dict):
+        return
+    state = status(body)
+    ready: dict[str, Any] = next(
+        (c for c in state.get("conditions", []) if c.get("type") == "Ready"), {}
+    )
+    await _record(body, to, str(state.get("reason") or current), str(ready.get("message") or ""))

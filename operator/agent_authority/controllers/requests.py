@@ -573,6 +573,7 @@ def _drive(body: kopf.Body, memo: Any) -> Any:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @handling.translating
 async def created(body: kopf.Body, memo: Any, **_: Any) -> None:
+    await request_status.record_committed(handling.plain(body))  # a crash before its record
     await _drive(body, memo)
 
 

@@ -6,7 +6,11 @@
 - :func:`fresh`: hold a session's lock and read it fresh, so two handlers never act on one
   session at once and each decides on what the cluster says now;
 - :func:`transition`: a status patch conditional on the phase read and on its
-  ``resourceVersion``, so a phase changes once and a terminal phase never changes.
+  ``resourceVersion``, so a phase changes once and a terminal phase never changes;
+- :func:`note_digest`: the audit digest of a transition, written after its record. Records are
+  appended only once their transition is committed, so a transition that loses a race records
+  nothing, and a record missing after a crash is written on resume (record ids make that
+  idempotent).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agent_authority import indexes, metrics
+from agent_authority import failpoints, indexes, metrics
 from agent_authority.kube import api, errors, resources
 
 
@@ -81,12 +85,20 @@ async def fresh(kube: api.Kube, body: api.Json) -> AsyncIterator[api.Json | None
 
 
 async def transition(
-    kube: api.Kube, body: api.Json, status: dict[str, Any], allowed: frozenset[str | None]
+    kube: api.Kube,
+    body: api.Json,
+    status: dict[str, Any],
+    allowed: frozenset[str | None],
+    *,
+    event: str = "",
 ) -> bool:
     """Patch ``status`` only while the phase is one of ``allowed``, conditional on the
-    resourceVersion read; False (nothing written) when the phase moved on meanwhile."""
+    resourceVersion read; False (nothing written) when the phase moved on meanwhile.
+
+    ``event`` names the audit event the caller records once this returns True (failpoints)."""
     meta = body["metadata"]
     current: api.Json | None = body
+    await failpoints.pause(f"{failpoints.PAUSE_BEFORE_STATUS}:{event}")
     for _ in range(10):
         if current is None or (current.get("status") or {}).get("phase") not in allowed:
             return False
@@ -106,5 +118,37 @@ async def transition(
             continue
         body["status"] = patched.get("status", status)
         body["metadata"] = patched.get("metadata", meta)
+        failpoints.hit(f"{failpoints.AFTER_STATUS}:{event}")
         return True
+    raise errors.Unavailable(f"session {meta['namespace']}/{meta['name']} kept changing")
+
+
+async def note_digest(kube: api.Kube, body: api.Json, digest: str | None) -> None:
+    """Write ``status.auditDigest`` (the hash of the session's latest record) after the record of
+    a committed transition; conditional on the resourceVersion, retried on a fresh read while
+    the session stays in the phase that was committed (a later transition writes its own)."""
+    meta = body["metadata"]
+    if not digest or (body.get("status") or {}).get("auditDigest") == digest:
+        return
+    phase = (body.get("status") or {}).get("phase")
+    current: api.Json | None = body
+    for _ in range(10):
+        if current is None or current["metadata"]["uid"] != meta["uid"]:
+            return
+        if (current.get("status") or {}).get("phase") != phase:
+            return
+        try:
+            patched = await resources.patch_session_status_at(
+                kube,
+                meta["namespace"],
+                meta["name"],
+                {"auditDigest": digest},
+                current["metadata"]["resourceVersion"],
+            )
+        except errors.Conflict:
+            current = await resources.get_session(kube, meta["namespace"], meta["name"])
+            continue
+        body["status"] = patched.get("status", body.get("status"))
+        body["metadata"] = patched.get("metadata", meta)
+        return
     raise errors.Unavailable(f"session {meta['namespace']}/{meta['name']} kept changing")

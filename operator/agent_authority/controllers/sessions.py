@@ -139,6 +139,67 @@ async def _record(
     return record.hash if record else None
 
 
+async def _recorded(
+    kube: api.Kube, body: api.Json, event: trail.Event, reason: str, message: str
+) -> None:
+    """The record of a transition already committed to the status, then its digest."""
+    await session_state.note_digest(kube, body, await _record(body, event, reason, message))
+
+
+async def _record_opened(kube: api.Kube, body: api.Json) -> None:
+    """``TokenMinted`` and ``SessionOpened`` of an Active session, from what its status says.
+
+    Written right after the activation is committed; called again on resume, where the record
+    ids make it a no-op unless a crash came between the status patch and the records."""
+    status = _status(body)
+    ready: dict[str, Any] = next(
+        (c for c in status.get("conditions", []) if c.get("type") == "Ready"), {}
+    )
+    incident = (body.get("spec") or {}).get("incident") or {}
+    await _record(
+        body,
+        trail.Event.TOKEN_MINTED,
+        "TokenMinted",
+        f"valid until {status.get('tokenExpiresAt')}",
+        serviceAccount=status.get("serviceAccountName"),
+        accessMode=status.get("accessMode"),
+    )
+    digest = await _record(
+        body,
+        trail.Event.SESSION_OPENED,
+        "Active",
+        str(ready.get("message") or ""),
+        incident=incident.get("id"),
+        severity=incident.get("severity"),
+        rules=[
+            f"{r.get('namespace')}: {','.join(r.get('verbs', []))} "
+            f"{','.join(r.get('resources', []))}"
+            for r in status.get("effectiveRules", [])
+        ],
+    )
+    if not status.get("auditDigest"):
+        await session_state.note_digest(kube, body, digest)
+
+
+_TERMINAL_EVENTS = {
+    session.SessionPhase.DENIED.value: trail.Event.SESSION_DENIED,
+    session.SessionPhase.ENDED.value: trail.Event.SESSION_ENDED,
+    session.SessionPhase.EXPIRED.value: trail.Event.SESSION_EXPIRED,
+    session.SessionPhase.REVOKED.value: trail.Event.SESSION_REVOKED,
+}
+
+
+async def _record_terminal(kube: api.Kube, body: api.Json) -> None:
+    """On resume, the record of the terminal phase a session reached (a no-op when the trail
+    holds it: one terminal record per session, whichever came first)."""
+    status = _status(body)
+    event = _TERMINAL_EVENTS.get(str(status.get("phase")))
+    revocation = status.get("revocation") or {}
+    if event is not None:
+        reason = str(revocation.get("reason") or status.get("phase"))
+        await _recorded(kube, body, event, reason, str(revocation.get("message") or ""))
+
+
 def _condition(
     body: api.Json, type_: str, ok: bool, reason: str, message: str
 ) -> list[dict[str, Any]]:
@@ -158,14 +219,14 @@ def _condition(
 
 async def deny(kube: api.Kube, body: api.Json, reason: str, message: str) -> None:
     """Pending → Denied (only from a phase that has not started)."""
-    digest = await _record(body, trail.Event.SESSION_DENIED, reason, message)
+    event = trail.Event.SESSION_DENIED
     status = {
-        "auditDigest": digest,
         "phase": session.SessionPhase.DENIED.value,
         "conditions": _condition(body, "Ready", False, reason, message),
         "revocation": {"reason": reason, "message": message, "time": _iso(_now())},
     }
-    if await session_state.transition(kube, body, status, NOT_STARTED):
+    if await session_state.transition(kube, body, status, NOT_STARTED, event=event.value):
+        await _recorded(kube, body, event, reason, message)
         handling.event(body, reason=reason, message=f"session refused: {message}", warning=True)
 
 
@@ -279,28 +340,8 @@ async def _give_credentials(
     metrics.TOKENS_MINTED.inc()
     # Active means usable: wait until the authorizer serves the new RoleBindings (SubjectAccess-
     # Reviews); if it does not in time, the handler is retried and the session stays Pending.
-    # Before the audit records, so that a retry does not record the session opened twice.
     await readiness.confirm_usable(kube, ref, decision.rules, spec.requester)
     message = f"{len(decision.rules)} rule(s) in effect until {_iso(expires_at)}"
-    await _record(
-        body,
-        trail.Event.TOKEN_MINTED,
-        "TokenMinted",
-        f"valid until {_iso(token.expires_at)}",
-        serviceAccount=ref.service_account,
-        accessMode=mode.value,
-    )
-    digest = await _record(
-        body,
-        trail.Event.SESSION_OPENED,
-        "Active",
-        message,
-        incident=spec.incident.id,
-        severity=spec.incident.severity.value,
-        rules=[
-            f"{r.namespace}: {','.join(r.verbs)} {','.join(r.resources)}" for r in decision.rules
-        ],
-    )
     opened = await session_state.transition(
         kube,
         body,
@@ -313,11 +354,11 @@ async def _give_credentials(
             "tokenExpiresAt": _iso(token.expires_at),
             "tokenRotatedAt": _iso(_now()),
             "depth": decision.depth,
-            "auditDigest": digest,
             "effectiveRules": [r.to_api() for r in decision.rules],
             "accessMode": mode.value,
         },
         NOT_STARTED,
+        event=trail.Event.SESSION_OPENED.value,
     )
     if not opened:
         STATE.admitted[spec.grant_ref.name].discard(meta["uid"])
@@ -328,6 +369,7 @@ async def _give_credentials(
             return False
         await credentials.revoke(kube, ref)  # ended or denied meanwhile: take back what was made
         return False
+    await _record_opened(kube, body)
     metrics.SESSION_READY_LATENCY.observe((_now() - created).total_seconds())
     session_state.count_in(spec.grant_ref.name, meta["uid"])
     handling.event(body, reason="Activated", message=f"token minted; {message}")
@@ -369,10 +411,8 @@ async def revoke(
             session.SessionPhase.ENDED: trail.Event.SESSION_ENDED,
             session.SessionPhase.EXPIRED: trail.Event.SESSION_EXPIRED,
         }.get(phase, trail.Event.SESSION_REVOKED)
-        digest = await _record(fresh, event, reason, message)
         now = _now()
         status = {
-            "auditDigest": digest,
             "phase": phase.value,
             "conditions": _condition(fresh, "Ready", False, reason, message),
             "revocation": {"reason": reason, "message": message, "time": _iso(now)},
@@ -380,9 +420,10 @@ async def revoke(
         expires = _parse(_status(fresh).get("expiresAt"))
         if expires is None or expires > now:
             status["expiresAt"] = _iso(now)  # access ended now: no future EXPIRES in kubectl
-        if not await session_state.transition(kube, fresh, status, NOT_TERMINAL):
+        if not await session_state.transition(kube, fresh, status, NOT_TERMINAL, event=event.value):
             body.update(fresh)
             return False
+        await _recorded(kube, fresh, event, reason, message)
         body.update(fresh)
     metrics.REVOCATION_LATENCY.observe(latency)
     metrics.REVOCATIONS.labels(reason).inc()
@@ -453,21 +494,24 @@ async def rotate(kube: api.Kube, body: api.Json) -> None:
         expires_at = _parse(_status(fresh).get("expiresAt"))
         token = await credentials.mint(kube, ref, secret_uid, _mint_seconds(expires_at), **options)
         metrics.TOKENS_ROTATED.inc()
-        digest = await _record(
-            fresh,
-            trail.Event.TOKEN_ROTATED,
-            "TokenRotated",
-            f"valid until {_iso(token.expires_at)}",
-        )
+        replaced = dict(_status(fresh))  # the record id names the rotation this one replaces
         status: dict[str, Any] = {
             "tokenExpiresAt": _iso(token.expires_at),
             "tokenRotatedAt": _iso(_now()),
         }
-        if digest:
-            status["auditDigest"] = digest
-        if not await session_state.transition(kube, fresh, status, frozenset({ACTIVE})):
+        event = trail.Event.TOKEN_ROTATED
+        if not await session_state.transition(
+            kube, fresh, status, frozenset({ACTIVE}), event=event.value
+        ):
             await credentials.revoke(kube, ref)  # it ended meanwhile: the new token goes too
             return
+        digest = await _record(
+            {**fresh, "status": replaced},
+            event,
+            "TokenRotated",
+            f"valid until {_iso(token.expires_at)}",
+        )
+        await session_state.note_digest(kube, fresh, digest)
         body.update(fresh)
     handling.event(body, reason="TokenRotated", message=f"valid until {_iso(token.expires_at)}")
 
@@ -552,6 +596,7 @@ async def reconcile(
     phase = _status(body).get("phase")
     if phase in TERMINAL:
         await credentials.revoke(kube, ref_of(body))  # leftovers of a crash mid-revocation
+        await _record_terminal(kube, body)  # a crash between the status and its record
         return
     if _is_ended(body):
         await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
@@ -560,6 +605,7 @@ async def reconcile(
         await activate(kube, body, logger, by_grant, active_index)
         return
     session_state.count_in(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
+    await _record_opened(kube, body)  # a crash between the status and its records
     left = _ttl_left(body)
     if left is not None and left <= 0:
         await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")

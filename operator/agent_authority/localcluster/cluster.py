@@ -316,7 +316,7 @@ class LocalCluster:
             f"--audit-policy-file={self._path('audit-policy.yaml')}",
             f"--audit-webhook-config-file={self._path('audit-webhook.kubeconfig')}",
             "--audit-webhook-batch-max-wait=1s",
-            "--audit-webhook-initial-backoff=1s",
+            "--audit-webhook-initial-backoff=3s",  # retry window ~24 s (docs/operations.md)
             "--profiling=false",
             f"--cert-dir={self._path('apiserver-certs')}",
             f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
