@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -353,6 +354,39 @@ def test_revocation_gives_401_at_once_and_closes_open_streams(world: World) -> N
         f"({kubectl_err.strip()[:200] or 'no error output'})"
     )
     agents.wait_phase(w.admin, w.ns, s.name, {"Ended"})
+
+
+def test_the_gateway_settles_http2_clients_on_http1_and_kubectl_works_over_it(
+    world: World,
+) -> None:
+    """HTTP/2 is not served (docs/security.md): a client offering h2 first is told http/1.1 in
+    the TLS handshake, and kubectl (client-go offers h2) runs a watch and reads beside it."""
+    assert KUBECTL, "kubectl is not on PATH"
+    w = world
+    s = open_session(w, w.lenient)
+    url = urllib.parse.urlsplit(s.server)
+    context = _context(s)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=url.hostname) as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "http/1.1"
+    watcher = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(s.kubeconfig), "--cache-dir", str(w.tmp / "kcache"),
+         "get", "configmaps", "-n", w.shop, "-w", "-o", "name"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HOME": str(w.tmp)},
+    )  # fmt: skip
+    try:
+        for i in range(3):  # each read needs a connection of its own beside the open watch
+            got = kubectl(w, s, "get", "configmap", f"settings-{i}", "-n", w.shop, "-o", "name")
+            assert got.returncode == 0, got.stderr
+        assert watcher.poll() is None, watcher.communicate()
+    finally:
+        watcher.kill()
+        out, _ = watcher.communicate(timeout=10)
+    assert "configmap/settings-0" in out
 
 
 def test_refusals_are_kubernetes_statuses(world: World) -> None:

@@ -51,6 +51,10 @@ from agent_authority.policy import gateway
 logger = logging.getLogger(__name__)
 
 TLS_READ_BUFFER = 32 * 1024
+ALPN_PROTOCOLS = ("http/1.1",)
+"""What the gateway answers a TLS client's ALPN offer with. HTTP/1.1 only: aiohttp's server
+does not speak HTTP/2, and saying ``http/1.1`` explicitly makes a client that offers ``h2`` first
+(client-go, kubectl, httpx) settle on HTTP/1.1 in the handshake, with no guessing."""
 
 _HOP_BY_HOP = frozenset(
     {
@@ -157,6 +161,7 @@ class Gateway:
         self.recorder.start()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.config.certfile, self.config.keyfile)
+        context.set_alpn_protocols(list(ALPN_PROTOCOLS))  # no h2: see ALPN_PROTOCOLS
         app = web.Application(client_max_size=gateway.MAX_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
