@@ -260,29 +260,31 @@ def test_a_followed_log_is_closed_when_the_session_ends(world: World) -> None:
     assert w.local.url not in kubeconfig.read_text(), "the kubeconfig must point at the gateway"
     env = {**os.environ, "HOME": str(w.tmp)}
 
-    follow = subprocess.Popen(
+    with subprocess.Popen(
         _kubectl(w, kubeconfig, "logs", "-f", w.pod, "-n", w.shop),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_lines, args=(follow.stdout, lines), daemon=True).start()
-    try:
-        seen = [lines.get(timeout=60) for _ in range(3)]
-        assert all(line and line.startswith("tick ") for line in seen), (seen, follow.stderr)
-        assert follow.poll() is None, "kubectl logs -f must still be following"
+    ) as follow:
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_lines, args=(follow.stdout, lines), daemon=True).start()
+        try:
+            seen = [lines.get(timeout=60) for _ in range(3)]
+            assert all(line and line.startswith("tick ") for line in seen), seen
+            assert follow.poll() is None, "kubectl logs -f must still be following"
 
-        ended = time.monotonic()
-        agents.end_session(w.agent, w.ns, name)
-        exit_code = follow.wait(timeout=30)
-        took = time.monotonic() - ended
-    finally:
-        if follow.poll() is None:
-            follow.kill()
-            follow.wait(timeout=10)
-    stderr = follow.stderr.read() if follow.stderr else ""
+            ended = time.monotonic()
+            agents.end_session(w.agent, w.ns, name)
+            exit_code = follow.wait(timeout=30)
+            took = time.monotonic() - ended
+        finally:
+            if follow.poll() is None:
+                follow.kill()
+                follow.wait(timeout=10)
+        stderr = follow.stderr.read() if follow.stderr else ""
+    # Cut, not completed: kubectl must not take it for a container that stopped logging.
+    assert exit_code != 0, f"kubectl took the cut log for a complete one: {stderr}"
     after = subprocess.run(
         _kubectl(w, kubeconfig, "get", "pods", "-n", w.shop),
         capture_output=True,

@@ -116,6 +116,14 @@ class View:
         """Why this replica stopped the session ahead of the watch, if it did."""
         return self._cut.get(uid)
 
+    def refusal(self, uid: str) -> str | None:
+        """Why the session ``uid`` may not make requests now (stopped here, ended, expired,
+        revoked, or gone from the watch), or None: checked again before an answer goes out."""
+        entry = self._by_uid.get(uid)
+        if entry is None:
+            return f"session {uid} is gone"
+        return self._cut.get(uid) or entry.refusal(datetime.datetime.now(datetime.UTC))
+
     def observe(self, event_type: str | None, body: dict[str, Any]) -> list[tuple[Stream, str]]:
         """Apply one watch event; the streams to cut, with why."""
         uid = str(body["metadata"]["uid"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import pytest
+
 from agent_authority.gateway import server, view
 from agent_authority.policy import gateway
 
@@ -119,3 +121,27 @@ def test_a_stream_is_cut_once() -> None:
     stream.cut("one")
     stream.cut("two")
     assert (closed.count, stream.cut_reason) == (1, "one")
+
+
+@pytest.mark.parametrize(
+    ("events", "stop", "expected"),
+    [
+        pytest.param([(None, body())], False, None, id="active: may answer"),
+        pytest.param([(None, body(ended=True))], False, "has ended", id="ended meanwhile"),
+        pytest.param([(None, body(expiresAt=EARLIER))], False, "expired", id="deadline passed"),
+        pytest.param([(None, body(phase="Revoked"))], False, "is Revoked", id="revoked"),
+        pytest.param([(None, body())], True, "deviation", id="stopped by this replica"),
+        pytest.param([(None, body()), ("DELETED", body())], False, "is gone", id="deleted"),
+        pytest.param([], False, "is gone", id="never seen"),
+    ],
+)
+def test_the_answer_is_checked_again_against_the_view(
+    events: list[tuple[str | None, dict[str, Any]]], stop: bool, expected: str | None
+) -> None:
+    v = view.View(server.own_rules)
+    for kind, b in events:
+        v.observe(kind, b)
+    if stop:
+        v.stop("u1", "a deviation")
+    why = v.refusal("u1")
+    assert (why is None) if expected is None else (why is not None and expected in why)
