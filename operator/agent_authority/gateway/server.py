@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import datetime
 import json
 import logging
 import ssl
@@ -51,6 +52,8 @@ from agent_authority.policy import gateway
 logger = logging.getLogger(__name__)
 
 TLS_READ_BUFFER = 32 * 1024
+DEADLINE_CHECK_SECONDS = 0.1
+"""How often open streams are checked against their session's ``expiresAt``."""
 WHOLE_BODY_BYTES = 64 * 1024
 """A response body of known length up to this is read whole and sent with its headers in one
 write; longer ones, and every body of unknown length (watches, chunked lists, followed logs), are
@@ -163,6 +166,7 @@ class Gateway:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
         await self.upstream.open()
         self.recorder.start()
+        self._spawn(self._cut_at_deadlines())
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.config.certfile, self.config.keyfile)
         context.set_alpn_protocols(list(ALPN_PROTOCOLS))  # no h2: see ALPN_PROTOCOLS
@@ -194,6 +198,15 @@ class Gateway:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("gateway background work failed", exc_info=task.exception())
+
+    async def _cut_at_deadlines(self) -> None:
+        """Cut the open streams of sessions whose ``expiresAt`` has passed, by this replica's
+        clock, every :data:`DEADLINE_CHECK_SECONDS` (requests are checked on arrival)."""
+        while True:
+            await asyncio.sleep(DEADLINE_CHECK_SECONDS)
+            cut = view.cut_all(self.view.expired(datetime.datetime.now(datetime.UTC)))
+            if cut:
+                metrics.GATEWAY_CUT_STREAMS.inc(cut)
 
     # -- the watch feeds this ----------------------------------------------------------------
 

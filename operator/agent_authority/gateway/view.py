@@ -153,6 +153,18 @@ class View:
             ]
         return []
 
+    def expired(self, now: datetime.datetime) -> list[tuple[Stream, str]]:
+        """The open streams (not cut yet) of sessions that may not act at ``now``: a deadline
+        passes with no watch event, so the gateway's own clock cuts them, not the controller's
+        later status transition."""
+        out: list[tuple[Stream, str]] = []
+        for uid, streams in self._streams.items():
+            entry = self._by_uid.get(uid)
+            why = f"session {uid} is gone" if entry is None else entry.refusal(now)
+            if why is not None:
+                out.extend((s, why) for s in streams if s.cut_reason is None)
+        return out
+
     def stop(self, uid: str, reason: str) -> list[tuple[Stream, str]]:
         """Refuse the session at once in this replica (its revocation is under way)."""
         self._cut[uid] = reason

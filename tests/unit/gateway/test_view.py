@@ -145,3 +145,19 @@ def test_the_answer_is_checked_again_against_the_view(
         v.stop("u1", "a deviation")
     why = v.refusal("u1")
     assert (why is None) if expected is None else (why is not None and expected in why)
+
+
+def test_a_passed_deadline_cuts_open_streams_by_the_gateways_own_clock() -> None:
+    v = view.View(server.own_rules)
+    v.observe(None, body())
+    closed = Closed()
+    stream = view.Stream("u1", watch_of("pods"), closed)
+    v.add_stream(stream)
+    now = datetime.datetime.now(datetime.UTC)
+    assert v.expired(now) == [], "before expiresAt nothing is cut"
+    later = now + datetime.timedelta(hours=2)
+    cut = v.expired(later)
+    assert [(s, why.split(" expired")[0]) for s, why in cut] == [(stream, "session agents/triage")]
+    assert view.cut_all(cut) == 1
+    assert closed.count == 1
+    assert v.expired(later) == [], "a cut stream is not cut again"
