@@ -596,6 +596,7 @@ def main() -> int:
                 audit_port=audit_port,
                 gateway_port=free_port(),
             )
+            env.options.alert_port = free_port()  # not the default: other operators may run
             operator = OperatorProcess(local, env, pathlib.Path(tmp) / "operator.log")
             operator.start(timeout=60)
             admin = agents.as_user(local, "bench-admin", ["system:masters"])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import http.client
 import json
 import os
 import pathlib
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -148,9 +150,9 @@ class Session:
     kubeconfig: pathlib.Path
 
 
-def open_session(w: World, grant: str) -> Session:
+def open_session(w: World, grant: str, **spec: Any) -> Session:
     name = agents.unique("gs")
-    agents.open_session(w.agent, w.ns, agents.session_body(name, grant))
+    agents.open_session(w.agent, w.ns, agents.session_body(name, grant, **spec))
     body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"})
     assert body["status"]["phase"] == "Active", body["status"]
     assert body["status"]["accessMode"] == "gateway"
@@ -354,6 +356,58 @@ def test_revocation_gives_401_at_once_and_closes_open_streams(world: World) -> N
         f"({kubectl_err.strip()[:200] or 'no error output'})"
     )
     agents.wait_phase(w.admin, w.ns, s.name, {"Ended"})
+
+
+def test_the_gateway_settles_http2_clients_on_http1_and_kubectl_works_over_it(
+    world: World,
+) -> None:
+    """HTTP/2 is not served (docs/security.md): a client offering h2 first is told http/1.1 in
+    the TLS handshake, and kubectl (client-go offers h2) runs a watch and reads beside it."""
+    assert KUBECTL, "kubectl is not on PATH"
+    w = world
+    s = open_session(w, w.lenient)
+    url = urllib.parse.urlsplit(s.server)
+    context = _context(s)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=url.hostname) as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "http/1.1"
+    watcher = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(s.kubeconfig), "--cache-dir", str(w.tmp / "kcache"),
+         "get", "configmaps", "-n", w.shop, "-w", "-o", "name"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HOME": str(w.tmp)},
+    )  # fmt: skip
+    try:
+        for i in range(3):  # each read needs a connection of its own beside the open watch
+            got = kubectl(w, s, "get", "configmap", f"settings-{i}", "-n", w.shop, "-o", "name")
+            assert got.returncode == 0, got.stderr
+        assert watcher.poll() is None, watcher.communicate()
+    finally:
+        watcher.kill()
+        out, _ = watcher.communicate(timeout=10)
+    assert "configmap/settings-0" in out
+
+
+def test_a_watch_is_cut_when_the_session_expires(world: World) -> None:
+    """No end signal comes from outside at a deadline: the gateway's own clock cuts the stream."""
+    w = world
+    s = open_session(w, w.lenient, ttlSeconds=10)
+    body = agents.get_session(w.admin, w.ns, s.name)
+    expires = datetime.datetime.fromisoformat(body["status"]["expiresAt"].replace("Z", "+00:00"))
+    raw = RawWatch(s, f"/api/v1/namespaces/{w.shop}/configmaps?watch=true")
+    agents.wait_for(lambda: len(raw.events) >= 3, 10, "the raw watch's initial events")
+    left = (expires - datetime.datetime.now(datetime.UTC)).total_seconds()
+    expires_monotonic = time.monotonic() + left
+    assert left > 0, "the watch must be open before the deadline"
+    cut_after = raw.wait_ended(left + 10) - expires_monotonic
+    status, answer, _ = call(s, pods(w))
+    assert status == 401
+    assert "xpire" in answer["message"], answer
+    assert cut_after > -1.0, f"cut {-cut_after:.2f} s before the deadline"
+    print(f"\n[gateway] watch cut {cut_after * 1000:.0f} ms after expiresAt")
 
 
 def test_refusals_are_kubernetes_statuses(world: World) -> None:

@@ -235,6 +235,55 @@ class Chain:
                 return self._ids[entry.record_id]
             return self._append_locked(entry)
 
+    def append_many(
+        self, entries: Sequence[audit_models.AuditEntry]
+    ) -> list[audit_models.AuditRecord | audit_models.Checkpoint]:
+        """:meth:`append` each of ``entries`` in order, written to the sink as one batch when it
+        can take one (``write_many``: one write and one fsync for the lot), else one by one.
+
+        All or nothing for the chain: the head moves only once the whole batch is written; a
+        failed write stops the chain as in :meth:`append`.
+        """
+        with self._lock:
+            if self._failure is not None:
+                return [self._append_locked(entry) for entry in entries]  # raises ChainBroken
+            write_many = getattr(self._sink, "write_many", None)
+            if write_many is None:
+                return [
+                    self._ids[entry.record_id]
+                    if entry.record_id is not None and entry.record_id in self._ids
+                    else self._append_locked(entry)
+                    for entry in entries
+                ]
+            head, ids = self._head, dict[str, audit_models.Checkpoint]()
+            out: list[audit_models.AuditRecord | audit_models.Checkpoint] = []
+            records: list[audit_models.AuditRecord] = []
+            for entry in entries:
+                held = None if entry.record_id is None else self._ids.get(entry.record_id)
+                held = held or (None if entry.record_id is None else ids.get(entry.record_id))
+                if held is not None:
+                    out.append(held)
+                    continue
+                record = seal(entry, head=head, now=self._clock(), signer=self._signer)
+                head = audit_models.Checkpoint(seq=record.seq, hash=record.hash)
+                if record.record_id is not None:
+                    ids[record.record_id] = head
+                records.append(record)
+                out.append(record)
+            if not records:
+                return out
+            try:
+                write_many(records)
+            except Exception as e:
+                self._failure = e
+                raise errors.SinkError(
+                    f"audit records seq {records[0].seq}-{records[-1].seq} could not be "
+                    f"written, so the chain stops: {e}"
+                ) from e
+            self._head = head
+            self._ids.update(ids)
+            return out
+
     def hand_over(self, successor: signing.Signer) -> audit_models.AuditRecord:
         """Append a ``KeyHandedOver`` record signed by the current key naming ``successor``;
         every later record is signed by ``successor``."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import datetime
 import json
 import logging
 import ssl
@@ -51,6 +52,16 @@ from agent_authority.policy import gateway
 logger = logging.getLogger(__name__)
 
 TLS_READ_BUFFER = 32 * 1024
+DEADLINE_CHECK_SECONDS = 0.1
+"""How often open streams are checked against their session's ``expiresAt``."""
+WHOLE_BODY_BYTES = 64 * 1024
+"""A response body of known length up to this is read whole and sent with its headers in one
+write; longer ones, and every body of unknown length (watches, chunked lists, followed logs), are
+streamed through chunk by chunk."""
+ALPN_PROTOCOLS = ("http/1.1",)
+"""What the gateway answers a TLS client's ALPN offer with. HTTP/1.1 only: aiohttp's server
+does not speak HTTP/2, and saying ``http/1.1`` explicitly makes a client that offers ``h2`` first
+(client-go, kubectl, httpx) settle on HTTP/1.1 in the handshake, with no guessing."""
 
 _HOP_BY_HOP = frozenset(
     {
@@ -155,8 +166,10 @@ class Gateway:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
         await self.upstream.open()
         self.recorder.start()
+        self._spawn(self._cut_at_deadlines())
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.config.certfile, self.config.keyfile)
+        context.set_alpn_protocols(list(ALPN_PROTOCOLS))  # no h2: see ALPN_PROTOCOLS
         app = web.Application(client_max_size=gateway.MAX_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
@@ -185,6 +198,15 @@ class Gateway:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("gateway background work failed", exc_info=task.exception())
+
+    async def _cut_at_deadlines(self) -> None:
+        """Cut the open streams of sessions whose ``expiresAt`` has passed, by this replica's
+        clock, every :data:`DEADLINE_CHECK_SECONDS` (requests are checked on arrival)."""
+        while True:
+            await asyncio.sleep(DEADLINE_CHECK_SECONDS)
+            cut = view.cut_all(self.view.expired(datetime.datetime.now(datetime.UTC)))
+            if cut:
+                metrics.GATEWAY_CUT_STREAMS.inc(cut)
 
     # -- the watch feeds this ----------------------------------------------------------------
 
@@ -317,6 +339,18 @@ class Gateway:
             self._spawn(deviations.revoke_for_deviation(self.kube, body, denial))
             return True
 
+    async def _whole_body(self, up: aiohttp.ClientResponse, stream: view.Stream) -> bytes | None:
+        """A small body of known length, read whole (most GETs): it is then answered in one
+        write, headers and body together, instead of two TLS records and two sends. None when
+        the session was cut meanwhile."""
+        assert up.content_length is not None
+        try:
+            return await up.content.readexactly(up.content_length)
+        except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError):
+            if stream.cut_reason is None:
+                raise
+            return None
+
     async def _forward(
         self,
         request: web.Request,
@@ -344,9 +378,27 @@ class Gateway:
         metrics.GATEWAY_STREAMS.inc()
         sent, code, outcome = 0, up.status, "Forwarded"
         try:
-            if self.view.stopped(entry.uid):  # revoked while the request was upstream
+            why = self.view.refusal(entry.uid)  # ended or revoked while it was upstream
+            if why is not None:
                 code, outcome = 401, "SessionNotActive"
-                return status_response(401, f"session {entry.name} was revoked", info)
+                return status_response(401, f"{why}: its credentials are revoked", info)
+            if (
+                up.content_length is not None
+                and up.content_length <= WHOLE_BODY_BYTES
+                and request.method != "HEAD"
+            ):
+                data = await self._whole_body(up, stream)
+                why = stream.cut_reason or self.view.refusal(entry.uid)
+                if data is None or why is not None:
+                    code, outcome = 401, "SessionNotActive"
+                    return status_response(401, f"{why}: its credentials are revoked", info)
+                sent = len(data)
+                return web.Response(
+                    status=up.status,
+                    reason=up.reason,
+                    headers=_response_headers(up.headers),
+                    body=data,
+                )
             response = web.StreamResponse(
                 status=up.status, reason=up.reason, headers=_response_headers(up.headers)
             )
@@ -363,8 +415,11 @@ class Gateway:
             if stream.cut_reason is not None:
                 outcome = "Cut"
                 response.force_close()
-                if up.content_length is not None and request.transport is not None:
-                    request.transport.close()  # a truncated body must not look complete
+                if request.transport is not None:
+                    # A cut body must not look complete: no last chunk (chunked streams: watches,
+                    # followed logs) and no full length, so the client reports an interrupted
+                    # stream instead of a container that stopped logging or a watch that expired.
+                    request.transport.close()
                     return response
             await response.write_eof()
         finally:

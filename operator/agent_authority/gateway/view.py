@@ -116,6 +116,14 @@ class View:
         """Why this replica stopped the session ahead of the watch, if it did."""
         return self._cut.get(uid)
 
+    def refusal(self, uid: str) -> str | None:
+        """Why the session ``uid`` may not make requests now (stopped here, ended, expired,
+        revoked, or gone from the watch), or None: checked again before an answer goes out."""
+        entry = self._by_uid.get(uid)
+        if entry is None:
+            return f"session {uid} is gone"
+        return self._cut.get(uid) or entry.refusal(datetime.datetime.now(datetime.UTC))
+
     def observe(self, event_type: str | None, body: dict[str, Any]) -> list[tuple[Stream, str]]:
         """Apply one watch event; the streams to cut, with why."""
         uid = str(body["metadata"]["uid"])
@@ -144,6 +152,18 @@ class View:
                 if not isinstance(gateway.decide(s.info, entry.rules), gateway.Allowed)
             ]
         return []
+
+    def expired(self, now: datetime.datetime) -> list[tuple[Stream, str]]:
+        """The open streams (not cut yet) of sessions that may not act at ``now``: a deadline
+        passes with no watch event, so the gateway's own clock cuts them, not the controller's
+        later status transition."""
+        out: list[tuple[Stream, str]] = []
+        for uid, streams in self._streams.items():
+            entry = self._by_uid.get(uid)
+            why = f"session {uid} is gone" if entry is None else entry.refusal(now)
+            if why is not None:
+                out.extend((s, why) for s in streams if s.cut_reason is None)
+        return out
 
     def stop(self, uid: str, reason: str) -> list[tuple[Stream, str]]:
         """Refuse the session at once in this replica (its revocation is under way)."""

@@ -379,6 +379,57 @@ def test_resume_refuses_a_log_another_process_is_writing(tmp_path: pathlib.Path)
         chain.Chain.resume(path, SIGNER, clock=ticking_clock())
 
 
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_a_batch_is_one_write_and_one_fsync_and_verifies_like_single_appends(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    fsyncs: list[int] = []
+    real_fsync = sinks.os.fsync
+    monkeypatch.setattr(sinks.os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    with chain.Chain.resume(path, SIGNER, clock=ticking_clock()) as trail:
+        first = trail.append(entry(0))
+        fsyncs.clear()
+        batch = trail.append_many([entry(n) for n in range(1, 6)])
+        assert len(fsyncs) == 1, "one fsync for the whole batch"
+        assert trail.head == audit_models.Checkpoint(seq=5, hash=batch[-1].hash)
+        after = trail.append(entry(6))
+
+    assert [r.seq for r in [first, *batch, after]] == list(range(7))
+    assert batch[0].prev_hash == first.hash
+    result = verify.verify(path.read_text().splitlines(), SIGNER.public_key)
+    assert result.ok
+    assert result.records_checked == 7
+
+
+def test_a_batch_holds_a_record_id_once_even_when_it_repeats() -> None:
+    memory = sinks.Memory()
+    trail = chain.Chain(SIGNER, memory, clock=ticking_clock())
+    held = trail.append(entry(0, record_id="0" * 32))
+
+    out = trail.append_many([entry(1, record_id="0" * 32), entry(2), entry(3, record_id="0" * 32)])
+
+    assert [r.seq for r in memory.records] == [0, 1]
+    assert out[0] == out[2] == audit_models.Checkpoint(seq=0, hash=held.hash)
+
+
+def test_a_failed_batch_write_moves_nothing_and_stops_the_chain(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    with chain.Chain.resume(path, SIGNER, clock=ticking_clock()) as trail:
+        trail.append(entry(0))
+        head = trail.head
+        assert trail._log is not None
+        trail._log.close()  # the next write fails
+
+        with pytest.raises(errors.SinkError, match=r"seq 1-2 .*closed"):
+            trail.append_many([entry(1), entry(2)])
+        assert trail.head == head
+        with pytest.raises(errors.ChainBrokenError):
+            trail.append_many([entry(3)])
+
+
 def test_the_audit_package_imports_neither_kopf_nor_a_kubernetes_client() -> None:
     code = (
         "import sys\n"

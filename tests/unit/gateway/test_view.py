@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import pytest
+
 from agent_authority.gateway import server, view
 from agent_authority.policy import gateway
 
@@ -119,3 +121,43 @@ def test_a_stream_is_cut_once() -> None:
     stream.cut("one")
     stream.cut("two")
     assert (closed.count, stream.cut_reason) == (1, "one")
+
+
+@pytest.mark.parametrize(
+    ("events", "stop", "expected"),
+    [
+        pytest.param([(None, body())], False, None, id="active: may answer"),
+        pytest.param([(None, body(ended=True))], False, "has ended", id="ended meanwhile"),
+        pytest.param([(None, body(expiresAt=EARLIER))], False, "expired", id="deadline passed"),
+        pytest.param([(None, body(phase="Revoked"))], False, "is Revoked", id="revoked"),
+        pytest.param([(None, body())], True, "deviation", id="stopped by this replica"),
+        pytest.param([(None, body()), ("DELETED", body())], False, "is gone", id="deleted"),
+        pytest.param([], False, "is gone", id="never seen"),
+    ],
+)
+def test_the_answer_is_checked_again_against_the_view(
+    events: list[tuple[str | None, dict[str, Any]]], stop: bool, expected: str | None
+) -> None:
+    v = view.View(server.own_rules)
+    for kind, b in events:
+        v.observe(kind, b)
+    if stop:
+        v.stop("u1", "a deviation")
+    why = v.refusal("u1")
+    assert (why is None) if expected is None else (why is not None and expected in why)
+
+
+def test_a_passed_deadline_cuts_open_streams_by_the_gateways_own_clock() -> None:
+    v = view.View(server.own_rules)
+    v.observe(None, body())
+    closed = Closed()
+    stream = view.Stream("u1", watch_of("pods"), closed)
+    v.add_stream(stream)
+    now = datetime.datetime.now(datetime.UTC)
+    assert v.expired(now) == [], "before expiresAt nothing is cut"
+    later = now + datetime.timedelta(hours=2)
+    cut = v.expired(later)
+    assert [(s, why.split(" expired")[0]) for s, why in cut] == [(stream, "session agents/triage")]
+    assert view.cut_all(cut) == 1
+    assert closed.count == 1
+    assert v.expired(later) == [], "a cut stream is not cut again"
