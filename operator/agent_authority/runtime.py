@@ -337,6 +337,7 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     resolver = getattr(memo, "resolver", None)
     if resolver is not None:
         await resolver.stop()
+    await api.default().close()  # the async transport's connections
     trail.TRAIL.close()
 
 
