@@ -71,6 +71,9 @@ def _encode(headers: dict[str, str], body: Any) -> bytes | None:
         return body
     if isinstance(body, str):
         return body.encode()
+    # No content type is JSON to the client's REST layer (and the apiserver): say so, or aiohttp
+    # would label the bytes application/octet-stream, which the apiserver refuses.
+    headers.setdefault("Content-Type", "application/json")
     if headers.get("Content-Type") == "application/json-patch+json" and not isinstance(body, list):
         # As the client does: an object (not a list of operations) patches by strategic merge.
         headers["Content-Type"] = "application/strategic-merge-patch+json"

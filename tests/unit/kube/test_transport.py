@@ -148,6 +148,20 @@ def test_bodies_are_json_with_the_clients_content_type(
     run(test)
 
 
+def test_a_body_without_a_declared_content_type_is_sent_as_json(threads_forbidden: None) -> None:
+    # The client declares no content type for some creates (a SelfSubjectReview): its REST
+    # layer sends JSON, and so must the transport (the apiserver refuses octet-stream).
+    async def test() -> None:
+        async with serving(_ok) as (server, kube):
+            review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+            await api.call(kube.authn.create_self_subject_review, review)
+            [request] = server.requests
+            assert request["headers"]["content-type"] == "application/json"
+            assert json.loads(request["body"]) == review
+
+    run(test)
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [
