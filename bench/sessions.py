@@ -62,8 +62,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
 
 # ``tests.e2e`` (the operator-process helper) lives in the checkout, not in the installed package.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -94,6 +94,7 @@ GOAL_PER_SECOND = 40.0  # ...becoming Active at least this fast (median of runs)
 GOAL_RSS_MIB = 200.0  # ...with the operator's RSS at most this (median of runs)
 POD = "checkout-0"
 RESULTS = ROOT / "bench" / "results"
+T = TypeVar("T")
 
 
 # -- small utilities ---------------------------------------------------------------------------
@@ -703,10 +704,13 @@ def floor_batch(
             concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
         )
         kube = api.Kube.from_kubeconfig(str(identity))
-        with concurrent.futures.ThreadPoolExecutor(len(refs)) as probes:
-            return list(
-                await asyncio.gather(*[floor_session(kube, b, r, rules, probes) for r in refs])
-            )
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(refs)) as probes:
+                return list(
+                    await asyncio.gather(*[floor_session(kube, b, r, rules, probes) for r in refs])
+                )
+        finally:
+            await kube.close()
 
     return asyncio.run(run())
 
@@ -714,7 +718,10 @@ def floor_batch(
 def delete_floor(b: Bench, refs: Sequence[FloorRef]) -> None:
     async def run() -> None:
         kube = api.Kube.from_kubeconfig(str(b.local.kubeconfig))
-        await asyncio.gather(*[credentials.revoke(kube, r) for r in refs])
+        try:
+            await asyncio.gather(*[credentials.revoke(kube, r) for r in refs])
+        finally:
+            await kube.close()
 
     asyncio.run(run())
     for ref in refs:
@@ -836,7 +843,24 @@ def floor_revoke(kube: api.Kube, ref: FloorRef) -> Callable[[], None]:
             kube.core.delete_namespaced_service_account, ref.service_account, ref.namespace
         )
 
-    return lambda: asyncio.run(run())
+    return lambda: FloorLoop.run(run())
+
+
+class FloorLoop:
+    """One event loop, in its own thread, for the floor's revocations: its client keeps warm
+    connections from one revocation to the next, as the operator's does (``api.Kube`` sends on
+    the event loop it is called from, one connection pool per loop)."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def run(cls, coro: Coroutine[Any, Any, T]) -> T:
+        with cls._lock:
+            if cls._loop is None:
+                cls._loop = asyncio.new_event_loop()
+                threading.Thread(target=cls._loop.run_forever, daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
 
 
 def revocations(
@@ -847,6 +871,19 @@ def revocations(
 ) -> tuple[list[RevocationSample], list[RevocationSample]]:
     """Interleave operator and floor revocations, one every ``interval / 2`` s."""
     kube = api.Kube.from_kubeconfig(str(b.local.kubeconfig))
+    try:
+        return _revocations(b, kube, operator_names, floor_refs, interval)
+    finally:
+        FloorLoop.run(kube.close())
+
+
+def _revocations(
+    b: Bench,
+    kube: api.Kube,
+    operator_names: Sequence[str],
+    floor_refs: Sequence[FloorRef],
+    interval: float,
+) -> tuple[list[RevocationSample], list[RevocationSample]]:
     count = min(len(operator_names), len(floor_refs))
     op_futures, floor_futures = [], []
     with concurrent.futures.ThreadPoolExecutor(2 * count) as pool:
