@@ -132,6 +132,17 @@ def sessions_tables(result: Result, path: str) -> list[str]:
             f"| {i + 1} | {_num(n, '.0f')} | {_num(rss[i], '.1f')} MiB | {_num(r, '.1f')} |"
         )
     lines.append("")
+    many = s.get("manySessions")
+    if many:
+        verdict = "met" if many.get("goalMet") else "NOT met"
+        lines += [
+            f"Goal: {many['goalSessions']:,} sessions Active at >= {many['goalPerSecond']:g}"
+            f" sessions/s with operator RSS <= {many['goalRssMiB']:g} MiB, on the medians of the"
+            f" runs ({_num(many['perSecondMedian'], '.1f')} sessions/s,"
+            f" {_num(many['rssMiBMedian'], '.1f')} MiB; {many['runsAtGoalSize']} run(s) at"
+            f" that size): **{verdict}**.",
+            "",
+        ]
     return lines
 
 

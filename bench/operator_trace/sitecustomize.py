@@ -7,14 +7,14 @@ as one JSON line::
 
     {"h": handler id, "o": object name, "f": call, "s": submitted, "b": began, "e": ended}
 
-(wall-clock seconds; ``b - s`` is time waiting for a worker thread, ``e - b`` the HTTP call).
+(wall-clock seconds; ``b - s`` was time waiting for a worker thread before calls moved onto the
+event loop, and is now 0; ``e - b`` is the HTTP call).
 No operator code is changed: module attributes are replaced before the operator starts, and the
 operator looks them up at call time. Without ``BENCH_TRACE_FILE`` this module does nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
@@ -57,24 +57,25 @@ def _install(path: str) -> None:
 
     from agent_authority.kube import api
 
-    sync = api.sync
+    original_call = api.call
 
     async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> api.Json:
+        # The call runs on the event loop (kube/transport): no thread to wait for, so ``b == s``.
         handler, name = _current()
         submitted = time.time()
-        began = 0.0
-
-        def run() -> api.Json:
-            nonlocal began
-            began = time.time()
-            return sync(fn, *args, **kwargs)
-
         try:
-            return await asyncio.to_thread(run)
+            return await original_call(fn, *args, **kwargs)
         finally:
             what = getattr(fn, "__name__", str(fn))
             _write(
-                {"h": handler, "o": name, "f": what, "s": submitted, "b": began, "e": time.time()}
+                {
+                    "h": handler,
+                    "o": name,
+                    "f": what,
+                    "s": submitted,
+                    "b": submitted,
+                    "e": time.time(),
+                }
             )
 
     original_patch = patching.patch_obj

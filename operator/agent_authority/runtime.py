@@ -27,13 +27,14 @@ from agent_authority.controllers import (
     alerts,
     deviations,
     grants,
+    handling,
     requests,
     session_reads,
     sessions,
 )
 from agent_authority.gateway import server as gateway_server
 from agent_authority.gateway import watching as gateway_watching
-from agent_authority.kube import access, api
+from agent_authority.kube import access, api, errors
 from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
@@ -220,7 +221,9 @@ def _port_open(host: str, port: int) -> bool:
 
 
 @kopf.on.startup()
-async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_: Any) -> None:
+async def _startup(
+    settings: kopf.OperatorSettings, memo: Any, logger: Any, retry: int = 0, **_: Any
+) -> None:
     options = _OPTIONS
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
@@ -232,9 +235,14 @@ async def _startup(settings: kopf.OperatorSettings, memo: Any, logger: Any, **_:
     if not trail.TRAIL.enabled:
         logger.warning("--no-audit-trail: decisions are not recorded in a signed audit trail")
     kube = api.default()
-    memo.operator = await access.whoami(kube)
-    logger.info("operating as %s", memo.operator.username)
-    await sessions.sweep_orphans(kube, logger)
+    try:
+        memo.operator = await access.whoami(kube)
+        logger.info("operating as %s", memo.operator.username)
+        await sessions.sweep_orphans(kube, logger)
+    except errors.Unavailable as e:
+        # An apiserver that has just started (a CRD's storage still initializing) answers 503
+        # for a moment: retry in a second or two, not after kopf's default minute.
+        raise kopf.TemporaryError(f"transient: {e}", delay=handling.retry_delay(retry)) from e
     if options.gateway_port:
         await _start_gateway(kube, options, memo, logger)
     if options.audit_port:
@@ -337,6 +345,7 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     resolver = getattr(memo, "resolver", None)
     if resolver is not None:
         await resolver.stop()
+    await api.default().close()  # the async transport's connections
     trail.TRAIL.close()
 
 

@@ -520,3 +520,25 @@ def test_grant_author_must_hold_what_the_remediations_delegate(world: World) -> 
         client.CustomObjectsApi(w.admin).delete_cluster_custom_object(
             GROUP, VERSION, "agentgrants", body["metadata"]["name"]
         )
+
+
+def test_the_grant_counts_its_active_sessions(world: World) -> None:
+    # status.activeSessions is kept current by the grant's 15 s timer, counted from the
+    # operator's index of Active sessions (no read of every session each time).
+    w = world
+    grant = agents.unique("grant")
+    agents.create_grant(w.admin, grant, grant_spec(w.shop))
+    custom = client.CustomObjectsApi(w.admin)
+
+    def counts(n: int) -> bool | None:
+        found = custom.get_cluster_custom_object(GROUP, VERSION, "agentgrants", grant)
+        return True if (found.get("status") or {}).get("activeSessions") == n else None
+
+    try:
+        first, _ = _active(w, grant=grant)
+        _active(w, grant=grant)
+        agents.wait_for(lambda: counts(2), 90, "the grant to count its 2 Active sessions")
+        agents.end_session(w.agent, w.ns, first["metadata"]["name"])
+        agents.wait_for(lambda: counts(1), 90, "the grant to count 1 after one ended")
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "agentgrants", grant)

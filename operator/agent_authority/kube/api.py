@@ -1,12 +1,16 @@
 """One place that owns the Kubernetes client: typed API groups, async calls, error translation.
 
-The official client is synchronous; :func:`call` runs a call in a worker thread, returns the
-response as plain JSON (``_preload_content=False``: no model deserialization, which is both faster
-and free of the client's Optional-everywhere models) and translates ``ApiException`` and transport
-failures (connection refused, timeouts) into :mod:`agent_authority.kube.errors`. Every call has a
-timeout (:data:`REQUEST_TIMEOUT` unless the caller passes ``_request_timeout``), so an apiserver
-that stops answering costs a bounded wait, never a hung worker. One shared ``ApiClient`` with a
-pool sized for concurrency.
+Call sites name an API method of the official client (``api.call(kube.core.read_namespaced_secret,
+name, namespace)``): the client builds the request (paths, query, content type, credentials) and
+:func:`call` sends it natively on the event loop through :mod:`agent_authority.kube.transport`
+(aiohttp, kopf's own HTTP stack): no worker thread, and cancelling the awaiting task (a cancelled
+kopf handler, a webhook whose caller went away) closes the request's connection. The response comes
+back as plain JSON (no model deserialization, which is both faster and free of the client's
+Optional-everywhere models); ``ApiException``-style statuses and transport failures (connection
+refused, timeouts) are translated into :mod:`agent_authority.kube.errors`. Every call has a timeout
+(:data:`REQUEST_TIMEOUT` unless the caller passes ``_request_timeout``), so an apiserver that stops
+answering costs a bounded wait. :func:`sync` is the blocking form for the CLI. Clients that are not
+built here (the unit tests' fakes) are called in a worker thread as before.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client import exceptions
 
-from agent_authority.kube import clients, errors
+from agent_authority.kube import clients, errors, transport
 
 T = TypeVar("T")
 POOL_SIZE = 64
@@ -33,7 +37,9 @@ class Kube:
     """The API groups the operator uses, over one ApiClient."""
 
     def __init__(self, api: client.ApiClient) -> None:
-        api.configuration.connection_pool_maxsize = POOL_SIZE
+        if not isinstance(api, transport.PreparingApiClient):
+            # The same configuration (host, TLS, credentials), requests sent by the transport.
+            api = transport.PreparingApiClient(api.configuration, POOL_SIZE)
         self.client = api
         self.core = client.CoreV1Api(api)
         self.rbac = client.RbacAuthorizationV1Api(api)
@@ -48,7 +54,11 @@ class Kube:
         api = clients.api_client(kubeconfig)
         api.configuration.connection_pool_maxsize = POOL_SIZE
         # The pool size is read when the REST client is built: rebuild it with the new size.
-        return cls(client.ApiClient(api.configuration))
+        return cls(transport.PreparingApiClient(api.configuration, POOL_SIZE))
+
+    async def close(self) -> None:
+        """Close this event loop's connections (the sync client's pool is closed with it)."""
+        await self.client.transport.close()
 
 
 _default: Kube | None = None
@@ -82,8 +92,28 @@ def sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
 
 
 async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
-    """:func:`sync` in a worker thread."""
-    return await asyncio.to_thread(functools.partial(sync, fn, *args, **kwargs))
+    """Call ``fn`` on the event loop (see the module docstring); the response body as JSON."""
+    owner = getattr(getattr(fn, "__self__", None), "api_client", None)
+    if not isinstance(owner, transport.PreparingApiClient):
+        return await asyncio.to_thread(functools.partial(sync, fn, *args, **kwargs))
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+    try:
+        with transport.prepared():
+            fn(*args, _preload_content=False, **kwargs)
+    except transport.Prepared as p:
+        request = p.request
+    except exceptions.ApiException as e:
+        raise errors.translate(e) from e
+    else:  # pragma: no cover - every API method ends in call_api
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)} made no request")
+    try:
+        response = await owner.transport.send(request, REQUEST_TIMEOUT)
+    except errors.TRANSPORT_ERRORS as e:
+        raise errors.translate_transport(e) from e
+    if not 200 <= response.status <= 299:
+        raise errors.translate(transport.api_exception(response))
+    body: Json = json.loads(response.data) if response.data else {}
+    return body
 
 
 async def ignore_missing(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json | None:

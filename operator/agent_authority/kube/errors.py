@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import urllib3.exceptions
 from kubernetes.client import exceptions
 
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,  # MaxRetryError, ProtocolError, timeouts, NewConnectionError
+    aiohttp.ClientError,  # the async transport: connector errors, disconnects, bad payloads
     ConnectionError,
     TimeoutError,
 )

@@ -8,6 +8,8 @@ RBAC, the admission webhooks and the audit log see the person, exactly as with `
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from kubernetes import client
@@ -61,6 +63,14 @@ def as_person(kube: api.Kube, token: str) -> api.Kube:
 def close(kube: api.Kube) -> None:
     """Release a person's client (their connections) when they sign out or their login ends."""
     kube.client.close()  # type: ignore[no-untyped-call]
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing async was opened
+        task = asyncio.get_running_loop().create_task(kube.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+"""Closes in flight (a task must be referenced until it is done)."""
 
 
 async def may(
