@@ -73,7 +73,7 @@ def _grant_spec(shop: str) -> dict[str, Any]:
         ],
         "approval": {
             "requiredApprovals": {"reversible": 1, "irreversible": 2},
-            "timeoutSeconds": 30,
+            "timeoutSeconds": 60,
         },
         "session": {"maxTtlSeconds": 900, "maxConcurrentSessions": 100, "maxDeniedRequests": 1000},
     }
@@ -514,7 +514,7 @@ def test_a_request_nobody_decides_on_expires(world: World) -> None:
     s = _session(w)
     name = _ask(w, s, _scale(w.shop, 10))
     _phase(w, name, {"AwaitingApproval"})
-    expired = _phase(w, name, {"Expired"}, timeout=45)
+    expired = _phase(w, name, {"Expired"}, timeout=90)
     assert expired["status"]["reason"] == "ApprovalTimeout"
     assert _replicas(w, w.shop) == 3
 
