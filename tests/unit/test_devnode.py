@@ -37,6 +37,7 @@ def test_the_chart_is_installed_with_the_gateway_and_audit_at_the_fixed_address(
     assert settings["auditWebhook.enabled"] == "true"
     assert settings["image.pullPolicy"] == "Never"
     assert settings["sessionNamespaces"] == "{agents}"
+    assert settings["scopeNamespaces"] == "{shop}"
 
 
 def test_the_fixed_address_is_in_the_static_band_of_the_service_range() -> None:

@@ -140,12 +140,13 @@ def serving_secret(local: cluster.LocalCluster) -> dict[str, Any]:
 
 
 def chart_values(tag: str, session_mode: str) -> list[str]:
-    """``helm install`` settings: the image on the node, the demo's session namespace, the
-    audit receiver and the gateway at the fixed Service address."""
+    """``helm install`` settings: the image on the node, the demo's session namespace and the
+    namespace its scopes read, the audit receiver and the gateway at the fixed Service address."""
     settings = {
         "image.tag": tag,
         "image.pullPolicy": "Never",
         "sessionNamespaces": "{" + ",".join(dev.DEMO_SESSION_NAMESPACES) + "}",
+        "scopeNamespaces": "{" + ",".join(dev.DEMO_SCOPE_NAMESPACES) + "}",
         "webhooks.clusterIP": SERVICE_ADDRESS,
         "auditWebhook.enabled": "true",
         "auditWebhook.port": str(AUDIT_PORT),
