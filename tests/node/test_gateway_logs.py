@@ -159,6 +159,7 @@ def _setup(local: cluster.LocalCluster, tmp: pathlib.Path) -> World:
     for name in (ns, shop):
         core.create_namespace({"metadata": {"name": name}})
     agents.allow_sessions_in(local, ns)
+    agents.allow_scopes_in(local, shop)
     rbac = client.RbacAuthorizationV1Api(admin)
     rbac.create_namespaced_role(
         ns,
