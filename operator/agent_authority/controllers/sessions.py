@@ -294,12 +294,15 @@ async def _activate(
         if choice.mode is None:
             await deny(kube, body, "GatewayUnavailable", choice.message)
             return False
+        STATE.admitted[grant_name].add(meta["uid"])
+    # Outside the grant's lock (its SelfSubjectAccessReviews would serialize the grant's
+    # sessions); the slot taken above is given back if the operator cannot provide the session.
+    try:
         refused = await _operator_reach(kube, meta["namespace"], decision.rules, facts)
         if refused is not None:
+            STATE.admitted[grant_name].discard(meta["uid"])
             await deny(kube, body, refused.reason.value, refused.message)
             return False
-        STATE.admitted[grant_name].add(meta["uid"])
-    try:
         return await _give_credentials(
             kube, body, logger, spec, facts, decision, choice.mode, created
         )

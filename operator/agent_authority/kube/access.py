@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from agent_authority.kube import api
@@ -10,6 +11,11 @@ from agent_authority.models import base
 from agent_authority.policy import rbac
 
 CONCURRENCY = 16
+OWN_ALLOWED_SECONDS = 30.0
+"""How long a permission the operator was seen to hold is not asked again. Only positive answers
+are kept, and the check is a fail-fast courtesy: the apiserver's RBAC still refuses whatever the
+operator lost meanwhile, so a stale entry costs a clear refusal, never access."""
+_own_allowed: dict[tuple[int, rbac.Permission], float] = {}
 
 
 async def allowed(
@@ -92,8 +98,11 @@ async def own_missing(
     """The permissions the operator itself does not hold (one SelfSubjectAccessReview each, in
     parallel): asked before it creates anything that needs them."""
     gate = asyncio.Semaphore(CONCURRENCY)
+    now = time.monotonic()
 
     async def check(p: rbac.Permission) -> bool:
+        if _own_allowed.get((id(kube), p), 0.0) > now:
+            return True
         attributes = {
             "verb": p.verb,
             "group": p.api_group,
@@ -105,7 +114,12 @@ async def own_missing(
         body = {"spec": {"resourceAttributes": {k: v for k, v in attributes.items() if v}}}
         async with gate:
             review = await api.call(kube.authz.create_self_subject_access_review, body)
-        return bool(review.get("status", {}).get("allowed"))
+        ok = bool(review.get("status", {}).get("allowed"))
+        if ok:
+            _own_allowed[(id(kube), p)] = time.monotonic() + OWN_ALLOWED_SECONDS
+        else:
+            _own_allowed.pop((id(kube), p), None)
+        return ok
 
     results = await asyncio.gather(*[check(p) for p in permissions])
     return [p for p, ok in zip(permissions, results, strict=True) if not ok]
