@@ -9,10 +9,12 @@ every run, the spread, the median of the runs' p99s, the ratio to the floor, the
 it is met, and the load average of each run. Files that no table function knows (other
 benchmarks, the single-run format of earlier results, unreadable files) are listed, not rendered.
 
-Adding a benchmark (e.g. ``bench/gateway.py`` or ``bench/mcp.py``, with their own JSON): write a
-function ``(result: dict, path: str) -> list[str]`` returning Markdown lines and register it in
-:data:`TABLES` under the benchmark's ``benchmark`` value. :func:`runs_table` renders the common
-shape (``runs`` + a :func:`bench.stats.judge` summary).
+Adding a benchmark: write a function ``(result: dict, path: str) -> list[str]`` returning
+Markdown lines and register it in :data:`TABLES` under the benchmark's ``benchmark`` value (or the
+file name's prefix, ``gateway-<time>.json``). :func:`runs_table` renders the common shape
+(``runs`` + a :func:`bench.stats.judge` summary). A benchmark whose JSON has another shape (as
+``bench/gateway.py`` and ``bench/mcp.py``: ``runs`` and a median block, no ``format``) also
+registers in :data:`ACCEPTS` a test of which of its files the function can render.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import stats  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN = "<!-- BEGIN bench/report.py: generated from bench/results/*.json, do not edit -->"
@@ -93,11 +99,13 @@ def runs_table(
 
 
 def _header(result: Result, path: str) -> list[str]:
-    started, command = result.get("startedAt", "?"), result.get("command", "?")
+    started, command = result.get("startedAt", "?"), result.get("command")
     quick = (result.get("parameters") or {}).get("quick")
+    at_start = result.get("loadavgAtStart") or (result.get("machine") or {}).get("loadavg")
     return [
-        f"Result `{path}`, started {started}, `{command}`; "
-        f"load average at start {load(result.get('loadavgAtStart'))}."
+        f"Result `{path}`, started {started}"
+        + (f", `{command}`" if command else "")
+        + f"; load average at start {load(at_start)}."
         + (" **A smoke run (`--quick`), not a measurement.**" if quick else ""),
         "",
     ]
@@ -219,11 +227,260 @@ FAULT_LABELS = {
 }
 
 
+# -- bench/gateway.py ----------------------------------------------------------------------------
+
+# The goals of the session gateway (issue 10), each judged on the median of the runs:
+# (label, path in the ``median`` block, path in a run, at most ms).
+GATEWAY_GOALS: list[tuple[str, tuple[str, ...], tuple[str, ...], float]] = [
+    (
+        "added GET latency at 200 rps, p50",
+        ("latency", "200rps", "addedP50Ms"),
+        ("latency", "200rps", "addedP50Ms"),
+        2.0,
+    ),
+    (
+        "added GET latency at 200 rps, p99",
+        ("latency", "200rps", "addedP99Ms"),
+        ("latency", "200rps", "addedP99Ms"),
+        10.0,
+    ),
+    (
+        "revocation → first 401, p99",
+        ("revocationTo401Ms", "p99Ms"),
+        ("revocationTo401Ms", "p99Ms"),
+        50.0,
+    ),
+    (
+        "revocation → open stream closed, p99",
+        ("revocationToStreamClosedMs", "p99Ms"),
+        ("revocationToStreamClosedMs", "p99Ms"),
+        100.0,
+    ),
+    (
+        "forbidden request → session Revoked, p99",
+        ("forbiddenToRevokedMs", "gateway", "p99Ms"),
+        ("forbiddenToRevokedMs", "gateway", "p99Ms"),
+        100.0,
+    ),
+]
+
+# Phases whose samples can be missed (no 401, stream not closed, never Revoked in time).
+GATEWAY_SAMPLED = [
+    ("revocationTo401Ms",),
+    ("directRevocationTo401Ms",),
+    ("revocationToStreamClosedMs",),
+    ("forbiddenToRevokedMs", "gateway"),
+    ("forbiddenToRevokedMs", "direct"),
+]
+
+
+def _at(data: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
+def _gateway_rows() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(label, path in a run, path in the ``median`` block) of every figure, in table order."""
+    rows: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+    for rate in (1, 50, 200):
+        key = f"{rate}rps"
+        for q in ("p50", "p99"):
+            rows += [
+                (f"GET at {rate} rps, gateway {q} (ms)", ("latency", key, "gateway", f"{q}Ms"),
+                 ("latency", key, f"gateway{q.upper()}Ms")),
+                (f"GET at {rate} rps, direct {q} (ms)", ("latency", key, "direct", f"{q}Ms"),
+                 ("latency", key, f"direct{q.upper()}Ms")),
+                (f"GET at {rate} rps, **added {q}** (ms)", ("latency", key, f"added{q.upper()}Ms"),
+                 ("latency", key, f"added{q.upper()}Ms")),
+            ]  # fmt: skip
+        rows.append(
+            (
+                f"GET at {rate} rps, gateway rate achieved (req/s)",
+                ("latency", key, "gateway", "achievedRps"),
+                ("latency", key, "gatewayAchievedRps"),
+            )
+        )
+    for mode in ("gateway", "direct"):
+        rows.append(
+            (f"throughput ceiling, {mode} (req/s)", ("ceiling", mode, "rps"), ("ceilingRps", mode))
+        )
+    for mode, note in (("gateway", ""), ("direct", ", background only")):
+        rows.append(
+            (
+                f"operator CPU per request, {mode}{note} (ms)",
+                ("ceiling", mode, "operatorCpuMsPerRequest"),
+                ("operatorCpuMsPerRequest", mode),
+            )
+        )
+    rows.append(("memory per open stream (KiB)", ("streams", "kibPerStream"), ("kibPerStream",)))
+    for key, label in (
+        ("revocationTo401Ms", "revocation → first 401, gateway"),
+        ("directRevocationTo401Ms", "revocation → first 401, direct (apiserver)"),
+        ("revocationToStreamClosedMs", "revocation → open stream closed, gateway"),
+    ):
+        for q in ("p50", "p99"):
+            rows.append((f"{label} {q} (ms)", (key, f"{q}Ms"), (key, f"{q}Ms")))
+    for mode, label in (("gateway", "gateway"), ("direct", "audit webhook")):
+        for q in ("p50", "p99"):
+            path = ("forbiddenToRevokedMs", mode, f"{q}Ms")
+            rows.append((f"forbidden → session Revoked, {label} {q} (ms)", path, path))
+    return rows
+
+
+def _gateway_median(
+    result: Result, runs: Sequence[Any], run_path: Sequence[str], median_path: Sequence[str]
+) -> float:
+    """The median of the runs as ``bench/gateway.py`` wrote it, else computed from the runs."""
+    written = _number(_at(result.get("median"), median_path))
+    if not math.isnan(written):
+        return written
+    return stats.median([_number(_at(r, run_path)) for r in runs])
+
+
+def gateway_tables(result: Result, path: str) -> list[str]:
+    """``bench/gateway.py``: each figure per run, the median of the runs and the spread (min-max);
+    each goal judged on the median, not met when fewer than 3 runs gave it a number or a run
+    missed samples of the phase."""
+    runs = result["runs"]
+    if not isinstance(runs, list):
+        raise TypeError("runs is not a list")
+    p = result.get("parameters") or {}
+    lines = ["### Session gateway (`bench/gateway.py`)", "", *_header(result, path)]
+    lines += [
+        f"{len(runs)} run(s); GETs for {_num(p.get('seconds_at_1'), 'g')} s at 1 rps and"
+        f" {_num(p.get('seconds'), 'g')} s at 50 and 200 rps; {p.get('streams', '?')} streams;"
+        f" {p.get('revocations', '?')} revocations through the gateway,"
+        f" {p.get('direct_revocations', '?')} direct; {p.get('forbidden', '?')} forbidden requests"
+        " each way.",
+        "",
+        "| figure | "
+        + " | ".join(f"run {i + 1}" for i in range(len(runs)))
+        + " | median | spread |",
+        "|---|" + "---:|" * (len(runs) + 2),
+    ]
+    for label, run_path, median_path in _gateway_rows():
+        values = [_number(_at(r, run_path)) for r in runs]
+        present = [v for v in values if not math.isnan(v)]
+        lo, hi = (min(present), max(present)) if present else (math.nan, math.nan)
+        med = _gateway_median(result, runs, run_path, median_path)
+        f = ",.2f" if "CPU" in label else ",.1f"
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_num(v, f) for v in values)
+            + f" | {_num(med, f)} | {_num(lo, f)}-{_num(hi, f)} |"
+        )
+    missed = [
+        sum(int(v) for k in GATEWAY_SAMPLED if not math.isnan(v := _number(_at(r, (*k, "missed")))))
+        for r in runs
+    ]
+    still_open = [_at(r, ("directWatchStillOpenAfter5s",)) for r in runs]
+    lines += [
+        "| samples missed (no 401, not closed, not Revoked) | "
+        + " | ".join(str(m) for m in missed)
+        + f" | | {min(missed, default=0)}-{max(missed, default=0)} |",
+        "| direct watch still open 5 s after its session ended | "
+        + " | ".join({True: "yes", False: "no"}.get(v, "n/a") for v in still_open)
+        + " | | |",
+        "| load average (1 min) at the start of the run | "
+        + " | ".join(load(r.get("loadavgAtStart") if isinstance(r, dict) else None) for r in runs)
+        + " | | |",
+        "",
+    ]
+    for label, median_path, run_path, limit in GATEWAY_GOALS:
+        values = [_number(_at(r, run_path)) for r in runs]
+        measured = len([v for v in values if not math.isnan(v)])
+        med = _gateway_median(result, runs, run_path, median_path)
+        phase = run_path[:-1]
+        missed_any = any(_number(_at(r, (*phase, "missed"))) > 0 for r in runs)
+        met = measured >= stats.DEFAULT_RUNS and not missed_any and med <= limit
+        why = f"{measured} of {stats.DEFAULT_RUNS} runs" + (
+            "; samples missed" if missed_any else ""
+        )
+        lines.append(
+            f"- Goal: {label} <= {limit:g} ms, on the median of the runs"
+            f" ({_num(med, ',.1f')} ms; {why}): **{'met' if met else 'NOT met'}**."
+        )
+    lines.append("")
+    return lines
+
+
+# -- bench/mcp.py --------------------------------------------------------------------------------
+
+MCP_GOAL_RATIO = 1.5  # bench/mcp.py: "the median over runs of the p99 ratio (goal: at most 1.5)"
+MCP_TOOLS = (("get_resource", "get"), ("propose_remediation", "propose"))
+
+
+def mcp_tables(result: Result, path: str) -> list[str]:
+    """``bench/mcp.py``: p50/p99 of each tool call and its direct call per run, the p99 ratio per
+    run and its median over the runs, judged against :data:`MCP_GOAL_RATIO`."""
+    runs = result["runs"]
+    if not isinstance(runs, list):
+        raise TypeError("runs is not a list")
+    m = result.get("machine") or {}
+    calls = _at(runs[0], ("get_mcp", "n")) if runs else None
+    lines = [
+        "### MCP tools (`bench/mcp.py`)",
+        "",
+        f"Result `{path}`, {len(runs)} run(s) of {calls if calls is not None else '?'} calls"
+        f" of each; load average (1 min) before {load(m.get('loadavg_before'))},"
+        f" after {load(m.get('loadavg_after'))} (not recorded per run).",
+        "",
+        "| run | tool | MCP p50 | MCP p99 | direct p50 | direct p99 | ratio p99 |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for i, r in enumerate(runs):
+        for tool, key in MCP_TOOLS:
+            cells = [
+                _num(_number(_at(r, (f"{key}_{side}", f"{q}_ms"))), ",.1f") + " ms"
+                for side in ("mcp", "direct")
+                for q in ("p50", "p99")
+            ]
+            ratio = _number(_at(r, ("ratio_p99", tool)))
+            lines.append(f"| {i + 1} | `{tool}` | " + " | ".join(cells) + f" | {times(ratio)} |")
+    medians = result.get("median_ratio_p99") or {}
+    verdicts = []
+    for tool, _ in MCP_TOOLS:
+        med = _number(medians.get(tool))
+        if math.isnan(med):
+            med = stats.median([_number(_at(r, ("ratio_p99", tool))) for r in runs])
+        lines.append(f"| **median** | `{tool}` | | | | | **{times(med)}** |")
+        measured = len([r for r in runs if not math.isnan(_number(_at(r, ("ratio_p99", tool))))])
+        met = measured >= stats.DEFAULT_RUNS and med <= MCP_GOAL_RATIO
+        verdicts.append(
+            f"- Goal: `{tool}` MCP p99 <= {MCP_GOAL_RATIO:g}x direct, on the median of the runs'"
+            f" ratios ({times(med)}; {measured} of {stats.DEFAULT_RUNS} runs):"
+            f" **{'met' if met else 'NOT met'}**."
+        )
+    return [*lines, "", *verdicts, ""]
+
+
 TABLES: dict[str, TableFn] = {
     "sessions": sessions_tables,
     "remediation": remediation_tables,
     "faults": faults_tables,
-    # More benchmarks register here (see the module docstring): "gateway": gateway_tables, ...
+    "gateway": gateway_tables,
+    "mcp": mcp_tables,
+    # More benchmarks register here (see the module docstring).
+}
+
+
+def _format2(data: Result) -> bool:
+    return data.get("format") == FORMAT and "summary" in data
+
+
+# Which files of a kind its table function renders (default: :func:`_format2`).
+# bench/gateway.py keeps its runs even when writing the ``median`` block failed: the medians are
+# then computed from the runs.
+ACCEPTS: dict[str, Callable[[Result], bool]] = {
+    "gateway": lambda d: isinstance(d.get("runs"), list),
+    "mcp": lambda d: isinstance(d.get("runs"), list),
 }
 
 
@@ -245,7 +502,7 @@ def classify(results: pathlib.Path) -> tuple[dict[str, tuple[str, Result]], list
         if kind not in TABLES:
             others.append((name, f"benchmark {kind!r}: no table for it in bench/report.py yet"))
             continue
-        if data.get("format") != FORMAT or "summary" not in data:
+        if not ACCEPTS.get(kind, _format2)(data):
             others.append((name, f"{kind}: an earlier single-run result format"))
             continue
         key = str(data.get("startedAt") or name)

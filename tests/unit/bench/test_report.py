@@ -86,13 +86,15 @@ def test_renders_the_newest_result_of_each_kind_with_runs_median_and_goal(
 
 
 def test_unknown_old_and_broken_files_are_listed_not_rendered(tmp_path: pathlib.Path) -> None:
+    write(tmp_path, "frobnicate-2026.json", {"benchmark": "frobnicate", "p99": 1})
     write(tmp_path, "gateway-2026.json", {"benchmark": "gateway", "p99": 1})
     write(tmp_path, "sessions-old.json", {"benchmark": "sessions", "ready": {}})
     write(tmp_path, "broken.json", "{not json")
     write(tmp_path, "notes.txt", "ignored: not a result")
     text = report.render(tmp_path)
     assert "No results in the current format yet" in text
-    assert "`bench/results/gateway-2026.json`: benchmark 'gateway': no table" in text
+    assert "`bench/results/frobnicate-2026.json`: benchmark 'frobnicate': no table" in text
+    assert "`bench/results/gateway-2026.json`: gateway: an earlier single-run" in text
     assert "`bench/results/sessions-old.json`: sessions: an earlier single-run" in text
     assert "`bench/results/broken.json`: unreadable" in text
     assert "notes.txt" not in text
@@ -121,3 +123,164 @@ def test_check_mode_fails_on_a_stale_page(tmp_path: pathlib.Path) -> None:
     assert report.main([*args, "--check"]) == 1
     assert report.main(args) == 0
     assert report.main([*args, "--check"]) == 0
+
+
+def gateway_run(
+    added200: tuple[float, float], to401: float, closed: float, revoked: float, missed: int = 0
+) -> dict[str, Any]:
+    """One run of ``bench/gateway.py`` (ms), as ``run_once`` writes it."""
+
+    def rate(gw: float, direct: float, added: tuple[float, float]) -> dict[str, Any]:
+        return {
+            "gateway": {"p50Ms": gw, "p99Ms": gw * 2, "achievedRps": 50.0},
+            "direct": {"p50Ms": direct, "p99Ms": direct * 2},
+            "addedP50Ms": added[0],
+            "addedP99Ms": added[1],
+        }
+
+    return {
+        "loadavgAtStart": [1.25, 1.0, 1.0],
+        "streams": {"kibPerStream": 140.0},
+        "latency": {
+            "1rps": rate(4.0, 3.0, (1.0, 2.0)),
+            "50rps": rate(5.0, 3.0, (2.0, 4.0)),
+            "200rps": rate(6.0, 3.0, added200),
+        },
+        "ceiling": {
+            "gateway": {"rps": 300.0, "operatorCpuMsPerRequest": 0.5},
+            "direct": {"rps": 900.0, "operatorCpuMsPerRequest": 0.04},
+        },
+        "revocationTo401Ms": {"n": 10, "missed": missed, "p50Ms": to401 / 2, "p99Ms": to401},
+        "directRevocationTo401Ms": {"n": 2, "missed": 0, "p50Ms": 10_004.0, "p99Ms": 10_009.0},
+        "revocationToStreamClosedMs": {"n": 10, "missed": 0, "p50Ms": 5.0, "p99Ms": closed},
+        "directWatchStillOpenAfter5s": True,
+        "forbiddenToRevokedMs": {
+            "gateway": {"n": 5, "missed": 0, "p50Ms": 40.0, "p99Ms": revoked},
+            "direct": {"n": 5, "missed": 0, "p50Ms": 500.0, "p99Ms": 900.0},
+        },
+    }
+
+
+def gateway_result(runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"startedAt": "2026-12-01T10", "parameters": {"quick": False}, "runs": runs, **extra}
+
+
+def test_gateway_each_run_median_spread_and_goals_on_the_median() -> None:
+    runs = [
+        gateway_run((1.5, 9.0), 30.0, 80.0, 90.0),
+        gateway_run((1.0, 8.0), 40.0, 99.0, 95.0),
+        gateway_run((9.0, 50.0), 400.0, 300.0, 500.0),  # one bad run: the median decides
+    ]
+    runs[1]["loadavgAtStart"] = [7.5, 1.0, 1.0]
+    # No ``median`` block: the medians are computed from the runs.
+    text = "\n".join(report.gateway_tables(gateway_result(runs, median={}), "bench/results/g.json"))
+    assert "### Session gateway (`bench/gateway.py`)" in text
+    assert "not a measurement" not in text
+    assert "| GET at 200 rps, **added p50** (ms) | 1.5 | 1.0 | 9.0 | 1.5 | 1.0-9.0 |" in text
+    assert "| GET at 200 rps, **added p99** (ms) | 9.0 | 8.0 | 50.0 | 9.0 | 8.0-50.0 |" in text
+    assert "| revocation → first 401, gateway p99 (ms) | 30.0 | 40.0 | 400.0 | 40.0 |" in text
+    assert "| operator CPU per request, gateway (ms) | 0.50 | 0.50 | 0.50 | 0.50 |" in text
+    assert "| throughput ceiling, direct (req/s) | 900.0 | 900.0 | 900.0 | 900.0 |" in text
+    assert "| memory per open stream (KiB) | 140.0 | 140.0 | 140.0 | 140.0 |" in text
+    assert "| direct watch still open 5 s after its session ended | yes | yes | yes |" in text
+    assert "| load average (1 min) at the start of the run | 1.25 | 7.50 | 1.25 |" in text
+    assert "at 200 rps, p50 <= 2 ms, on the median of the runs (1.5 ms; 3 of 3 runs): **met**" in (
+        text
+    )
+    assert "at 200 rps, p99 <= 10 ms, on the median of the runs (9.0 ms; 3 of 3 runs): **met**" in (
+        text
+    )
+    assert "first 401, p99 <= 50 ms, on the median of the runs (40.0 ms; 3 of 3 runs): **met**" in (
+        text
+    )
+    assert "stream closed, p99 <= 100 ms, on the median of the runs (99.0 ms" in text
+    assert (
+        "session Revoked, p99 <= 100 ms, on the median of the runs (95.0 ms; 3 of 3 runs): **met**"
+        in text
+    )
+    assert "NOT met" not in text
+
+
+def test_gateway_uses_the_written_median_and_fails_closed() -> None:
+    runs = [gateway_run((1.0, 5.0), 30.0, 50.0, 60.0, missed=int(i == 0)) for i in range(3)]
+    median = {"latency": {"200rps": {"addedP50Ms": 2.5}}, "revocationTo401Ms": {"p99Ms": 30.0}}
+    text = "\n".join(report.gateway_tables(gateway_result(runs, median=median), "g.json"))
+    # The median bench/gateway.py wrote wins over the one computed from the runs.
+    assert "| GET at 200 rps, **added p50** (ms) | 1.0 | 1.0 | 1.0 | 2.5 | 1.0-1.0 |" in text
+    assert (
+        "at 200 rps, p50 <= 2 ms, on the median of the runs (2.5 ms; 3 of 3 runs): **NOT met**"
+        in text
+    )
+    # A missed sample (a revocation that never got its 401) fails the goal whatever the median.
+    assert "| samples missed (no 401, not closed, not Revoked) | 1 | 0 | 0 | | 0-1 |" in text
+    assert "first 401, p99 <= 50 ms, on the median of the runs (30.0 ms; 3 of 3 runs; samples" in (
+        text
+    )
+    assert "samples missed): **NOT met**" in text
+    # Fewer than 3 runs (a --quick smoke run): not met, and said to be a smoke run.
+    quick = gateway_result(runs[1:2], median={}, parameters={"quick": True})
+    text = "\n".join(report.gateway_tables(quick, "g.json"))
+    assert "**A smoke run (`--quick`), not a measurement.**" in text
+    assert "(5.0 ms; 1 of 3 runs): **NOT met**" in text
+    assert "**met**" not in text
+
+
+def mcp_run(get: tuple[float, float], ratios: tuple[float, float]) -> dict[str, Any]:
+    def side(p50: float, p99: float) -> dict[str, Any]:
+        return {"n": 40, "p50_ms": p50, "p99_ms": p99}
+
+    return {
+        "get_mcp": side(*get),
+        "get_direct": side(3.0, 20.0),
+        "propose_mcp": side(200.0, 600.0),
+        "propose_direct": side(180.0, 500.0),
+        "ratio_p99": {"get_resource": ratios[0], "propose_remediation": ratios[1]},
+    }
+
+
+def test_mcp_runs_median_ratio_and_goal() -> None:
+    runs = [
+        mcp_run((8.5, 25.0), (1.25, 1.2)),
+        mcp_run((9.0, 80.0), (4.0, 1.6)),
+        mcp_run((6.0, 35.0), (1.75, 1.7)),
+    ]
+    result = {
+        "runs": runs,
+        "median_ratio_p99": {"get_resource": 1.75, "propose_remediation": 1.6},
+        "machine": {"cpus": 2, "loadavg_before": [10.4, 11.0, 10.0], "loadavg_after": [10.6]},
+    }
+    text = "\n".join(report.mcp_tables(result, "bench/results/m.json"))
+    assert "`bench/results/m.json`, 3 run(s) of 40 calls of each" in text
+    assert "before 10.40, after 10.60" in text
+    assert "| 1 | `get_resource` | 8.5 ms | 25.0 ms | 3.0 ms | 20.0 ms | 1.25x |" in text
+    assert (
+        "| 3 | `propose_remediation` | 200.0 ms | 600.0 ms | 180.0 ms | 500.0 ms | 1.70x |" in text
+    )
+    assert "| **median** | `get_resource` | | | | | **1.75x** |" in text
+    assert (
+        "`get_resource` MCP p99 <= 1.5x direct, on the median of the runs' ratios"
+        " (1.75x; 3 of 3 runs): **NOT met**" in text
+    )
+    # Without the median block, computed from the runs: 1.2, 1.6, 1.7 -> 1.6.
+    del result["median_ratio_p99"]
+    result["runs"] = [mcp_run((1.0, 2.0), (1.0, r)) for r in (1.2, 1.4, 1.7)]
+    text = "\n".join(report.mcp_tables(result, "m.json"))
+    assert (
+        "`propose_remediation` MCP p99 <= 1.5x direct, on the median of the runs' ratios"
+        " (1.40x; 3 of 3 runs): **met**" in text
+    )
+
+
+def test_gateway_and_mcp_files_are_recognised_and_older_ones_listed(tmp_path: pathlib.Path) -> None:
+    runs = [gateway_run((1.0, 5.0), 30.0, 50.0, 60.0)] * 3
+    write(tmp_path, "gateway-2026-12-01T1000Z.json", gateway_result(runs))  # no median block
+    newer = gateway_result(runs, median={}) | {"startedAt": "2026-12-01T11"}
+    write(tmp_path, "gateway-2026-12-01T1100Z.json", newer)
+    mcp = {"runs": [mcp_run((1.0, 2.0), (1.0, 1.0))] * 3}
+    write(tmp_path, "mcp-2026-12-01T1000Z.json", mcp)
+    text = report.render(tmp_path)
+    assert "could not be rendered" not in text
+    assert "Result `bench/results/gateway-2026-12-01T1100Z.json`" in text
+    assert "- `bench/results/gateway-2026-12-01T1000Z.json`: gateway: older than the newest" in text
+    assert "Result `bench/results/mcp-2026-12-01T1000Z.json`" in text
+    assert "no table for it" not in text
