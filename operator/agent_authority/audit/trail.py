@@ -74,7 +74,8 @@ class Trail:
                 decided_by=decided_by,
             )
         )
-        failpoints.hit(f"{failpoints.AFTER_AUDIT}:{event.value}")
+        if isinstance(written, models.AuditRecord):  # appended now, not a replay already held
+            failpoints.hit(f"{failpoints.AFTER_AUDIT}:{event.value}")
         return written
 
     def record_many(self, entries: Sequence[models.AuditEntry]) -> list[Written]:
@@ -83,8 +84,9 @@ class Trail:
         if self._chain is None:
             return []
         written = self._chain.append_many(entries)
-        for one in entries:
-            failpoints.hit(f"{failpoints.AFTER_AUDIT}:{one.event.value}")
+        for one, out in zip(entries, written, strict=True):
+            if isinstance(out, models.AuditRecord):
+                failpoints.hit(f"{failpoints.AFTER_AUDIT}:{one.event.value}")
         return written
 
     async def arecord(

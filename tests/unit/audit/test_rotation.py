@@ -145,3 +145,24 @@ def test_open_trail_rotates_with_the_previous_key(tmp_path: pathlib.Path) -> Non
     last = json.loads(lines(log)[-1])
     assert last["requestedBy"] == "alice"
     assert last["decidedBy"] == []
+
+
+def test_a_replayed_record_does_not_fire_its_after_audit_failpoint(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed operator re-records the phase each object is in; a record the log already holds
+    is no new append, so a crash test's ``after-audit:`` failpoint must not fire for it."""
+    from agent_authority import failpoints
+
+    fired: list[str] = []
+    monkeypatch.setattr(failpoints, "hit", fired.append)
+    log = tmp_path / "trail.jsonl"
+    body = {"metadata": {"name": "s", "namespace": "n", "uid": "u-1"}, "kind": "IncidentSession"}
+    with chain.Chain.resume(log, OLD, clock=ticking_clock(), fsync=False) as c:
+        t = trail.Trail(c)
+        event = models.AuditEvent.SESSION_OPENED
+        t.record(event, body, correlation_id="u-1", actor="op", reason="Opened")
+        t.record(event, body, correlation_id="u-1", actor="op", reason="Opened")
+        t.record_many([trail.entry(event, body, correlation_id="u-1", actor="op", reason="Opened")])
+    assert fired == [f"{failpoints.AFTER_AUDIT}:{event.value}"]
+    assert len(lines(log)) == 1
