@@ -31,7 +31,7 @@ import pytest
 from kubernetes import client
 
 from agent_authority.cli import dev
-from agent_authority.localcluster import assets, cluster, node, nodeimages, ociimage
+from agent_authority.localcluster import assets, cluster, node, nodeimages
 from agent_authority.models import GROUP
 from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
@@ -61,29 +61,7 @@ func main() {
 
 def ticker_archive() -> pathlib.Path:
     """The OCI archive of :data:`TICKER_IMAGE`, built once into the image cache."""
-    out = nodeimages.images_dir() / f"ticker-{TICKER_VERSION}.tar"
-    if out.exists():
-        return out
-    with assets.locked(assets.cache_dir() / "locks" / "ticker.lock"):
-        if out.exists():
-            return out
-        src = assets.cache_dir() / "src" / "ticker"
-        shutil.rmtree(src, ignore_errors=True)
-        src.mkdir(parents=True)
-        (src / "go.mod").write_text("module agentauthority.local/ticker\n\ngo 1.26.0\n")
-        (src / "main.go").write_text(_TICKER_SOURCE)
-        env = {**os.environ, "CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "amd64"}
-        assets.run_go(
-            ["build", "-trimpath", "-ldflags", "-s -w", "-o", "ticker", "."], src, "ticker", env=env
-        )
-        layer = ociimage.layer_from_files({"ticker": ((src / "ticker").read_bytes(), 0o755)})
-        ociimage.write_archive(
-            out,
-            TICKER_IMAGE,
-            [layer],
-            {"Entrypoint": ["/ticker"], "User": "65535:65535", "WorkingDir": "/"},
-        )
-    return out
+    return nodeimages.go_program_archive("ticker", TICKER_VERSION, TICKER_IMAGE, _TICKER_SOURCE)
 
 
 def _port() -> int:

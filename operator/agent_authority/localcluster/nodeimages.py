@@ -51,26 +51,32 @@ def images_dir() -> pathlib.Path:
 
 def pause_archive() -> pathlib.Path:
     """The OCI archive of :data:`PAUSE_IMAGE`, built once."""
-    out = images_dir() / f"pause-{PAUSE_VERSION}.tar"
+    return go_program_archive("pause", PAUSE_VERSION, PAUSE_IMAGE, _PAUSE_SOURCE)
+
+
+def go_program_archive(name: str, version: str, image: str, source: str) -> pathlib.Path:
+    """The OCI archive of ``image``: the one-file Go program ``source`` built statically as
+    ``/<name>`` (its entrypoint, run as 65535), built once into ``<cache>/images``."""
+    out = images_dir() / f"{name}-{version}.tar"
     if out.exists():
         return out
-    with assets.locked(assets.cache_dir() / "locks" / "pause.lock"):
+    with assets.locked(assets.cache_dir() / "locks" / f"{name}.lock"):
         if out.exists():
             return out
-        src = assets.cache_dir() / "src" / "pause"
+        src = assets.cache_dir() / "src" / name
         shutil.rmtree(src, ignore_errors=True)
         src.mkdir(parents=True)
-        (src / "go.mod").write_text("module agentauthority.local/pause\n\ngo 1.26.0\n")
-        (src / "main.go").write_text(_PAUSE_SOURCE)
+        (src / "go.mod").write_text(f"module agentauthority.local/{name}\n\ngo 1.26.0\n")
+        (src / "main.go").write_text(source)
         env = {**os.environ, "CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "amd64"}
         assets.run_go(
-            ["build", "-trimpath", "-ldflags", "-s -w", "-o", "pause", "."], src, "pause", env=env
+            ["build", "-trimpath", "-ldflags", "-s -w", "-o", name, "."], src, name, env=env
         )
-        layer = ociimage.layer_from_files({"pause": ((src / "pause").read_bytes(), 0o755)})
+        layer = ociimage.layer_from_files({name: ((src / name).read_bytes(), 0o755)})
         ociimage.write_archive(
             out,
-            PAUSE_IMAGE,
+            image,
             [layer],
-            {"Entrypoint": ["/pause"], "User": "65535:65535", "WorkingDir": "/"},
+            {"Entrypoint": [f"/{name}"], "User": "65535:65535", "WorkingDir": "/"},
         )
     return out
