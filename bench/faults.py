@@ -42,7 +42,6 @@ import datetime
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
 import threading
@@ -572,29 +571,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    harness.stop_on_sigterm()
     stamp = harness.stamp()
     out = args.out or harness.RESULTS / f"faults-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {
-        "benchmark": "faults",
-        "format": 2,
-        "startedAt": stamp,
-        "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv]),
-        "parameters": {
-            k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()
-        },
-        "machine": harness.machine(),
-        "loadavgAtStart": [round(x, 2) for x in os.getloadavg()],
-        "otherControlPlanesAtStart": harness.other_control_planes([]),
-        "runs": [],
-    }
+    result = harness.result_header("faults", args, stamp)
+    result["otherControlPlanesAtStart"] = harness.other_control_planes([])
     failed = 0
     try:
         for i in range(args.runs):

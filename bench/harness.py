@@ -7,11 +7,13 @@ results exactly as the session benchmark does. No measurements live here.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
 import pathlib
 import platform
+import signal
 import socket
 import sys
 import time
@@ -105,3 +107,30 @@ def stamp() -> str:
 def write_result(path: pathlib.Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def result_header(benchmark: str, args: argparse.Namespace, started: str) -> dict[str, Any]:
+    """The part of every benchmark's JSON result that says what ran where: the command and its
+    parameters, the machine and its load at the start; the runs are appended to ``runs``."""
+    return {
+        "benchmark": benchmark,
+        "format": 2,
+        "startedAt": started,
+        "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv]),
+        "parameters": {
+            k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()
+        },
+        "machine": machine(),
+        "loadavgAtStart": [round(x, 2) for x in os.getloadavg()],
+        "runs": [],
+    }
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM stops a benchmark as Ctrl-C does: what it started is stopped, what it measured
+    is written."""
+    signal.signal(signal.SIGTERM, _terminate)

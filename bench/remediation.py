@@ -33,13 +33,10 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
-import datetime
 import json
 import math
 import os
 import pathlib
-import signal
-import socket
 import sys
 import threading
 import time
@@ -59,7 +56,7 @@ from agent_authority.cli import dev  # noqa: E402
 from agent_authority.kube import manifests  # noqa: E402
 from agent_authority.localcluster import cluster  # noqa: E402
 from agent_authority.models import GROUP, VERSION  # noqa: E402
-from bench import stats  # noqa: E402
+from bench import harness, stats  # noqa: E402
 
 RR = "remediationrequests"
 FLOOR_GROUP = "floor.bench.agentauthority.io"  # a copy of the CRD nobody watches
@@ -73,17 +70,8 @@ TIMEOUT = 60.0
 GOAL_RATIO = 2.0
 GOAL_SECONDS = 0.300
 KINDS = ("approval", "approvalFloor", "auto", "autoFloor")
-RESULTS = ROOT / "bench" / "results"
-
-
-def say(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+RESULTS = harness.RESULTS
+say = harness.say
 
 
 def describe(e: Exception) -> str:
@@ -485,13 +473,18 @@ def _deployment(name: str) -> dict[str, Any]:
 def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path) -> None:
     """One full run on its own control plane and operator; fills ``result`` as it goes."""
     result["loadavgAtStart"] = [round(x, 2) for x in os.getloadavg()]
-    audit_port = _port()
+    audit_port = harness.free_port()
     local = cluster.LocalCluster(cluster.Options(audit_url=f"https://127.0.0.1:{audit_port}/audit"))
     operator: OperatorProcess | None = None
     watcher: PhaseWatcher | None = None
     try:
         local.start()
-        env = dev.prepare(local, metrics_port=_port(), webhook_port=_port(), audit_port=audit_port)
+        env = dev.prepare(
+            local,
+            metrics_port=harness.free_port(),
+            webhook_port=harness.free_port(),
+            audit_port=audit_port,
+        )
         operator = OperatorProcess(local, env, log)
         operator.start()
         say(f"operator running; log: {log}")
@@ -614,28 +607,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    harness.stop_on_sigterm()
+    stamp = harness.stamp()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = args.out or RESULTS / f"remediation-{stamp}.json"
-    result: dict[str, Any] = {
-        "benchmark": "remediation",
-        "format": 2,
-        "startedAt": stamp,
-        "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv]),
-        "parameters": {
-            k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()
-        },
-        "machine": {"cpus": os.cpu_count()},
-        "loadavgAtStart": [round(x, 2) for x in os.getloadavg()],
-        "runs": [],
-    }
+    result = harness.result_header("remediation", args, stamp)
     try:
         for i in range(args.runs):
             say(f"== run {i + 1}/{args.runs}")

@@ -54,7 +54,6 @@ import math
 import os
 import pathlib
 import re
-import signal
 import ssl
 import sys
 import threading
@@ -1289,30 +1288,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """``--runs`` full runs (each on a fresh control plane and operator), then the goal judged on
     the median of the runs' p99s. A run that fails is recorded (``error``) and the others go on."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    harness.stop_on_sigterm()
+    stamp = harness.stamp()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = args.out or RESULTS / f"sessions-{stamp}.json"
-    result: dict[str, Any] = {
-        "benchmark": "sessions",
-        "format": 2,
-        "startedAt": stamp,
-        "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv]),
-        "parameters": {
-            k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()
-        },
-        "machine": machine(),
-        "loadavgAtStart": [round(x, 2) for x in os.getloadavg()],
-        "runs": [],
-    }
+    result = harness.result_header("sessions", args, stamp)
     try:
         for i in range(args.runs):
             say(f"== run {i + 1}/{args.runs}")
