@@ -99,6 +99,7 @@ class World:
         for name in (SESSIONS_NS, SHOP_NS):
             core.create_namespace({"metadata": {"name": name}})
         agents.allow_sessions_in(self.local, SESSIONS_NS)
+        agents.allow_scopes_in(self.local, SHOP_NS)
         agents.cluster_role(
             self.admin,
             "faults-agent",

@@ -113,6 +113,7 @@ def oidc_world(
     for name in (ns, shop, people):
         core.create_namespace({"metadata": {"name": name}})
     agents.allow_sessions_in(local, ns)
+    agents.allow_scopes_in(local, shop)
     core.create_namespaced_service_account(people, {"metadata": {"name": "agent-rita"}})
     grant = agents.unique("pager")
     agents.cluster_role(
