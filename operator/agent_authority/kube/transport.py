@@ -22,7 +22,7 @@ import dataclasses
 import json
 import ssl
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -134,6 +134,14 @@ class Response:
     data: bytes
 
 
+async def _close_at_shutdown(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    """Yields once; closes ``session`` when its loop shuts its async generators down."""
+    try:
+        yield
+    finally:
+        await session.close()
+
+
 class Transport:
     """One aiohttp session per event loop (a process normally has one), ``limit`` connections."""
 
@@ -144,14 +152,23 @@ class Transport:
         self._sessions: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, aiohttp.ClientSession
         ] = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def _session(self) -> aiohttp.ClientSession:
+    async def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, ssl=self._ssl)
             session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
             self._sessions[loop] = session
+            # Closed with its loop: the loop closes the async generators it has seen when it
+            # shuts down (``asyncio.run`` does), so a short-lived loop (the CLI, a test's
+            # ``asyncio.run``) leaves no connection open behind it.
+            closer = _close_at_shutdown(session)
+            self._closers[loop] = closer
+            await anext(closer)
         return session
 
     async def send(self, request: Request, default_timeout: Timeout) -> Response:
@@ -160,7 +177,8 @@ class Transport:
         extra: dict[str, Any] = {}
         if self._server_name:
             extra["server_hostname"] = self._server_name
-        async with self._session().request(
+        session = await self._session()
+        async with session.request(
             request.method,
             request.url,
             headers=request.headers,

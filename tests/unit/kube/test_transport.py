@@ -226,3 +226,29 @@ def test_cancelling_a_call_closes_its_connection_at_once() -> None:
             await asyncio.wait_for(server.closed_by_client.wait(), 5)
 
     run(test)
+
+
+def test_a_short_lived_loop_closes_its_connections_when_it_ends() -> None:
+    """``asyncio.run`` without ``kube.close()`` (the CLI, a test's helper): the loop's session is
+    closed as the loop shuts down, so no connection is left for the garbage collector."""
+    sessions: list[Any] = []
+
+    async def call_without_closing(server: Apiserver) -> None:
+        configuration = client.Configuration()
+        configuration.host = server.url
+        kube = api.Kube(client.ApiClient(configuration))
+        await api.call(kube.core.read_namespaced_secret, "s", "shop")
+        sessions.extend(kube.client.transport._sessions.values())
+
+    async def test() -> None:
+        server = Apiserver(_ok)
+        server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        try:
+            await asyncio.to_thread(asyncio.run, call_without_closing(server))
+        finally:
+            server.server.close()
+            await server.server.wait_closed()
+
+    run(test)
+    [session] = sessions
+    assert session.closed
