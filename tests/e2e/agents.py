@@ -137,6 +137,31 @@ def cluster_role(admin: Any, name: str, rules: list[dict[str, Any]], users: list
     )
 
 
+def wait_allowed(
+    admin: Any, user: str, verb: str, group: str, resource: str, namespace: str
+) -> None:
+    """Until the apiserver's authorizer says ``user`` may ``verb`` the resource: a binding just
+    made reaches the RBAC authorizer's cache a moment later (seen as a 403 under load)."""
+
+    def allowed() -> bool | None:
+        review = client.AuthorizationV1Api(admin).create_subject_access_review(
+            {
+                "spec": {
+                    "user": user,
+                    "resourceAttributes": {
+                        "verb": verb,
+                        "group": group,
+                        "resource": resource,
+                        "namespace": namespace,
+                    },
+                }
+            }
+        )
+        return True if review.status.allowed else None
+
+    wait_for(allowed, 30, f"{user} to be allowed to {verb} {resource} in {namespace}")
+
+
 def allow_sessions_in(local: cluster.LocalCluster, namespace: str) -> None:
     """Let the operator run sessions in ``namespace``: its Role there (identity and token writes
     are granted per session namespace, never cluster-wide), as an installer would."""

@@ -69,6 +69,7 @@ def _agent(local: cluster.LocalCluster, admin: Any, namespace: str) -> Any:
         ],
         [AGENT],
     )
+    agents.wait_allowed(admin, AGENT, "create", "agentauthority.io", "incidentsessions", namespace)
     return agents.as_user(local, AGENT)
 
 
