@@ -91,7 +91,7 @@ def world() -> Iterator[World]:
             "run them as root on a throwaway machine or CI",
             pytrace=False,
         )
-    assert KUBECTL, "kubectl is not on PATH: this test needs the real kubectl"
+    _kubectl_path()
     subprocess.run([str(ROOT / "hack" / "node-deps")], check=True, timeout=900)
     try:
         ticker = ticker_archive()
@@ -210,9 +210,22 @@ def _setup(local: cluster.LocalCluster, tmp: pathlib.Path) -> World:
     )
 
 
+def _kubectl_path() -> str:
+    """The real kubectl, or a clear failure naming what is missing."""
+    return KUBECTL or pytest.fail(
+        "kubectl is not on PATH: this test needs the real kubectl", pytrace=False
+    )
+
+
 def _kubectl(w: World, kubeconfig: pathlib.Path, *args: str) -> list[str]:
-    assert KUBECTL
-    return [KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(w.tmp / "kcache"), *args]
+    return [
+        _kubectl_path(),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--cache-dir",
+        str(w.tmp / "kcache"),
+        *args,
+    ]
 
 
 def _lines(stream: Any, into: queue.Queue[str | None]) -> None:
