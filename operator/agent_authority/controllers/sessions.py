@@ -234,12 +234,21 @@ async def activate(
     kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None, active_index: Any = None
 ) -> None:
     """Admit a new (or half-created) session and give it its credentials."""
-    async with session_state.fresh(kube, body) as fresh:
-        if fresh is None or _status(fresh).get("phase") not in NOT_STARTED:
-            return
-        ended = _is_ended(fresh)
-        expired = not ended and await _activate(kube, fresh, logger, by_grant, active_index)
-        body.update(fresh)
+    # The grant is read at the same time as the session (both fresh reads, one round trip
+    # instead of two in a row); the decision is still made only on these reads.
+    grant_name = str(body["spec"]["grantRef"]["name"])
+    grant_read = asyncio.ensure_future(resources.get_grant(kube, grant_name))
+    try:
+        async with session_state.fresh(kube, body) as fresh:
+            if fresh is None or _status(fresh).get("phase") not in NOT_STARTED:
+                return
+            ended = _is_ended(fresh)
+            expired = not ended and await _activate(
+                kube, fresh, logger, by_grant, active_index, grant_read
+            )
+            body.update(fresh)
+    finally:
+        _settle(grant_read)
     if ended:  # ended before it was ever activated: nothing to mint
         await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
     elif expired:
@@ -248,8 +257,21 @@ async def activate(
         await _grant_still_there(kube, body)
 
 
+def _settle(task: asyncio.Future[Any]) -> None:
+    """Cancel a read nobody needed, or consume its error (so nothing is logged as lost)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
 async def _activate(
-    kube: api.Kube, body: api.Json, logger: Any, by_grant: Any, active_index: Any
+    kube: api.Kube,
+    body: api.Json,
+    logger: Any,
+    by_grant: Any,
+    active_index: Any,
+    grant_read: asyncio.Future[api.Json | None] | None = None,
 ) -> bool:
     """The activation itself, under the session's lock; whether the session is already past
     its TTL (the caller then expires it)."""
@@ -266,6 +288,9 @@ async def _activate(
         return False
     created = _parse(meta.get("creationTimestamp")) or _now()
     grant_name = spec.grant_ref.name
+    known_grant = await grant_read if grant_read is not None else None
+    if known_grant is not None and known_grant["metadata"].get("name") != grant_name:
+        known_grant = None  # read for another name: read it again
     # The reads (grant, selectors, parent, alert) are made before the per-grant lock, which
     # then covers only the count and the decision: the cap stays exact, and the sessions of one
     # grant no longer wait for each other's reads (50 at once waited ~5 s in all; issue 8).
@@ -277,6 +302,7 @@ async def _activate(
         created_at=created,
         siblings=indexes.siblings(by_grant, grant_name),
         active_sessions=0,  # counted under the lock below
+        grant_body=known_grant,
     )
     async with STATE.grant_locks[grant_name]:
         occupied = session_state.occupied(active_index, grant_name, meta["uid"])
@@ -337,6 +363,10 @@ async def _give_credentials(
     ttl = sessions.effective_ttl(spec, facts.grant_spec)
     expires_at = sessions.session_expiry(created, ttl, facts.context.parent)
     ref = ref_of(body)
+    # Active means usable: the authorizer must serve the new RoleBindings (SubjectAccessReviews,
+    # each binding's asked as soon as it is written, the rest after); if it does not in time,
+    # the handler is retried and the session stays Pending.
+    usable = readiness.Confirmation(kube, ref, decision.rules, spec.requester)
     # One shared function (the benchmark's floor calls it too), token minted for the session's
     # remaining life (gateway mode: for the gateway's audience only).
     token = await credentials.issue(
@@ -345,12 +375,11 @@ async def _give_credentials(
         decision.rules,
         spec.requester,
         _mint_seconds(expires_at),
+        on_bound=usable.bound,
         **_token_options(mode.value),
     )
     metrics.TOKENS_MINTED.inc()
-    # Active means usable: wait until the authorizer serves the new RoleBindings (SubjectAccess-
-    # Reviews); if it does not in time, the handler is retried and the session stays Pending.
-    await readiness.confirm_usable(kube, ref, decision.rules, spec.requester)
+    await usable.rest()
     message = f"{len(decision.rules)} rule(s) in effect until {_iso(expires_at)}"
     opened = await session_state.transition(
         kube,

@@ -31,6 +31,7 @@ async def session_facts(
     created_at: datetime.datetime | None,
     siblings: Iterable[tuple[str, str, str | None, str]] | None = None,
     active_sessions: int | None = None,
+    grant_body: api.Json | None = None,
 ) -> Facts:
     """Facts for admitting ``spec``; ``name``/``created_at`` are None for a not-yet-created one.
 
@@ -39,9 +40,13 @@ async def session_facts(
     ``siblings`` (namespace, name, phase, creationTimestamp) come from the operator's index of
     sessions by grant; without it they are listed from the apiserver. ``active_sessions``, when
     given, is the count the caller made itself (the controller, under its per-grant lock).
+    ``grant_body``, when given, is the grant as the caller already read it (the controller: a
+    fresh GET made beside the session's; the webhook: the operator's watched copy, see
+    :mod:`agent_authority.webhooks.sessions`); otherwise it is read here.
     """
     grant_name = spec.grant_ref.name
-    grant_body = await resources.get_grant(kube, grant_name)
+    if grant_body is None:
+        grant_body = await resources.get_grant(kube, grant_name)
     if grant_body is None:
         return Facts(
             sessions.SessionContext(

@@ -23,7 +23,7 @@ import base64
 import dataclasses
 import datetime
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from agent_authority.kube import api, errors
@@ -266,25 +266,45 @@ async def ensure_roles(
     return list(by_ns)
 
 
+OnBound = Callable[[str, str], Awaitable[None]]
+"""Called with (namespace, name) of each RoleBinding right after it is written."""
+
+
 async def ensure_bindings(
-    kube: api.Kube, ref: SessionRef, namespaces: Sequence[str], requester: base.UserInfo
+    kube: api.Kube,
+    ref: SessionRef,
+    namespaces: Sequence[str],
+    requester: base.UserInfo,
+    *,
+    on_bound: OnBound | None = None,
 ) -> None:
-    """Bind the session's ServiceAccount to its Roles, and the requester to its Secret reader."""
+    """Bind the session's ServiceAccount to its Roles, and the requester to its Secret reader;
+    ``on_bound`` is awaited after each binding is written (readiness checks start there)."""
     sa_subject = [
         {"kind": "ServiceAccount", "name": ref.service_account, "namespace": ref.namespace}
     ]
     reader = _reader(ref)
+
+    async def bind(namespace: str, body: dict[str, Any]) -> None:
+        await _apply_binding(kube, namespace, body)
+        if on_bound is not None:
+            await on_bound(namespace, body["metadata"]["name"])
+
     await asyncio.gather(
         *[
-            _apply_binding(kube, ns, _binding(ref, ref.base_name, ns, ref.base_name, sa_subject))
+            bind(ns, _binding(ref, ref.base_name, ns, ref.base_name, sa_subject))
             for ns in namespaces
         ],
-        _apply_binding(
-            kube,
+        bind(
             ref.namespace,
             _binding(ref, reader, ref.namespace, reader, [requester_subject(requester)]),
         ),
     )
+
+
+def reader_name(ref: SessionRef) -> str:
+    """Name of the Role and RoleBinding letting the requester read the session's Secret."""
+    return _reader(ref)
 
 
 def _reader(ref: SessionRef) -> str:
@@ -370,9 +390,11 @@ async def issue(
     *,
     audiences: Sequence[str] = (),
     extra: Mapping[str, str] | None = None,
+    on_bound: OnBound | None = None,
 ) -> Token:
     """A brand-new session's credentials, with the calls overlapped as far as they can be
-    (``audiences`` and ``extra`` as for ``mint``: gateway mode).
+    (``audiences`` and ``extra`` as for ``mint``: gateway mode; ``on_bound`` as for
+    :func:`ensure_bindings`: the controller confirms each binding there, the floor passes none).
 
     Identity and Roles at once; then the bindings and the own-reads Role while the token is
     minted (there is nothing to prune yet). Bindings need their Roles; the token needs the
@@ -384,7 +406,7 @@ async def issue(
         ensure_identity(kube, ref), ensure_roles(kube, ref, rules)
     )
     _, _, token = await asyncio.gather(
-        ensure_bindings(kube, ref, namespaces, requester),
+        ensure_bindings(kube, ref, namespaces, requester, on_bound=on_bound),
         ensure_own_reads(kube, ref, []),
         mint(kube, ref, secret_uid, seconds, audiences=audiences, extra=extra),
     )

@@ -8,6 +8,11 @@ authorizer and its cache as a real request): one representative rule per RoleBin
 session's ServiceAccount, and the requester's ``get`` on the token Secret. It retries briefly and
 fails closed: :class:`NotYetUsable` if the authorizer does not agree in time, so the caller leaves
 the session ``Pending`` and tries again.
+
+:class:`Confirmation` asks each RoleBinding's review as soon as that binding is written
+(``credentials.issue(on_bound=...)``), while the other bindings and the token are still being
+made, instead of after all of them; :meth:`Confirmation.rest` then asks whatever was not asked
+yet, so no check is ever skipped.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class Check:
     namespace: str
     subresource: str = ""
     name: str = ""
+    binding: tuple[str, str] = ("", "")
+    """(namespace, name) of the RoleBinding this check confirms."""
 
     def describe(self) -> str:
         what = self.resource + (f"/{self.subresource}" if self.subresource else "")
@@ -88,10 +95,19 @@ def checks(
                 subresource=subresource,
                 namespace=namespace,
                 name=str(names[0]),
+                binding=(namespace, ref.base_name),
             )
         )
     out.append(
-        Check(requester, "get", "", "secrets", ref.namespace, name=ref.secret),
+        Check(
+            requester,
+            "get",
+            "",
+            "secrets",
+            ref.namespace,
+            name=ref.secret,
+            binding=(ref.namespace, credentials.reader_name(ref)),
+        ),
     )
     return out
 
@@ -121,11 +137,17 @@ async def confirm_usable(
 
     Checks that passed are not asked again. Raises :class:`NotYetUsable` (naming what is still
     refused) after ``within`` seconds."""
-    pending = checks(ref, rules, requester)
+    return await confirm(kube, checks(ref, rules, requester), within=within)
+
+
+async def confirm(kube: api.Kube, pending: Sequence[Check], *, within: float = TIMEOUT) -> int:
+    """Return once the authorizer allows every check in ``pending``; how many rounds it took
+    (0 for none). Raises :class:`NotYetUsable` after ``within`` seconds."""
+    pending = list(pending)
     deadline = time.monotonic() + within
     delay = FIRST_DELAY
     rounds = 0
-    while True:
+    while pending:
         rounds += 1
         results = await asyncio.gather(*[_allowed(kube, c) for c in pending])
         pending = [c for c, ok in zip(pending, results, strict=True) if not ok]
@@ -138,3 +160,39 @@ async def confirm_usable(
             )
         await asyncio.sleep(delay)
         delay = min(delay * 2, MAX_DELAY)
+    return rounds
+
+
+class Confirmation:
+    """The :func:`checks` of one new session, confirmed binding by binding as each is written.
+
+    Pass :meth:`bound` as ``credentials.issue(on_bound=...)``; after ``issue`` returns, await
+    :meth:`rest`, which confirms every check not confirmed yet (a binding that was not reported,
+    or one written by a retry). Active is written only after both: fail closed."""
+
+    def __init__(
+        self,
+        kube: api.Kube,
+        ref: credentials.SessionRef,
+        rules: Sequence[grant.PolicyRule],
+        requester: base.UserInfo,
+        *,
+        within: float = TIMEOUT,
+    ) -> None:
+        self._kube = kube
+        self._within = within
+        self._pending: dict[tuple[str, str], list[Check]] = {}
+        for check in checks(ref, rules, requester):
+            self._pending.setdefault(check.binding, []).append(check)
+
+    async def bound(self, namespace: str, name: str) -> None:
+        """The RoleBinding ``namespace/name`` was written: confirm its checks now."""
+        due = self._pending.pop((namespace, name), [])
+        if due:
+            await confirm(self._kube, due, within=self._within)
+
+    async def rest(self) -> None:
+        """Confirm every check not confirmed by :meth:`bound`."""
+        due = [c for group in self._pending.values() for c in group]
+        self._pending.clear()
+        await confirm(self._kube, due, within=self._within)

@@ -114,3 +114,56 @@ def test_fails_closed_naming_what_is_still_refused(monkeypatch: pytest.MonkeyPat
                 within=0.1,
             )
         )
+
+
+def test_each_check_names_the_binding_it_confirms() -> None:
+    found = {
+        c.describe(): c.binding
+        for c in readiness.checks(REF, [rule("shop", ["pods"], ["get"])], REQUESTER)
+    }
+    assert found == {
+        f"{SA} get pods in shop": ("shop", REF.base_name),
+        f"{SA} create remediationrequests in agents": ("agents", REF.base_name),
+        f"alice get secrets {REF.secret!r} in agents": ("agents", credentials.reader_name(REF)),
+    }
+
+
+def _asking(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    asked: list[str] = []
+
+    async def allowed(_kube: Any, user: base.UserInfo, **attrs: str) -> bool:
+        asked.append(f"{attrs['resource']} in {attrs['namespace']}")
+        return True
+
+    monkeypatch.setattr(access, "allowed", allowed)
+    return asked
+
+
+def test_confirmation_asks_a_bindings_checks_when_it_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = _asking(monkeypatch)
+    usable = readiness.Confirmation(None, REF, [rule("shop", ["pods"], ["get"])], REQUESTER)  # type: ignore[arg-type]
+
+    async def run() -> None:
+        await usable.bound("shop", REF.base_name)
+        assert asked == ["pods in shop"]
+        await usable.bound("shop", REF.base_name)  # reported twice: asked once
+        await usable.bound("elsewhere", "not-a-session-binding")
+        assert asked == ["pods in shop"]
+        await usable.rest()
+
+    asyncio.run(run())
+    assert asked == ["pods in shop", "remediationrequests in agents", "secrets in agents"]
+
+
+def test_confirmation_rest_fails_closed_for_a_binding_never_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def never_secrets(_kube: Any, user: base.UserInfo, **attrs: str) -> bool:
+        return attrs["resource"] != "secrets"
+
+    monkeypatch.setattr(access, "allowed", never_secrets)
+    usable = readiness.Confirmation(None, REF, [], REQUESTER, within=0.1)  # type: ignore[arg-type]
+    with pytest.raises(readiness.NotYetUsable, match="get secrets"):
+        asyncio.run(usable.rest())
