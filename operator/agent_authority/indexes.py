@@ -12,10 +12,16 @@ per-grant lock, so the concurrent-session cap is exact.
 
 ``requests_by_session``: ``<namespace>/<session>`` → name of every RemediationRequest naming that
 session (``spec.sessionRef.name``); the session's own-reads Role lists exactly these names.
+
+``grants_by_name``: grant name → the grant as last watched (name, resourceVersion, spec). Only the
+session admission webhooks read it, so a create does not GET the grant twice; it may lag a
+change by a watch round trip, which is why the webhook refuses only on a fresh read and the
+controller decides only on fresh reads (see :mod:`agent_authority.webhooks.sessions`).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -82,3 +88,23 @@ def requests_of(
     if index is None:
         return None
     return sorted(set(index.get(f"{namespace}/{session}", [])))
+
+
+@kopf.index(GROUP, VERSION, "agentgrants")
+def grants_by_name(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, Any]:
+    plain_spec = copy.deepcopy({key: spec[key] for key in spec})
+    return {
+        name: {
+            "metadata": {"name": name, "resourceVersion": meta.get("resourceVersion")},
+            "spec": plain_spec,
+        }
+    }
+
+
+def grant(index: Mapping[str, Iterable[Any]] | None, name: str) -> dict[str, Any] | None:
+    """The watched copy of grant ``name`` (a fresh deep copy); None when not indexed."""
+    if index is None:
+        return None
+    for body in index.get(name, []):
+        return copy.deepcopy(dict(body))
+    return None

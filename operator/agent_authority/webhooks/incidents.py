@@ -19,9 +19,13 @@ from agent_authority.models import grant
 from agent_authority.policy import incidents
 
 
-async def bind(spec: kopf.Spec, patch: kopf.Patch) -> None:
-    """Refuse or complete ``spec.incident`` from the alert, for an alert-bound grant."""
-    grant_body = await resources.get_grant(api.default(), str(spec.get("grantRef", {}).get("name")))
+async def bind(spec: kopf.Spec, patch: kopf.Patch, grant_body: api.Json | None = None) -> None:
+    """Refuse or complete ``spec.incident`` from the alert, for an alert-bound grant
+    (``grant_body``: the grant as the caller already has it; otherwise it is read here)."""
+    if grant_body is None:
+        grant_body = await resources.get_grant(
+            api.default(), str(spec.get("grantRef", {}).get("name"))
+        )
     if grant_body is None:
         return  # validation refuses with GrantNotFound
     try:

@@ -15,6 +15,13 @@ every later change.
   (:func:`policy.session_changes.update_failure`). kopf keeps its progress and diff base in those
   annotations, so this is what keeps an agent from steering the operator's handlers.
 The labels are informational (``kubectl get -l``): nothing is counted or authorized by them.
+
+Both CREATE webhooks read the grant from the operator's watched copy (:mod:`indexes`,
+``grants_by_name``) instead of GETting it twice per create. That is safe because neither decides
+anything on it: the TTL default never widens a session (the controller refuses a TTL above the
+grant's maximum on its fresh read), an admission on the copy is only an early answer (the
+controller admits or denies on fresh reads), and a refusal is given only after the same
+decision on a fresh GET, so a grant changed a moment ago is never refused on its old copy.
 The operator's finalizer is added here too, so kopf does not have to patch it in (one write and
 one watch round-trip less before a session's credentials are minted).
 """
@@ -87,20 +94,30 @@ def describe_errors(e: pydantic.ValidationError) -> str:
 
 @kopf.on.mutate(GROUP, VERSION, PLURAL, operation="CREATE", id="stamp-requester", persistent=True)
 async def stamp(
-    spec: kopf.Spec, meta: kopf.Meta, userinfo: Any, patch: kopf.Patch, **_: Any
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    userinfo: Any,
+    patch: kopf.Patch,
+    grants_by_name: Any = None,
+    **_: Any,
 ) -> None:
     problem = shape_problem(spec)
     if problem:
         raise kopf.AdmissionError(problem, code=422)
     requester = identity.from_userinfo(userinfo)
     grant_name = str(spec["grantRef"]["name"])
-    if spec.get("ttlSeconds") is None:
-        grant_body = await resources.get_grant(api.default(), grant_name)
-        if grant_body is not None:
-            limits = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session
-            patch.spec["ttlSeconds"] = limits.max_ttl_seconds
+    watched = indexes.grant(grants_by_name, grant_name)
+    grant_body = watched or await resources.get_grant(api.default(), grant_name)
+    if spec.get("ttlSeconds") is None and grant_body is not None:
+        limits = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session
+        patch.spec["ttlSeconds"] = limits.max_ttl_seconds
     patch.spec["requester"] = requester.to_api()
-    await incidents.bind(spec, patch)  # alert-bound grants: the incident comes from the alert
+    try:  # alert-bound grants: the incident comes from the alert
+        await incidents.bind(spec, patch, grant_body)
+    except kopf.AdmissionError:
+        if watched is None:
+            raise
+        await incidents.bind(spec, patch, None)  # refuse only on a fresh read
     patch.metadata["finalizers"] = [*(meta.get("finalizers") or []), FINALIZER]
     patch.metadata.labels[resources.GRANT_LABEL] = grant_name
     if spec.get("parentSession"):
@@ -114,6 +131,7 @@ async def admit(
     namespace: str | None,
     userinfo: Any,
     sessions_by_grant: Any = None,
+    grants_by_name: Any = None,
     **_: Any,
 ) -> None:
     problem = shape_problem(spec)
@@ -126,17 +144,32 @@ async def admit(
     except pydantic.ValidationError as e:
         raise kopf.AdmissionError(describe_errors(e), code=422) from e
     assert model.requester is not None
+    watched = indexes.grant(grants_by_name, model.grant_ref.name)
+    decision = await _decide(model, namespace or "", sessions_by_grant, watched)
+    if not decision.allowed and watched is not None:  # refuse only on a fresh read
+        decision = await _decide(model, namespace or "", sessions_by_grant, None)
+    if not decision.allowed:
+        raise kopf.AdmissionError(f"{decision.reason.value}: {decision.message}", code=403)
+
+
+async def _decide(
+    model: session.IncidentSessionSpec,
+    namespace: str,
+    sessions_by_grant: Any,
+    grant_body: api.Json | None,
+) -> sessions.Admission:
+    """The admission decision on ``grant_body`` (None: the grant is read fresh)."""
+    assert model.requester is not None
     facts = await context.session_facts(
         api.default(),
         model,
-        namespace=namespace or "",
+        namespace=namespace,
         name=None,
         created_at=None,
         siblings=indexes.siblings(sessions_by_grant, model.grant_ref.name),
+        grant_body=grant_body,
     )
-    decision = sessions.admit(model.requester, model, facts.context)
-    if not decision.allowed:
-        raise kopf.AdmissionError(f"{decision.reason.value}: {decision.message}", code=403)
+    return sessions.admit(model.requester, model, facts.context)
 
 
 async def _review_update(old: Any, new: Any, userinfo: Any, memo: Any) -> None:
