@@ -111,6 +111,12 @@ def _header(result: Result, path: str) -> list[str]:
     ]
 
 
+def _ratio(a: float, b: float) -> str:
+    """``a / b`` as ``1.23x``; n/a when either is missing."""
+    value = stats.ratio(_number(a), _number(b))
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
 def sessions_tables(result: Result, path: str) -> list[str]:
     s = result["summary"]
     args = (s.get("errorsPerRun", []), s.get("loadavg", []), s.get("runErrors", []))
@@ -127,19 +133,28 @@ def sessions_tables(result: Result, path: str) -> list[str]:
     )
     rss, active = s.get("rssWithSessionsMiB", []), s.get("rssActiveSessions", [])
     rate = s.get("activationPerSecond", [])
+    floor = s.get("floorActivationPerSecond", [])
     lines += [
         "**Many sessions: operator memory and activation rate**",
         "",
-        "| run | active sessions | operator RSS | sessions/s |",
-        "|---|---:|---:|---:|",
+        "| run | active sessions | operator RSS | sessions/s | floor issue/s | floor / operator |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for i in range(len(rss)):
         n = active[i] if i < len(active) else math.nan
         r = rate[i] if i < len(rate) else math.nan
+        f = floor[i] if i < len(floor) else math.nan
         lines.append(
             f"| {i + 1} | {_num(n, '.0f')} | {_num(rss[i], '.1f')} MiB | {_num(r, '.1f')} |"
+            f" {_num(f, '.1f')} | {_ratio(f, r)} |"
         )
     lines.append("")
+    if floor:
+        lines += [
+            "The floor is the same number of `credentials.issue` calls (the operator's calls for"
+            " each session), as many in flight as sessions were, made directly in the same run.",
+            "",
+        ]
     many = s.get("manySessions")
     if many:
         verdict = "met" if many.get("goalMet") else "NOT met"

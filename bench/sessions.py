@@ -941,6 +941,57 @@ def many_sessions(
     }
 
 
+def floor_many(
+    b: Bench,
+    refs: Sequence[FloorRef],
+    rules: Sequence[grant.PolicyRule],
+    identity: pathlib.Path,
+    concurrency: int,
+) -> dict[str, Any]:
+    """The many-sessions phase's floor: one ``credentials.issue`` per session (the very calls the
+    controller makes for each, in the same order and overlap), ``concurrency`` in flight, with
+    the client of ``identity``; each counts once ``issue`` returns (the token in hand). The
+    operator's rate over this one is the cost of everything it adds per session."""
+
+    async def run() -> tuple[float, list[tuple[float | None, str | None]]]:
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
+        )
+        kube = api.Kube.from_kubeconfig(str(identity))
+        slots = asyncio.Semaphore(concurrency)
+        requester = base.UserInfo(username=AGENT, groups=[AGENT_GROUP])
+
+        async def one(ref: FloorRef) -> tuple[float | None, str | None]:
+            async with slots:
+                t0 = time.monotonic()
+                try:
+                    await credentials.issue(kube, ref, rules, requester, TOKEN_SECONDS)
+                except Exception as e:
+                    return None, f"{ref.name}: {type(e).__name__}: {e}"
+                return time.monotonic() - t0, None
+
+        try:
+            started = time.monotonic()
+            results = list(await asyncio.gather(*[one(r) for r in refs]))
+            return time.monotonic() - started, results
+        finally:
+            await kube.close()
+
+    seconds, results = asyncio.run(run())
+    latencies = [t for t, _ in results if t is not None]
+    failures = [err for _, err in results if err]
+    return {
+        "requested": len(refs),
+        "issued": len(latencies),
+        "inFlight": concurrency,
+        "seconds": seconds,
+        "perSecond": stats.ratio(len(latencies), seconds),
+        "issueLatency": summary(latencies),
+        "failures": failures[:20],
+        "failureCount": len(failures),
+    }
+
+
 # -- the operator's own account of where time goes (its JSON log) ---------------------------------
 
 LOG_MARKS = {
@@ -1352,11 +1403,18 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
         stats.ratio(_at(r, "rss", "creation", "active"), _at(r, "rss", "creation", "seconds"))
         for r in runs
     ]
+    floor_rates = [
+        stats.ratio(
+            _at(r, "rss", "floorCreation", "issued"), _at(r, "rss", "floorCreation", "seconds")
+        )
+        for r in runs
+    ]
     many = judge_many(
         [_at(r, "rss", "activeSessions") for r in runs],
         rates,
         [_at(r, "rss", "withSessionsMiB") for r in runs],
         max(wanted, stats.DEFAULT_RUNS),
+        floor_rates,
     )
     return {
         "ready": ready,
@@ -1365,6 +1423,10 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
         "rssWithSessionsMiB": [_at(r, "rss", "withSessionsMiB") for r in runs],
         "rssActiveSessions": [_at(r, "rss", "activeSessions") for r in runs],
         "activationPerSecond": rates,
+        "floorActivationPerSecond": floor_rates,
+        "floorOverOperatorRate": [
+            stats.ratio(f, o) for o, f in zip(rates, floor_rates, strict=True)
+        ],
         "loadavg": [r.get("loadavg", [math.nan] * 3) for r in runs],
         "errorsPerRun": errors,
         "runErrors": [r.get("error") for r in runs],
@@ -1373,7 +1435,11 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
 
 
 def judge_many(
-    active: Sequence[float], rates: Sequence[float], rss: Sequence[float], runs_wanted: int
+    active: Sequence[float],
+    rates: Sequence[float],
+    rss: Sequence[float],
+    runs_wanted: int,
+    floor_rates: Sequence[float] = (),
 ) -> dict[str, Any]:
     """The many-sessions goal on the medians of the runs: :data:`GOAL_SESSIONS` Active at
     :data:`GOAL_PER_SECOND` or faster, operator RSS at most :data:`GOAL_RSS_MIB`. Fails closed:
@@ -1384,6 +1450,7 @@ def judge_many(
         if not math.isnan(n) and n >= GOAL_SESSIONS and not math.isnan(rate + mib)
     ]
     rate_median, rss_median = stats.median(list(rates)), stats.median(list(rss))
+    floor_median = stats.median(list(floor_rates)) if floor_rates else math.nan
     met = (
         len(full) >= runs_wanted
         and stats.median([r for r, _ in full]) >= GOAL_PER_SECOND
@@ -1391,6 +1458,8 @@ def judge_many(
     )
     return {
         "perSecondMedian": rate_median,
+        "floorPerSecondMedian": floor_median,
+        "floorOverOperator": stats.ratio(floor_median, rate_median),
         "rssMiBMedian": rss_median,
         "goalSessions": GOAL_SESSIONS,
         "goalPerSecond": GOAL_PER_SECOND,
@@ -1419,7 +1488,9 @@ def print_summary(s: dict[str, Any]) -> None:
     m = s.get("manySessions")
     if m:
         print(
-            f"Many sessions: median {m['perSecondMedian']:.1f} sessions/s, RSS "
+            f"Many sessions: median {m['perSecondMedian']:.1f} sessions/s (floor "
+            f"{m.get('floorPerSecondMedian', math.nan):.1f} issue/s, "
+            f"{m.get('floorOverOperator', math.nan):.2f}x faster), RSS "
             f"{m['rssMiBMedian']:.1f} MiB; goal {m['goalSessions']} Active at >= "
             f"{m['goalPerSecond']:g}/s with RSS <= {m['goalRssMiB']:g} MiB "
             f"({m['runsAtGoalSize']} run(s) at that size): "
@@ -1552,6 +1623,13 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         delete_floor(b, last_floor)
         time.sleep(5)
         rss["afterLatencyPhasesZeroSessionsMiB"] = status_kib(operator.pid, "VmRSS") / 1024
+        # The floor of the activation rate, on the same (empty) cluster the operator then gets:
+        # the same number of credentials.issue calls, the same number in flight.
+        say(f"floor: {args.rss_sessions} credentials.issue calls, {args.sessions} at a time")
+        many_refs = floor_owners(admin, "many", args.rss_sessions)
+        floor_rate = floor_many(b, many_refs, rules, local.kubeconfig, args.sessions)
+        delete_floor(b, many_refs)
+        time.sleep(2)
         say(f"creating {args.rss_sessions} sessions, {args.sessions} at a time")
         phase = Phase(procs, "rss")
         many = many_sessions(b, grants, args.rss_sessions, args.sessions, args.rss_timeout)
@@ -1566,7 +1644,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
             / max(1, many["active"])
         )
         result["phases"]["rss"] = phase.end()
-        result["rss"] = {**rss, "creation": many}
+        result["rss"] = {**rss, "creation": many, "floorCreation": floor_rate}
         result["controlPlaneRssAtEndMiB"] = procs.rss_mib()
         print_rss(result["rss"])
         if args.trace:
@@ -1609,6 +1687,18 @@ def print_rss(rss: dict[str, Any]) -> None:
         f"({creation['active'] / creation['seconds']:.1f} sessions/s); create -> Active "
         f"p50 {ms(c['p50'])}, p99 {ms(c['p99'])}, max {ms(c['max'])}"
     )
+    floor = rss.get("floorCreation")
+    if floor:
+        f = floor["issueLatency"]
+        print(
+            f"  floor: {floor['issued']}/{floor['requested']} credentials.issue in "
+            f"{floor['seconds']:.1f} s ({floor['perSecond']:.1f}/s, {floor['inFlight']} in "
+            f"flight; operator/floor rate "
+            f"{stats.ratio(creation['active'] / creation['seconds'], floor['perSecond']):.2f}); "
+            f"issue p50 {ms(f['p50'])}, p99 {ms(f['p99'])}"
+        )
+        for err in floor["failures"]:
+            print(f"  FLOOR ERROR {err}")
     timeline = creation["kthActiveAtSeconds"]
     rates = []
     previous_k, previous_t = 0, 0.0

@@ -30,6 +30,7 @@ def sessions_result(started: str, p99s: list[float], floors: list[float]) -> dic
             "rssWithSessionsMiB": [150.0, 151.0, 149.5],
             "rssActiveSessions": [1000, 1000, 998],
             "activationPerSecond": [20.0, 21.5, math.nan],
+            "floorActivationPerSecond": [60.0, 43.0, 50.0],
             "loadavg": [r["loadavg"] for r in _runs(p99s, floors)],
             "errorsPerRun": [0, 2, 0],
             "runErrors": [None, None, None],
@@ -76,7 +77,11 @@ def test_renders_the_newest_result_of_each_kind_with_runs_median_and_goal(
     assert "**2,400 ms** (spread 2,000 ms to 3,000 ms)" in text
     assert "**2.40x**" in text
     assert "operator <= 2x the floor, on the median of the runs' p99s: **NOT met**" in text
-    assert "| 3 | 998 | 149.5 MiB | n/a |" in text
+    assert "| 3 | 998 | 149.5 MiB | n/a | 50.0 | n/a |" in text
+    # The activation rate's floor (credentials.issue calls) beside it, and how much faster.
+    assert "| floor issue/s | floor / operator |" in text
+    assert "| 1 | 1000 | 150.0 MiB | 20.0 | 60.0 | 3.00x |" in text
+    assert "| 2 | 1000 | 151.0 MiB | 21.5 | 43.0 | 2.00x |" in text
     assert "- `bench/results/sessions-a.json`: sessions: older than the newest" in text
     # Remediation: the failed run is named, the absolute goal decides (250 ms median <= 300 ms).
     assert "| 3 (run failed: RuntimeError: boom) |" in text
@@ -284,3 +289,12 @@ def test_gateway_and_mcp_files_are_recognised_and_older_ones_listed(tmp_path: pa
     assert "- `bench/results/gateway-2026-12-01T1000Z.json`: gateway: older than the newest" in text
     assert "Result `bench/results/mcp-2026-12-01T1000Z.json`" in text
     assert "no table for it" not in text
+
+
+def test_a_sessions_result_without_the_rate_floor_still_renders(tmp_path: pathlib.Path) -> None:
+    old = sessions_result("2026-12-01T10", [2.0] * 3, [1.0] * 3)
+    del old["summary"]["floorActivationPerSecond"]
+    write(tmp_path, "sessions-a.json", old)
+    text = report.render(tmp_path)
+    assert "| 1 | 1000 | 150.0 MiB | 20.0 | n/a | n/a |" in text
+    assert "same number of `credentials.issue` calls" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ def session_run(op: float, floor: float, errors: int = 0) -> dict[str, Any]:
             "withSessionsMiB": 150.0,
             "activeSessions": 1000,
             "creation": {"active": 1000, "seconds": 25.0, "failureCount": 1},
+            "floorCreation": {"issued": 1000, "seconds": 10.0},
         },
         "loadavg": [1.0, 1.0, 1.0],
     }
@@ -28,6 +30,10 @@ def test_sessions_goal_on_the_median_errors_counted_failed_run_named() -> None:
     assert s["goalMet"] is True  # 1.4x <= 1.5x although one run was 9x
     assert s["errorsPerRun"] == [1, 3, 1]  # sample errors + failed creations
     assert s["activationPerSecond"] == [40.0, 40.0, 40.0]
+    assert s["floorActivationPerSecond"] == [100.0, 100.0, 100.0]
+    assert s["floorOverOperatorRate"] == [2.5, 2.5, 2.5]
+    assert s["manySessions"]["floorPerSecondMedian"] == 100.0
+    assert s["manySessions"]["floorOverOperator"] == 2.5
     failed = sessions.summarize([*runs[:2], {"error": "RuntimeError: boom"}], 3)
     assert failed["goalMet"] is False
     assert failed["runErrors"] == [None, None, "RuntimeError: boom"]
@@ -73,3 +79,11 @@ def test_remediation_goal_needs_both_the_ratio_and_300_ms() -> None:
     assert remediation.summarize([run(0.35, 0.2)] * 3, 3)["goalMet"] is False  # over 300 ms
     assert remediation.summarize([run(0.25, 0.1)] * 3, 3)["goalMet"] is False  # 2.5x the floor
     assert remediation.summarize([run(0.25, 0.2)] * 3, 3)["errorsPerRun"] == [1, 1, 1]
+
+
+def test_a_run_without_the_rate_floor_has_no_floor_number() -> None:
+    run = session_run(1.0, 1.0)
+    del run["rss"]["floorCreation"]
+    s = sessions.summarize([run], 1)
+    assert math.isnan(s["floorActivationPerSecond"][0])
+    assert math.isnan(s["manySessions"]["floorOverOperator"])
