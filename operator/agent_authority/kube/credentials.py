@@ -185,14 +185,21 @@ def _own(ref: SessionRef) -> str:
 
 async def ensure_own_reads(kube: api.Kube, ref: SessionRef, requests: Iterable[str]) -> None:
     """Create or replace the Role (and its binding) letting the session read what is its own."""
-    name = _own(ref)
-    role = {
-        "metadata": _meta(ref, name, ref.namespace, "own"),
+    await _apply_role(kube, ref.namespace, _own_role(ref, requests))
+    await _apply_binding(kube, ref.namespace, _own_binding(ref))
+
+
+def _own_role(ref: SessionRef, requests: Iterable[str]) -> dict[str, Any]:
+    return {
+        "metadata": _meta(ref, _own(ref), ref.namespace, "own"),
         "rules": own_read_rules(ref, requests),
     }
-    await _apply_role(kube, ref.namespace, role)
+
+
+def _own_binding(ref: SessionRef) -> dict[str, Any]:
+    name = _own(ref)
     subject = [{"kind": "ServiceAccount", "name": ref.service_account, "namespace": ref.namespace}]
-    await _apply_binding(kube, ref.namespace, _binding(ref, name, ref.namespace, name, subject))
+    return _binding(ref, name, ref.namespace, name, subject)
 
 
 def token_seconds(remaining: float, ceiling: int) -> int:
@@ -396,18 +403,22 @@ async def issue(
     (``audiences`` and ``extra`` as for ``mint``: gateway mode; ``on_bound`` as for
     :func:`ensure_bindings`: the controller confirms each binding there, the floor passes none).
 
-    Identity and Roles at once; then the bindings and the own-reads Role while the token is
-    minted (there is nothing to prune yet). Bindings need their Roles; the token needs the
-    ServiceAccount and the Secret's uid. The session controller and the benchmark's floor
+    Identity and every Role at once (the own-reads Role too, as :func:`ensure_own_reads` makes
+    it with no requests yet); then every binding while the token is minted (there is nothing to
+    prune yet). Bindings need their Roles; the token needs the ServiceAccount and the Secret's
+    uid. So the longest path is two rounds of writes plus the token's two calls, not a Role, then
+    its binding, after the first round. The session controller and the benchmark's floor
     (``bench/sessions.py``) both call this, so the floor makes exactly the operator's calls in
     the operator's order.
     """
-    secret_uid, namespaces = await asyncio.gather(
-        ensure_identity(kube, ref), ensure_roles(kube, ref, rules)
+    secret_uid, namespaces, _ = await asyncio.gather(
+        ensure_identity(kube, ref),
+        ensure_roles(kube, ref, rules),
+        _apply_role(kube, ref.namespace, _own_role(ref, [])),
     )
     _, _, token = await asyncio.gather(
         ensure_bindings(kube, ref, namespaces, requester, on_bound=on_bound),
-        ensure_own_reads(kube, ref, []),
+        _apply_binding(kube, ref.namespace, _own_binding(ref)),
         mint(kube, ref, secret_uid, seconds, audiences=audiences, extra=extra),
     )
     return token
