@@ -542,3 +542,38 @@ def test_the_grant_counts_its_active_sessions(world: World) -> None:
         agents.wait_for(lambda: counts(1), 90, "the grant to count 1 after one ended")
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "agentgrants", grant)
+
+
+def test_a_grant_widened_just_before_a_create_is_never_refused_on_its_old_copy(
+    world: World,
+) -> None:
+    """The session webhooks read the grant from the operator's watched copy (no GET per create);
+    the copy can lag a change by a watch round trip, so a refusal is only ever given on a fresh
+    read. Each round widens the grant and creates, at once, a session only the wider grant
+    allows: none is refused, and each becomes Active (the controller decides on fresh reads)."""
+    grant = agents.unique("widened")
+    spec = grant_spec(world.shop)
+    spec["incidents"]["severities"] = ["SEV1"]
+    agents.create_grant(world.admin, grant, spec)
+    custom = client.CustomObjectsApi(world.admin)
+    allowed = ["SEV1"]
+    try:
+        for severity in ("SEV2", "SEV3", "SEV4"):
+            allowed.append(severity)
+            custom.patch_cluster_custom_object(
+                GROUP,
+                VERSION,
+                "agentgrants",
+                grant,
+                {"spec": {"incidents": {"severities": allowed}}},
+            )
+            name = agents.unique(f"wide-{severity.lower()}")
+            incident = {"id": f"INC-{severity}", "severity": severity, "class": "latency"}
+            agents.open_session(
+                world.agent, world.ns, agents.session_body(name, grant, incident=incident)
+            )
+            body = agents.wait_phase(world.admin, world.ns, name, {"Active", "Denied"})
+            assert body["status"]["phase"] == "Active", body["status"]
+            agents.end_session(world.agent, world.ns, name)
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "agentgrants", grant)
