@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from agent_authority.kube import credentials
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 from tests.e2e import agents, probe
@@ -576,4 +577,67 @@ def test_a_grant_widened_just_before_a_create_is_never_refused_on_its_old_copy(
             assert body["status"]["phase"] == "Active", body["status"]
             agents.end_session(world.agent, world.ns, name)
     finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "agentgrants", grant)
+
+
+def test_a_grant_narrowed_while_a_session_is_activated_narrows_it_once_active(
+    world: World, operator: OperatorProcess
+) -> None:
+    """Attack on the activation window: the admin narrows the grant after the operator read it
+    for a new session but before the session is Active. The grant's own handler skips sessions
+    that are not Active yet, so the operator must compare, once Active, the grant it admitted
+    the session under with the grant as it is now, and narrow the session (before: only a
+    deleted grant was noticed, and the session kept the dropped scope until a restart)."""
+    w = world
+    grant = agents.unique("narrowing")
+    agents.create_grant(w.admin, grant, grant_spec(w.shop, maxDeniedRequests=1000))
+    custom = client.CustomObjectsApi(w.admin)
+    operator.stop()
+    operator.start(failpoints="pause-before-status:SessionOpened=10")  # before Active is written
+    try:
+        name = agents.unique("narrowing")
+        created = agents.open_session(w.agent, w.ns, agents.session_body(name, grant))
+        sa = credentials.SessionRef(w.ns, name, created["metadata"]["uid"]).service_account
+        core = client.CoreV1Api(w.admin)
+
+        def minted() -> bool | None:
+            try:
+                core.read_namespaced_service_account(sa, w.ns)
+                return True
+            except client.ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+
+        agents.wait_for(minted, 30, "the operator to be creating the session's credentials")
+        narrowed = grant_spec(w.shop, maxDeniedRequests=1000)
+        narrowed["read"] = narrowed["read"][:1]  # drop the configmaps scope
+        generation = custom.patch_cluster_custom_object(
+            GROUP, VERSION, "agentgrants", grant, {"spec": {"read": narrowed["read"]}}
+        )["metadata"]["generation"]
+        agents.wait_for(
+            lambda: (
+                custom.get_cluster_custom_object(GROUP, VERSION, "agentgrants", grant)
+                .get("status", {})
+                .get("observedGeneration")
+                == generation
+                or None
+            ),
+            15,
+            "the grant's handler to have handled the narrowing",
+        )
+        assert agents.get_session(w.admin, w.ns, name)["status"].get("phase") != "Active"
+        body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"}, timeout=30)
+        assert body["status"]["phase"] == "Active", body["status"]
+        token = agents.token_of(w.agent, w.ns, body)
+        configmaps = f"/api/v1/namespaces/{w.shop}/configmaps"
+        assert probe.wait_for_status(w.local, configmaps, token, 403, timeout=10) is not None, (
+            "the session kept the scope its grant dropped while it was being activated"
+        )
+        assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) == 200
+        rules = agents.get_session(w.admin, w.ns, name)["status"]["effectiveRules"]
+        assert not any("configmaps" in r["resources"] for r in rules), rules
+    finally:
+        operator.stop()
+        operator.start()
         custom.delete_cluster_custom_object(GROUP, VERSION, "agentgrants", grant)

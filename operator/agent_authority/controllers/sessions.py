@@ -231,7 +231,12 @@ async def deny(kube: api.Kube, body: api.Json, reason: str, message: str) -> Non
 
 
 async def activate(
-    kube: api.Kube, body: api.Json, logger: Any, by_grant: Any = None, active_index: Any = None
+    kube: api.Kube,
+    body: api.Json,
+    logger: Any,
+    by_grant: Any = None,
+    active_index: Any = None,
+    grants_index: Any = None,
 ) -> None:
     """Admit a new (or half-created) session and give it its credentials."""
     # The grant is read at the same time as the session (both fresh reads, one round trip
@@ -254,7 +259,14 @@ async def activate(
     elif expired:
         await revoke(kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
     elif _status(body).get("phase") == ACTIVE:
-        await _grant_still_there(kube, body)
+        await _grant_since_decision(kube, body, _result(grant_read), grants_index)
+
+
+def _result(task: asyncio.Future[api.Json | None]) -> api.Json | None:
+    """What a finished read returned; None when it did not finish or failed."""
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
 
 
 def _settle(task: asyncio.Future[Any]) -> None:
@@ -416,11 +428,30 @@ async def _give_credentials(
     return _now() >= expires_at
 
 
-async def _grant_still_there(kube: api.Kube, body: api.Json) -> None:
-    """A grant deleted while the session was being activated may have found it not yet Active:
-    check once more now that it is, and revoke if the grant is gone."""
-    if await resources.get_grant(kube, body["spec"]["grantRef"]["name"]) is None:
+async def _grant_since_decision(
+    kube: api.Kube, body: api.Json, decided_on: api.Json | None, grants_index: Any
+) -> None:
+    """A grant changed or deleted while the session was being activated found it not yet Active
+    (the grant's handlers act on Active sessions only): now that it is, apply any change since
+    the grant it was admitted under (``decided_on``) — narrow or revoke it.
+
+    The operator's watched copy of the grant is enough to see that nothing changed: a change it
+    does not show yet has not been handled yet either, and that handler, running later, reads
+    this session fresh and finds it Active. Otherwise (a change, no copy, or the decision's grant
+    unknown) the grant is read fresh and the change applied."""
+    name = body["spec"]["grantRef"]["name"]
+    watched = indexes.grant(grants_index, name)
+    if (
+        decided_on is not None
+        and watched is not None
+        and watched.get("spec") == decided_on.get("spec")
+    ):
+        return
+    current = await resources.get_grant(kube, name)
+    if current is None:
         await apply_grant_change(kube, body, None)
+    elif decided_on is not None and current.get("spec") != decided_on.get("spec"):
+        await apply_grant_change(kube, body, current)
 
 
 async def revoke(
@@ -630,6 +661,7 @@ async def reconcile(
     by_grant: Any = None,
     active_index: Any = None,
     requests_index: Any = None,
+    grants_index: Any = None,
 ) -> None:
     """Bring one session to what its spec and phase say (idempotent)."""
     phase = _status(body).get("phase")
@@ -641,7 +673,7 @@ async def reconcile(
         await revoke(kube, body, session.SessionPhase.ENDED, "Ended", "ended by spec.ended")
         return
     if phase != ACTIVE:
-        await activate(kube, body, logger, by_grant, active_index)
+        await activate(kube, body, logger, by_grant, active_index, grants_index)
         return
     session_state.count_in(body["spec"]["grantRef"]["name"], body["metadata"]["uid"])
     await _record_opened(kube, body)  # a crash between the status and its records
@@ -672,6 +704,7 @@ async def opened(
     sessions_by_grant: Any = None,
     active_sessions_by_grant: Any = None,
     requests_by_session: Any = None,
+    grants_by_name: Any = None,
     **_: Any,
 ) -> None:
     await reconcile(
@@ -681,6 +714,7 @@ async def opened(
         sessions_by_grant,
         active_sessions_by_grant,
         requests_by_session,
+        grants_by_name,
     )
 
 
