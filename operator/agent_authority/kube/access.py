@@ -16,6 +16,9 @@ OWN_ALLOWED_SECONDS = 30.0
 are kept, and the check is a fail-fast courtesy: the apiserver's RBAC still refuses whatever the
 operator lost meanwhile, so a stale entry costs a clear refusal, never access."""
 _own_allowed: dict[tuple[int, rbac.Permission], float] = {}
+_own_asking: dict[tuple[int, int, rbac.Permission], asyncio.Task[bool]] = {}
+"""Reviews of the operator's own permissions under way (event loop, client, permission): sessions
+activated at the same moment share one answer instead of each asking (50 at once asked 200)."""
 
 
 async def allowed(
@@ -92,17 +95,36 @@ async def whoami(kube: api.Kube) -> base.UserInfo:
     )
 
 
+def _forget(key: tuple[int, int, rbac.Permission], task: asyncio.Task[bool]) -> None:
+    """A shared review is done: the next caller asks anew (its error is each waiter's, and is
+    marked seen here in case every waiter was cancelled)."""
+    _own_asking.pop(key, None)
+    if not task.cancelled():
+        task.exception()
+
+
 async def own_missing(
     kube: api.Kube, permissions: Sequence[rbac.Permission]
 ) -> list[rbac.Permission]:
     """The permissions the operator itself does not hold (one SelfSubjectAccessReview each, in
-    parallel): asked before it creates anything that needs them."""
+    parallel, shared with any caller asking the same at the same time): asked before it creates
+    anything that needs them."""
     gate = asyncio.Semaphore(CONCURRENCY)
     now = time.monotonic()
 
     async def check(p: rbac.Permission) -> bool:
         if _own_allowed.get((id(kube), p), 0.0) > now:
             return True
+        key = (id(asyncio.get_running_loop()), id(kube), p)
+        asking = _own_asking.get(key)
+        if asking is None:  # the first to ask; the others wait for its answer
+            asking = asyncio.ensure_future(ask(p))
+            _own_asking[key] = asking
+            asking.add_done_callback(lambda task: _forget(key, task))
+        # Shielded: a caller cancelled while waiting does not cancel the others' answer.
+        return await asyncio.shield(asking)
+
+    async def ask(p: rbac.Permission) -> bool:
         attributes = {
             "verb": p.verb,
             "group": p.api_group,
