@@ -440,6 +440,8 @@ async def _grant_since_decision(
     this session fresh and finds it Active. Otherwise (a change, no copy, or the decision's grant
     unknown) the grant is read fresh and the change applied."""
     name = body["spec"]["grantRef"]["name"]
+    if decided_on is not None and decided_on["metadata"].get("name") != name:
+        decided_on = None  # not the grant the decision was made on
     watched = indexes.grant(grants_index, name)
     if (
         decided_on is not None
