@@ -626,7 +626,8 @@ def test_a_grant_narrowed_while_a_session_is_activated_narrows_it_once_active(
             15,
             "the grant's handler to have handled the narrowing",
         )
-        assert agents.get_session(w.admin, w.ns, name)["status"].get("phase") != "Active"
+        pending = agents.get_session(w.admin, w.ns, name).get("status") or {}
+        assert pending.get("phase") != "Active", "the session was Active before the narrowing"
         body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"}, timeout=30)
         assert body["status"]["phase"] == "Active", body["status"]
         token = agents.token_of(w.agent, w.ns, body)
