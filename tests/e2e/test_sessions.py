@@ -636,8 +636,12 @@ def test_a_grant_narrowed_while_a_session_is_activated_narrows_it_once_active(
             "the session kept the scope its grant dropped while it was being activated"
         )
         assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) == 200
-        rules = agents.get_session(w.admin, w.ns, name)["status"]["effectiveRules"]
-        assert not any("configmaps" in r["resources"] for r in rules), rules
+
+        def narrowed_status() -> bool | None:  # written after the Roles are replaced
+            rules = agents.get_session(w.admin, w.ns, name)["status"]["effectiveRules"]
+            return not any("configmaps" in r["resources"] for r in rules) or None
+
+        agents.wait_for(narrowed_status, 10, "status.effectiveRules without the dropped scope")
     finally:
         operator.stop()
         operator.start()
