@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from agent_authority import certs, indexes, logs, metrics, models
+from agent_authority import certs, indexes, logs, memory, metrics, models
 from agent_authority.approvals import server as approval_page
 from agent_authority.audit import errors as audit_errors
 from agent_authority.audit import trail
@@ -409,6 +409,7 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
         log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL,
     )
     logs.install()
+    memory.install_dump(asyncio.get_running_loop())  # off unless AGENT_AUTHORITY_TRACEMALLOC
     if options.metrics_port:
         metrics.serve(options.metrics_port, options.metrics_addr)
     heartbeat = asyncio.create_task(_heartbeat())

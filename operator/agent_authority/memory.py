@@ -1,0 +1,95 @@
+"""The operator process's memory: allocator tuning at start-up and an opt-in allocation dump.
+
+:func:`tune` runs first thing in every operator process (``agent-authority run``, the chart's
+Deployment, the image, ``agent-authority dev``, the tests' and benchmarks' operator), so nothing
+depends on an environment variable being set where the operator happens to run.
+
+:func:`install_dump` is a diagnostic, off by default: with ``AGENT_AUTHORITY_TRACEMALLOC`` set to
+a file path, allocations are traced from start-up and every ``SIGUSR1`` appends the top
+allocation sites (file:line), the biggest object types and the number of asyncio tasks to that
+file. Tracing costs memory and time, so never turn it on for a measurement of RSS itself.
+
+This module must not import kopf or a Kubernetes client: it runs before either is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ctypes
+import ctypes.util
+import datetime
+import gc
+import os
+import pathlib
+import signal
+import tracemalloc
+
+DUMP_ENV = "AGENT_AUTHORITY_TRACEMALLOC"
+"""File the allocation dump is appended to on SIGUSR1 (unset: no tracing)."""
+FRAMES_ENV = "AGENT_AUTHORITY_TRACEMALLOC_FRAMES"
+"""Frames kept per traced allocation (default 1: grouped by file:line)."""
+TOP = 40
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return None
+    return lib if hasattr(lib, "malloc_trim") else None  # glibc only (not musl)
+
+
+def rss_kib() -> int:
+    """This process's resident set (VmRSS), in KiB (0 where /proc is not there)."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def install_dump(loop: asyncio.AbstractEventLoop) -> pathlib.Path | None:
+    """With ``AGENT_AUTHORITY_TRACEMALLOC`` set: trace allocations, dump them on SIGUSR1."""
+    target = os.environ.get(DUMP_ENV)
+    if not target:
+        return None
+    path = pathlib.Path(target)
+    if not tracemalloc.is_tracing():
+        tracemalloc.start(int(os.environ.get(FRAMES_ENV) or "1"))
+    loop.add_signal_handler(signal.SIGUSR1, dump, path)
+    return path
+
+
+def dump(path: pathlib.Path) -> None:
+    """Append the top allocation sites, object types and the task count to ``path``."""
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        (tracemalloc.Filter(False, tracemalloc.__file__),)
+    )
+    stats = snapshot.statistics("lineno")
+    traced, peak = tracemalloc.get_traced_memory()
+    try:
+        tasks = len(asyncio.all_tasks())
+    except RuntimeError:
+        tasks = -1
+    types = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    lines = [
+        f"=== {now} rss={rss_kib() / 1024:.1f}MiB traced={traced / 2**20:.1f}MiB "
+        f"peak={peak / 2**20:.1f}MiB tasks={tasks}",
+        *(
+            f"{s.size / 1024:10.1f} KiB {s.count:8d} {s.traceback.format()[0].strip()}"
+            for s in stats[:TOP]
+        ),
+        "--- objects tracked by gc, by type",
+        *(f"{n:10d} {name}" for name, n in types.most_common(25)),
+        "",
+    ]
+    with path.open("a") as out:
+        out.write("\n".join(lines) + "\n")
