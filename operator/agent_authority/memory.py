@@ -1,8 +1,14 @@
-"""The operator process's memory: allocator tuning at start-up and an opt-in allocation dump.
+"""The operator process's memory: allocator tuning, giving freed memory back, and an opt-in
+allocation dump.
 
 :func:`tune` runs first thing in every operator process (``agent-authority run``, the chart's
 Deployment, the image, ``agent-authority dev``, the tests' and benchmarks' operator), so nothing
-depends on an environment variable being set where the operator happens to run.
+depends on an environment variable being set where the operator happens to run. With glibc it
+caps malloc's arenas at :data:`ARENA_MAX` (unless ``MALLOC_ARENA_MAX`` says otherwise): by
+default every thread that allocates may get an arena of its own (8 per core), and memory freed
+in one is never reused by another. :func:`trimming` hands the free pages of the heap back to the
+system every :data:`TRIM_SECONDS` (``malloc_trim``), so a burst of work does not leave the
+process at its high-water mark for good.
 
 :func:`install_dump` is a diagnostic, off by default: with ``AGENT_AUTHORITY_TRACEMALLOC`` set to
 a file path, allocations are traced from start-up and every ``SIGUSR1`` appends the top
@@ -30,17 +36,47 @@ DUMP_ENV = "AGENT_AUTHORITY_TRACEMALLOC"
 FRAMES_ENV = "AGENT_AUTHORITY_TRACEMALLOC_FRAMES"
 """Frames kept per traced allocation (default 1: grouped by file:line)."""
 TOP = 40
+ARENA_MAX = 2
+M_ARENA_MAX = -8
+"""``mallopt`` parameter number of ``M_ARENA_MAX`` (glibc's malloc.h)."""
+TRIM_SECONDS = 30.0
+
+_LIBC: list[ctypes.CDLL | None] = []
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
-    try:
-        lib = ctypes.CDLL(name)
-    except OSError:
-        return None
-    return lib if hasattr(lib, "malloc_trim") else None  # glibc only (not musl)
+    """glibc, or None (another libc, e.g. musl, has neither arenas nor ``malloc_trim``)."""
+    if not _LIBC:
+        lib: ctypes.CDLL | None = None
+        name = ctypes.util.find_library("c")
+        if name:
+            try:
+                lib = ctypes.CDLL(name)
+            except OSError:
+                lib = None
+        _LIBC.append(lib if lib is not None and hasattr(lib, "malloc_trim") else None)
+    return _LIBC[0]
+
+
+def tune() -> bool:
+    """Cap glibc's arenas (call before threads start); False where there is nothing to tune."""
+    lib = _libc()
+    if lib is None or os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    return bool(lib.mallopt(M_ARENA_MAX, ARENA_MAX))
+
+
+def trim() -> bool:
+    """Give the heap's free pages back to the system now; True when some were."""
+    lib = _libc()
+    return lib is not None and bool(lib.malloc_trim(0))
+
+
+async def trimming(every: float = TRIM_SECONDS) -> None:
+    """:func:`trim` every ``every`` seconds, until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        trim()
 
 
 def rss_kib() -> int:
@@ -84,7 +120,8 @@ def dump(path: pathlib.Path) -> None:
         f"=== {now} rss={rss_kib() / 1024:.1f}MiB traced={traced / 2**20:.1f}MiB "
         f"peak={peak / 2**20:.1f}MiB tasks={tasks}",
         *(
-            f"{s.size / 1024:10.1f} KiB {s.count:8d} {s.traceback.format()[0].strip()}"
+            f"{s.size / 1024:10.1f} KiB {s.count:8d} {s.traceback[0].filename}:"
+            f"{s.traceback[0].lineno}"
             for s in stats[:TOP]
         ),
         "--- objects tracked by gc, by type",

@@ -401,6 +401,7 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
     """Run until ``stop_flag`` is set (or forever); ``StartupError`` before starting if the
     options would fail open or the audit trail cannot be opened."""
     global _OPTIONS
+    memory.tune()  # before any thread allocates
     check(options)
     open_audit_trail(options)
     _OPTIONS = options
@@ -413,10 +414,12 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
     if options.metrics_port:
         metrics.serve(options.metrics_port, options.metrics_addr)
     heartbeat = asyncio.create_task(_heartbeat())
+    trimming = asyncio.create_task(memory.trimming())
     try:
         await kopf.operator(clusterwide=True, stop_flag=stop_flag, memo=kopf.Memo())
     finally:
         heartbeat.cancel()
+        trimming.cancel()
 
 
 async def _heartbeat() -> None:

@@ -1,0 +1,70 @@
+"""The operator's memory helpers: allocator tuning, trimming, and the opt-in allocation dump."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import signal
+import tracemalloc
+
+import pytest
+
+from agent_authority import memory
+
+
+def test_arenas_are_capped_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert memory._libc() is not None, "these tests run on glibc (the operator image's libc)"
+    assert memory.tune() is True
+
+
+def test_an_explicit_malloc_arena_max_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert memory.tune() is False
+
+
+def test_trim_gives_freed_heap_back_without_failing() -> None:
+    blocks = [bytearray(64 * 1024) for _ in range(256)]  # 16 MiB from malloc, then freed
+    del blocks
+    assert isinstance(memory.trim(), bool)
+    assert memory.rss_kib() > 0
+
+
+def test_no_dump_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(memory.DUMP_ENV, raising=False)
+
+    async def main() -> pathlib.Path | None:
+        return memory.install_dump(asyncio.get_running_loop())
+
+    assert asyncio.run(main()) is None
+
+
+def test_sigusr1_appends_top_allocation_sites(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    target = tmp_path / "allocations.txt"
+    monkeypatch.setenv(memory.DUMP_ENV, str(target))
+    kept: list[bytes] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert memory.install_dump(loop) == target
+        kept.extend(os.urandom(1) * 100_000 for _ in range(20))  # 2 MB from this line
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if target.exists():
+                break
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+    try:
+        asyncio.run(main())
+    finally:
+        tracemalloc.stop()
+    text = target.read_text()
+    assert text.startswith("=== "), text[:200]
+    assert "rss=" in text
+    assert "tasks=" in text
+    assert "test_memory.py:" in text, "the allocating line is named by file:line"
+    assert "--- objects tracked by gc, by type" in text
