@@ -68,3 +68,38 @@ def test_sigusr1_appends_top_allocation_sites(
     assert "tasks=" in text
     assert "test_memory.py:" in text, "the allocating line is named by file:line"
     assert "--- objects tracked by gc, by type" in text
+
+
+def test_trimming_trims_until_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "trim", lambda: calls.append(1) or True)
+
+    async def main() -> None:
+        task = asyncio.create_task(memory.trimming(every=0.01))
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if len(calls) >= 3:
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert len(calls) >= 3
+
+
+def test_the_operator_tunes_its_allocator_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agent_authority import runtime
+
+    order: list[str] = []
+    monkeypatch.setattr(memory, "tune", lambda: order.append("tune") or True)
+    monkeypatch.setattr(runtime, "check", lambda options: order.append("check"))
+    monkeypatch.setattr(runtime, "open_audit_trail", lambda options: order.append("trail"))
+    monkeypatch.setattr(
+        runtime.kopf, "configure", lambda **_: (_ for _ in ()).throw(RuntimeError("stop here"))
+    )
+    with pytest.raises(RuntimeError, match="stop here"):
+        asyncio.run(runtime.run(runtime.Options()))
+    assert order == ["tune", "check", "trail"]
