@@ -104,6 +104,30 @@ def install_dump(loop: asyncio.AbstractEventLoop) -> pathlib.Path | None:
     return path
 
 
+def mappings(top: int = 15) -> list[str]:
+    """Resident memory by mapping (``/proc/self/smaps``): a file by name, ``[heap]``, and
+    anonymous mappings by size (1 MiB: Python's object arenas; 8 MiB: thread stacks; others:
+    malloc's arenas of threads, large blocks)."""
+    sums: dict[str, list[int]] = {}
+    key = ""
+    try:
+        text = pathlib.Path("/proc/self/smaps").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            name = fields[5] if len(fields) > 5 else ""
+            key = pathlib.Path(name).name if name else f"anon {(end - start) // 1024} KiB"
+        elif fields and fields[0] == "Rss:":
+            entry = sums.setdefault(key, [0, 0])
+            entry[0] += int(fields[1])
+            entry[1] += 1
+    ranked = sorted(sums.items(), key=lambda kv: -kv[1][0])[:top]
+    return [f"{rss / 1024:10.1f} MiB {n:6d}x {name}" for name, (rss, n) in ranked]
+
+
 def dump(path: pathlib.Path) -> None:
     """Append the top allocation sites, object types and the task count to ``path``."""
     gc.collect()
@@ -126,6 +150,8 @@ def dump(path: pathlib.Path) -> None:
             f"{s.traceback[0].lineno}"
             for s in stats[:TOP]
         ),
+        "--- resident memory by mapping",
+        *mappings(),
         "--- objects tracked by gc, by type",
         *(f"{n:10d} {name}" for name, n in types.most_common(25)),
         "",

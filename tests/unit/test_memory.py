@@ -67,6 +67,7 @@ def test_sigusr1_appends_top_allocation_sites(
     assert "rss=" in text
     assert "tasks=" in text
     assert "test_memory.py:" in text, "the allocating line is named by file:line"
+    assert "--- resident memory by mapping" in text
     assert "--- objects tracked by gc, by type" in text
 
 
