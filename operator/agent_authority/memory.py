@@ -8,7 +8,11 @@ caps malloc's arenas at :data:`ARENA_MAX` (unless ``MALLOC_ARENA_MAX`` says othe
 default every thread that allocates may get an arena of its own (8 per core), and memory freed
 in one is never reused by another. :func:`trimming` hands the free pages of the heap back to the
 system every :data:`TRIM_SECONDS` (``malloc_trim``), so a burst of work does not leave the
-process at its high-water mark for good.
+process at its high-water mark for good. And it shrinks asyncio's TLS read buffer from 256 KiB
+to :data:`TLS_READ_BUFFER`: asyncio allocates (and zero-fills) one per TLS connection, and the
+operator holds a few hundred (its pool to the apiserver, kopf's, the apiserver's connections to
+the webhooks and the audit receiver), so at 256 KiB they alone were tens of MiB. A TLS record
+is at most 16 KiB, so a smaller buffer only means more, smaller reads of a large response.
 
 :func:`install_dump` is a diagnostic, off by default: with ``AGENT_AUTHORITY_TRACEMALLOC`` set to
 a file path, allocations are traced from start-up and every ``SIGUSR1`` appends the top
@@ -21,6 +25,7 @@ This module must not import kopf or a Kubernetes client: it runs before either i
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import collections
 import ctypes
 import ctypes.util
@@ -40,6 +45,8 @@ ARENA_MAX = 2
 M_ARENA_MAX = -8
 """``mallopt`` parameter number of ``M_ARENA_MAX`` (glibc's malloc.h)."""
 TRIM_SECONDS = 30.0
+TLS_READ_BUFFER = 32 * 1024
+"""Bytes of asyncio's read buffer per TLS connection (asyncio's default: 256 KiB)."""
 
 _LIBC: list[ctypes.CDLL | None] = []
 
@@ -59,7 +66,10 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def tune() -> bool:
-    """Cap glibc's arenas (call before threads start); False where there is nothing to tune."""
+    """Cap glibc's arenas (call before threads start) and shrink asyncio's TLS read buffer (call
+    before any connection opens); False where there is no glibc arena to cap."""
+    protocol = asyncio.sslproto.SSLProtocol
+    protocol.max_size = min(protocol.max_size, TLS_READ_BUFFER)
     lib = _libc()
     if lib is None or os.environ.get("MALLOC_ARENA_MAX"):
         return False

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import os
 import pathlib
 import signal
+import ssl
 import tracemalloc
 
 import pytest
 
-from agent_authority import memory
+from agent_authority import certs, memory
 
 
 def test_arenas_are_capped_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,3 +106,40 @@ def test_the_operator_tunes_its_allocator_before_anything_else(
     with pytest.raises(RuntimeError, match="stop here"):
         asyncio.run(runtime.run(runtime.Options()))
     assert order == ["tune", "check", "trail"]
+
+
+def test_a_tls_connection_gets_a_small_read_buffer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    protocol = asyncio.sslproto.SSLProtocol
+    monkeypatch.setattr(protocol, "max_size", 256 * 1024)  # asyncio's own default
+    memory.tune()
+    assert protocol.max_size == memory.TLS_READ_BUFFER
+    assert memory.TLS_READ_BUFFER >= 17 * 1024, "at least one TLS record (16 KiB + overhead)"
+    ca = certs.Authority.create(tmp_path, "test-ca")
+    pair = ca.issue(
+        tmp_path, "serving", common_name="127.0.0.1", ip_addresses=["127.0.0.1"], server=True
+    )
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(pair.cert, pair.key)
+    client_side = ssl.create_default_context(cafile=str(ca.files.cert))
+
+    async def main() -> int:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_side)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_side)
+        writer.write(b"ping\n")
+        assert await reader.readline() == b"ping\n"
+        size = len(writer.transport._ssl_protocol._ssl_buffer)  # type: ignore[attr-defined]
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return size
+
+    assert asyncio.run(main()) == memory.TLS_READ_BUFFER
