@@ -11,8 +11,9 @@ system every :data:`TRIM_SECONDS` (``malloc_trim``), so a burst of work does not
 process at its high-water mark for good. And it shrinks asyncio's TLS read buffer from 256 KiB
 to :data:`TLS_READ_BUFFER`: asyncio allocates (and zero-fills) one per TLS connection, and the
 operator holds a few hundred (its pool to the apiserver, kopf's, the apiserver's connections to
-the webhooks and the audit receiver), so at 256 KiB they alone were tens of MiB. A TLS record
-is at most 16 KiB, so a smaller buffer only means more, smaller reads of a large response.
+the webhooks and the audit receiver), so at 256 KiB they alone were tens of MiB. A TLS record of
+ciphertext is at most about 18 KiB, so a smaller buffer only means more, smaller reads of a large
+response.
 
 :func:`install_dump` is a diagnostic, off by default: with ``AGENT_AUTHORITY_TRACEMALLOC`` set to
 a file path, allocations are traced from start-up and every ``SIGUSR1`` appends the top
@@ -45,8 +46,9 @@ ARENA_MAX = 2
 M_ARENA_MAX = -8
 """``mallopt`` parameter number of ``M_ARENA_MAX`` (glibc's malloc.h)."""
 TRIM_SECONDS = 30.0
-TLS_READ_BUFFER = 32 * 1024
-"""Bytes of asyncio's read buffer per TLS connection (asyncio's default: 256 KiB)."""
+TLS_READ_BUFFER = 20 * 1024
+"""Bytes of asyncio's read buffer per TLS connection (asyncio's default: 256 KiB); one TLS record
+of ciphertext (at most 16 KiB of data plus 2 KiB of overhead) still fits in one read."""
 
 _LIBC: list[ctypes.CDLL | None] = []
 
