@@ -17,6 +17,10 @@ session (``spec.sessionRef.name``); the session's own-reads Role lists exactly t
 session admission webhooks read it, so a create does not GET the grant twice; it may lag a
 change by a watch round trip, which is why the webhook refuses only on a fresh read and the
 controller decides only on fresh reads (see :mod:`agent_authority.webhooks.sessions`).
+
+The index functions are ``async`` although they never await: kopf runs a sync handler in a worker
+thread, one hop per watch event, which under a burst of sessions kept dozens of threads (and
+their stacks and malloc arenas) alive for work of a few microseconds.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ Sibling = tuple[str, str, str | None, str]
 
 
 @kopf.index(GROUP, VERSION, "incidentsessions")
-def sessions_by_grant(
+async def sessions_by_grant(
     name: str,
     namespace: str | None,
     spec: kopf.Spec,
@@ -56,7 +60,7 @@ def siblings(index: Mapping[str, Iterable[Sibling]] | None, grant: str) -> list[
 
 
 @kopf.index(GROUP, VERSION, "incidentsessions")
-def active_sessions_by_grant(
+async def active_sessions_by_grant(
     spec: kopf.Spec, status: kopf.Status, meta: kopf.Meta, **_: Any
 ) -> dict[str, str] | None:
     if status.get("phase") != "Active":
@@ -71,7 +75,7 @@ def active_uids(index: Mapping[str, Iterable[str]] | None, grant: str) -> set[st
 
 
 @kopf.index(GROUP, VERSION, "remediationrequests")
-def requests_by_session(
+async def requests_by_session(
     name: str, namespace: str | None, spec: kopf.Spec, **_: Any
 ) -> dict[str, str] | None:
     ref = spec.get("sessionRef")
@@ -91,7 +95,7 @@ def requests_of(
 
 
 @kopf.index(GROUP, VERSION, "agentgrants")
-def grants_by_name(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, Any]:
+async def grants_by_name(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, Any]:
     plain_spec = copy.deepcopy({key: spec[key] for key in spec})
     return {
         name: {

@@ -19,7 +19,7 @@ from typing import Any
 
 import kopf
 
-from agent_authority import certs, indexes, logs, metrics, models
+from agent_authority import certs, indexes, logs, memory, metrics, models
 from agent_authority.approvals import server as approval_page
 from agent_authority.audit import errors as audit_errors
 from agent_authority.audit import trail
@@ -401,6 +401,7 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
     """Run until ``stop_flag`` is set (or forever); ``StartupError`` before starting if the
     options would fail open or the audit trail cannot be opened."""
     global _OPTIONS
+    memory.tune()  # before any thread allocates
     check(options)
     open_audit_trail(options)
     _OPTIONS = options
@@ -409,13 +410,16 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
         log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL,
     )
     logs.install()
+    memory.install_dump(asyncio.get_running_loop())  # off unless AGENT_AUTHORITY_TRACEMALLOC
     if options.metrics_port:
         metrics.serve(options.metrics_port, options.metrics_addr)
     heartbeat = asyncio.create_task(_heartbeat())
+    trimming = asyncio.create_task(memory.trimming())
     try:
         await kopf.operator(clusterwide=True, stop_flag=stop_flag, memo=kopf.Memo())
     finally:
         heartbeat.cancel()
+        trimming.cancel()
 
 
 async def _heartbeat() -> None:

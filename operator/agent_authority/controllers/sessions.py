@@ -756,6 +756,11 @@ async def deleted(body: kopf.Body, **_: Any) -> None:
     STATE.session_locks.pop(uid, None)
 
 
+def _shallow(body: kopf.Body) -> api.Json:
+    """The top level of a kopf body as a plain dict; nested values are kopf's own (read only)."""
+    return {key: body[key] for key in ("metadata", "spec", "status") if key in body}
+
+
 def _is_active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") == ACTIVE
 
@@ -767,22 +772,36 @@ async def lifetime(body: kopf.Body, stopped: kopf.DaemonStopped, logger: Any, **
     rotate its token when due; checked on the live object at least every second."""
     kube = api.default()
     while not stopped:
-        plain = handling.plain(body)
-        if _status(plain).get("phase") != ACTIVE:
+        # Decided on a shallow view of kopf's live body; the deep copy the actions need is made
+        # only when one is due and never held across the wait (one per Active session, otherwise).
+        view = _shallow(body)
+        if _status(view).get("phase") != ACTIVE:
             return
-        session_state.count_in(plain["spec"]["grantRef"]["name"], plain["metadata"]["uid"])
-        left, due = _ttl_left(plain), _rotation_due_in(plain)
+        session_state.count_in(view["spec"]["grantRef"]["name"], view["metadata"]["uid"])
+        left, due = _ttl_left(view), _rotation_due_in(view)
+        ending = _is_ended(view)
+        del view
         try:
-            if _is_ended(plain):
+            if ending:
                 await revoke(
-                    kube, plain, session.SessionPhase.ENDED, "Ended", "ended by spec.ended"
+                    kube,
+                    handling.plain(body),
+                    session.SessionPhase.ENDED,
+                    "Ended",
+                    "ended by spec.ended",
                 )
                 return
             if left is not None and left <= 0:
-                await revoke(kube, plain, session.SessionPhase.EXPIRED, "Expired", "TTL passed")
+                await revoke(
+                    kube,
+                    handling.plain(body),
+                    session.SessionPhase.EXPIRED,
+                    "Expired",
+                    "TTL passed",
+                )
                 return
             if due is not None and due <= 0:
-                await rotate(kube, plain)
+                await rotate(kube, handling.plain(body))
                 continue
         except Exception as e:  # keep the daemon alive; the next loop retries
             logger.warning("session upkeep failed, retrying in 1 s: %s", e)
