@@ -32,6 +32,7 @@ import yaml
 from kubernetes import client
 
 from agent_authority.cli import dev
+from agent_authority.kube import credentials
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 from tests.e2e import agents, probe
@@ -664,3 +665,71 @@ def test_smuggled_identity_headers_do_not_change_who_the_apiserver_sees(world: W
     assert "system:masters" not in info.get("groups", [])
     assert "scopes" not in (info.get("extra") or {})
     assert headers.get("Audit-Id", "").startswith(f"{s.uid}/")
+
+
+def _credentials_of(w: World, uid: str) -> list[str]:
+    """What RBAC and identity objects of the session still exist (kind/name)."""
+    selector = f"{credentials.SESSION_UID}={uid}"
+    rbac, core = client.RbacAuthorizationV1Api(w.admin), client.CoreV1Api(w.admin)
+    found = [
+        f"RoleBinding/{b.metadata.name}"
+        for b in rbac.list_role_binding_for_all_namespaces(label_selector=selector).items
+    ]
+    found += [
+        f"ServiceAccount/{a.metadata.name}"
+        for a in core.list_namespaced_service_account(w.ns, label_selector=selector).items
+    ]
+    return found
+
+
+def _condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
+    found = [c for c in body["status"].get("conditions", []) if c["type"] == type_]
+    assert found, f"no {type_} condition in {body['status'].get('conditions')}"
+    return dict(found[0])
+
+
+def test_a_crash_after_the_revoked_status_still_deletes_the_credentials(
+    world: World, operator: OperatorProcess
+) -> None:
+    """Gateway mode writes ``Revoked`` before it deletes the RBAC objects: killed right after
+    that status write, the session is refused at once, its condition ``CredentialsRevoked`` says
+    the RoleBindings and ServiceAccount are not gone yet (and they are not), and the restarted
+    operator deletes them and sets the condition True."""
+    w = world
+    s = open_session(w, w.strict)
+    assert _credentials_of(w, s.uid), "an active session has its RoleBindings and ServiceAccount"
+    operator.stop()
+    operator.start(failpoints="after-status:SessionRevoked")
+    restarted = False
+    try:
+        try:
+            status = call(s, f"/api/v1/namespaces/{w.shop}/secrets")[0]
+            assert status == 403, status
+        except (OSError, http.client.HTTPException):
+            pass  # the operator may die before its answer is out: the status is what counts
+        assert operator.wait_exit(30) != 0, "the operator did not stop after the Revoked write"
+        body = agents.get_session(w.admin, w.ns, s.name)
+        assert body["status"]["phase"] == "Revoked", body["status"]
+        assert body["status"]["revocation"]["reason"] == "Deviation"
+        pending = _condition(body, "CredentialsRevoked")
+        assert (pending["status"], pending["reason"]) == ("False", "Deleting"), pending
+        left = _credentials_of(w, s.uid)
+        assert any(k.startswith("RoleBinding/") for k in left), (
+            f"the status must be written before the RBAC objects are deleted; left: {left}"
+        )
+        operator.start()
+        restarted = True
+        assert call(s, pods(w))[0] == 401, "a Revoked session is refused by the gateway"
+
+        def removed() -> dict[str, Any] | None:
+            now = agents.get_session(w.admin, w.ns, s.name)
+            done = _condition(now, "CredentialsRevoked")["status"] == "True"
+            return now if done and not _credentials_of(w, s.uid) else None
+
+        after = agents.wait_for(removed, 30, "the credentials deleted after the restart")
+        assert _condition(after, "CredentialsRevoked")["reason"] == "Deleted"
+        assert after["status"]["phase"] == "Revoked"
+    finally:
+        if not restarted:
+            operator.stop()
+            operator.start()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import logging
 import time
 from typing import Any
 
@@ -39,7 +40,7 @@ import kopf
 from agent_authority import indexes, metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling, request_status, session_state
-from agent_authority.kube import access, api, context, credentials, readiness, resources
+from agent_authority.kube import access, api, context, credentials, errors, readiness, resources
 from agent_authority.models import GROUP, VERSION, base, grant, session
 from agent_authority.notify import notices, outbox
 from agent_authority.policy import conditions, grant_changes, rbac, reach, sessions
@@ -80,6 +81,7 @@ class GatewayTarget:
 
 SETTINGS = Settings()
 STATE = session_state.STATE
+logger = logging.getLogger(__name__)
 
 
 def _mint_seconds(expires_at: datetime.datetime | None) -> int:
@@ -463,8 +465,16 @@ async def revoke(
     reason: str,
     message: str,
 ) -> bool:
-    """End a session, once: credentials first (RoleBindings, Secret, ServiceAccount), then the
-    status transition (only from a phase that is not terminal), then its sub-agent sessions.
+    """End a session, once: the status transition (only from a phase that is not terminal) and
+    the deletion of its credentials (RoleBindings, Secret, ServiceAccount), then its sub-agent
+    sessions.
+
+    Which of the two comes first depends on the session's mode
+    (:func:`policy.sessions.status_before_credentials`): direct mode deletes the credentials
+    first (RBAC is the revocation there); gateway mode writes the terminal phase first, so every
+    gateway replica refuses the session from that one watch event, and deletes the credentials
+    after, recording in the condition ``CredentialsRevoked`` whether they are gone yet (a crash
+    in between is finished by the resume handler and :func:`finish_revocation`).
 
     False when the session was already terminal (or gone): nothing is recorded or counted again,
     and the phase it reached first stays.
@@ -476,17 +486,20 @@ async def revoke(
         if _status(fresh).get("phase") in TERMINAL:
             body.update(fresh)
             return False
+        status_first = sessions.status_before_credentials(_status(fresh).get("accessMode"))
         started = time.monotonic()
-        await credentials.revoke(kube, ref_of(fresh))
+        if not status_first:
+            await credentials.revoke(kube, ref_of(fresh))
         latency = time.monotonic() - started
         event = {
             session.SessionPhase.ENDED: trail.Event.SESSION_ENDED,
             session.SessionPhase.EXPIRED: trail.Event.SESSION_EXPIRED,
         }.get(phase, trail.Event.SESSION_REVOKED)
         now = _now()
+        ready = _condition(fresh, "Ready", False, reason, message)
         status = {
             "phase": phase.value,
-            "conditions": _condition(fresh, "Ready", False, reason, message),
+            "conditions": _credentials_condition(fresh, ready, removed=not status_first),
             "revocation": {"reason": reason, "message": message, "time": _iso(now)},
         }
         expires = _parse(_status(fresh).get("expiresAt"))
@@ -495,6 +508,14 @@ async def revoke(
         if not await session_state.transition(kube, fresh, status, NOT_TERMINAL, event=event.value):
             body.update(fresh)
             return False
+        if status_first:  # the gateways refuse it already; now the RBAC objects go too
+            try:
+                await _remove_credentials(kube, fresh)
+            except errors.KubeError as e:  # CredentialsRevoked stays False: finish_revocation
+                logger.warning(
+                    "deleting the credentials of %s failed: %s", fresh["metadata"]["name"], e
+                )
+            latency = time.monotonic() - started
         await _recorded(kube, fresh, event, reason, message)
         body.update(fresh)
     metrics.REVOCATION_LATENCY.observe(latency)
@@ -511,6 +532,47 @@ async def revoke(
     await _end_children(kube, body)
     await _cancel_requests(kube, body, f"session {body['metadata']['name']!r} ended: {reason}")
     return True
+
+
+def _credentials_condition(
+    body: api.Json, conditions_now: list[dict[str, Any]], *, removed: bool
+) -> list[dict[str, Any]]:
+    """``conditions_now`` with ``CredentialsRevoked`` set: whether the RBAC objects are gone."""
+    message = (
+        "the session's RoleBindings, Secret and ServiceAccount are deleted"
+        if removed
+        else "refused by the session gateway; its RoleBindings, Secret and ServiceAccount "
+        "are being deleted"
+    )
+    return conditions.set_condition(
+        conditions_now,
+        type_=sessions.CREDENTIALS_REVOKED,
+        status=removed,
+        reason="Deleted" if removed else "Deleting",
+        message=message,
+        now=_now(),
+        generation=body["metadata"].get("generation"),
+    )
+
+
+def _credentials_pending(status: dict[str, Any]) -> bool:
+    """A terminal session whose status says its RBAC objects may still exist."""
+    return status.get("phase") in TERMINAL and any(
+        c.get("type") == sessions.CREDENTIALS_REVOKED and c.get("status") != "True"
+        for c in status.get("conditions") or []
+    )
+
+
+async def _remove_credentials(kube: api.Kube, body: api.Json) -> None:
+    """Delete a terminal session's credentials, then say so in ``CredentialsRevoked``."""
+    await credentials.revoke(kube, ref_of(body))
+    if not _credentials_pending(_status(body)):
+        return
+    done = _credentials_condition(body, _status(body).get("conditions", []), removed=True)
+    patched = await resources.patch_session_status(
+        kube, body["metadata"]["namespace"], body["metadata"]["name"], {"conditions": done}
+    )
+    body["status"] = (patched or {}).get("status") or {**_status(body), "conditions": done}
 
 
 OPEN_REQUESTS = {"Pending", "AwaitingApproval", "Approved"}
@@ -668,7 +730,7 @@ async def reconcile(
     """Bring one session to what its spec and phase say (idempotent)."""
     phase = _status(body).get("phase")
     if phase in TERMINAL:
-        await credentials.revoke(kube, ref_of(body))  # leftovers of a crash mid-revocation
+        await _remove_credentials(kube, body)  # leftovers of a crash mid-revocation
         await _record_terminal(kube, body)  # a crash between the status and its record
         return
     if _is_ended(body):
@@ -759,6 +821,18 @@ async def deleted(body: kopf.Body, **_: Any) -> None:
 def _shallow(body: kopf.Body) -> api.Json:
     """The top level of a kopf body as a plain dict; nested values are kopf's own (read only)."""
     return {key: body[key] for key in ("metadata", "spec", "status") if key in body}
+def _revocation_unfinished(status: kopf.Status, **_: Any) -> bool:
+    return _credentials_pending(dict(status))
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=3.0, initial_delay=3.0, when=_revocation_unfinished)
+@handling.translating
+async def finish_revocation(body: kopf.Body, **_: Any) -> None:
+    """A gateway-mode session that is terminal while ``CredentialsRevoked`` is not True (its
+    deletion failed after the status write): delete its credentials until they are gone."""
+    plain = handling.plain(body)
+    async with STATE.session_locks[plain["metadata"]["uid"]]:
+        await _remove_credentials(api.default(), plain)
 
 
 def _is_active(status: kopf.Status, **_: Any) -> bool:

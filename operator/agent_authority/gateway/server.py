@@ -20,6 +20,16 @@ Memory: asyncio gives every TLS connection a 256 KiB read buffer, and a gateway 
 (agent → gateway, gateway → apiserver), so an idle watch would cost half a MiB. The gateway lowers
 that buffer to :data:`TLS_READ_BUFFER` (a process-wide asyncio setting; reads then return at most
 that much at a time, two TLS records).
+
+Latency: the gateway shares one interpreter with threads that hold the GIL for long stretches
+(the audit records of :mod:`recording` are hashed and signed on a worker thread, the Kubernetes
+client of the controllers decodes JSON on its threads). CPython hands the GIL back to a waiting
+thread only every switch interval (5 ms by default), and the event loop gives it up at every
+``select``: one request waits for it several times, so under load a GET gained tens of
+milliseconds doing nothing. The gateway lowers the interval to :data:`SWITCH_INTERVAL_SECONDS`
+(a process-wide interpreter setting), and freezes the objects alive once it has started
+(``gc.freeze``) so that full garbage collections scan only what was made since, not the whole
+heap of a long-running operator (full collections were the multi-10-ms pauses in the p99).
 """
 
 from __future__ import annotations
@@ -28,9 +38,11 @@ import asyncio
 import collections
 import dataclasses
 import datetime
+import gc
 import json
 import logging
 import ssl
+import sys
 import time
 import uuid
 from asyncio import sslproto
@@ -52,6 +64,9 @@ from agent_authority.policy import gateway
 logger = logging.getLogger(__name__)
 
 TLS_READ_BUFFER = 32 * 1024
+SWITCH_INTERVAL_SECONDS = 0.0005
+"""How long another thread may hold the GIL while the event loop waits for it (CPython's
+default is 0.005 s): see the module docstring."""
 DEADLINE_CHECK_SECONDS = 0.1
 """How often open streams are checked against their session's ``expiresAt``."""
 WHOLE_BODY_BYTES = 64 * 1024
@@ -164,6 +179,7 @@ class Gateway:
 
     async def start(self) -> None:
         sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         await self.upstream.open()
         self.recorder.start()
         self._spawn(self._cut_at_deadlines())
@@ -179,6 +195,7 @@ class Gateway:
         sockets = getattr(site._server, "sockets", None) or []  # the bound port
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+        gc.freeze()  # what start-up made lives on: later full collections leave it alone
         logger.info("session gateway listening on %s:%d", self.config.addr, self.port)
 
     async def stop(self) -> None:

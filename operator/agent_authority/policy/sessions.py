@@ -479,3 +479,21 @@ def session_expiry(
 def deviation_exceeded(denied_requests: int, max_denied: int) -> bool:
     """Whether a session made more denied requests than its grant allows (0: the first revokes)."""
     return denied_requests > max_denied
+
+
+# Revocation -------------------------------------------------------------------------------------
+
+CREDENTIALS_REVOKED = "CredentialsRevoked"
+"""Condition of a terminal session: whether its RoleBindings, Secret and ServiceAccount are gone."""
+
+
+def status_before_credentials(access_mode: str | None) -> bool:
+    """Whether revoking a session writes its terminal phase before deleting its RBAC objects.
+
+    Gateway mode: the token is only good for the gateway's audience and every gateway replica
+    refuses the session as soon as its watch shows a terminal phase, so the status write *is* the
+    revocation; the RBAC objects follow as defence in depth. Direct mode (and a session whose mode
+    is unknown, failing closed): the apiserver checks the token and RBAC itself, so the RBAC
+    objects are the revocation and go first, as they always have.
+    """
+    return access_mode == grant.AccessMode.GATEWAY.value

@@ -698,3 +698,16 @@ def test_admit_refuses_borrowed_identities_and_parents(
     assert (admission.allowed, admission.reason) == (False, reason)
     assert says in admission.message
     assert "(allowed: " in admission.message
+
+
+@pytest.mark.parametrize(
+    ("access_mode", "status_first"),
+    [
+        pytest.param("gateway", True, id="gateway-mode-writes-the-terminal-phase-first"),
+        pytest.param("direct", False, id="direct-mode-deletes-rbac-first"),
+        pytest.param(None, False, id="unknown-mode-deletes-rbac-first"),
+        pytest.param("Gateway", False, id="a-mode-spelled-otherwise-is-not-gateway"),
+    ],
+)
+def test_status_before_credentials(access_mode: str | None, status_first: bool) -> None:
+    assert sessions.status_before_credentials(access_mode) is status_first
