@@ -30,7 +30,7 @@ import kopf
 import pydantic
 
 from agent_authority.kube import access, api, lineage, resources
-from agent_authority.models import GROUP, VERSION, base, grant, request
+from agent_authority.models import FINALIZER, GROUP, VERSION, base, grant, request
 from agent_authority.policy import approvals, invalid
 from agent_authority.webhooks import identity, refusals
 
@@ -57,9 +57,20 @@ def _now() -> str:
 
 @kopf.on.mutate(GROUP, VERSION, PLURAL, operation="CREATE", id="stamp-request", persistent=True)
 async def stamp(
-    spec: kopf.Spec, namespace: str | None, userinfo: Any, patch: kopf.Patch, **_: Any
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    namespace: str | None,
+    userinfo: Any,
+    patch: kopf.Patch,
+    **_: Any,
 ) -> None:
+    meta_finalizers = meta.get("finalizers")
     patch.spec["requester"] = identity.from_userinfo(userinfo).to_api()
+    # kopf's finalizer, which it keeps while a request is undecided or applying (its daemon
+    # and timer): written here once rather than by kopf right after the evaluation.
+    finalizers = list(meta_finalizers) if isinstance(meta_finalizers, list) else []
+    if FINALIZER not in finalizers:
+        patch.metadata["finalizers"] = [*finalizers, FINALIZER]
     name = session_name(dict(spec or {}))
     if name is None or not namespace:
         return  # the schema refuses a missing or malformed sessionRef, naming the field
