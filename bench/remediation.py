@@ -71,6 +71,7 @@ GOAL_RATIO = 2.0
 GOAL_SECONDS = 0.300
 KINDS = ("approval", "approvalFloor", "auto", "autoFloor")
 RESULTS = harness.RESULTS
+TRACE_SHIM = ROOT / "bench" / "operator_trace"
 say = harness.say
 
 
@@ -486,7 +487,17 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
             audit_port=audit_port,
         )
         operator = OperatorProcess(local, env, log)
-        operator.start()
+        saved = dict(os.environ)
+        if args.trace:  # only the operator process sees these (bench/operator_trace)
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(TRACE_SHIM), os.environ.get("PYTHONPATH", "")) if p
+            )
+            os.environ["BENCH_TRACE_FILE"] = str(log.with_suffix(".trace.jsonl"))
+        try:
+            operator.start()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         say(f"operator running; log: {log}")
         bench = Bench(local, args.concurrency)
         bench.setup()
@@ -515,6 +526,10 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
             for kind, v in samples.items()
         }
         result["watchErrors"] = watcher.errors
+        if args.trace:  # when the watch first saw each request in each phase (wall clock)
+            offset = time.time() - time.monotonic()
+            seen = {n: {p: t + offset for p, t in v.items()} for n, v in watcher.seen.items()}
+            log.with_suffix(".phases.json").write_text(json.dumps(seen) + "\n")
         print_run(result)
     finally:
         if watcher is not None:
@@ -601,6 +616,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=stats.DEFAULT_RUNS, help="full runs (median)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 40 per kind, 10 in flight")
     p.add_argument("--out", type=pathlib.Path, default=None, help="JSON result file")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="record the operator's API calls (bench/operator_trace) and the phases the watch "
+        "saw, next to the operator log; adds a little overhead",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.requests, args.concurrency, args.rounds = 40, 10, 2

@@ -3,6 +3,7 @@ dry-run diff, apply exactly once, rollback — and the attacks on each of them."
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from agent_authority.localcluster import cluster
-from agent_authority.models import GROUP, VERSION
+from agent_authority.models import FINALIZER, GROUP, VERSION
 from tests.e2e import agents, probe
 from tests.e2e.operator_process import OperatorProcess
 
@@ -366,6 +367,69 @@ def test_beyond_the_auto_limit_it_waits_and_only_an_approver_can_approve(world: 
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert _replicas(w, w.shop, deployment) == 6
     assert done["status"]["approvals"][0]["approver"]["username"] == APPROVERS[0]
+
+
+def test_a_request_carries_the_finalizer_from_creation_until_it_is_applied(world: World) -> None:
+    """Stamped at admission (kopf keeps it while the request is undecided or applying), so kopf
+    writes nothing to the request when it starts waiting; removed once it is applied."""
+    w = world
+    s = _session(w)
+    deployment = agents.unique("fin")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    created = client.CustomObjectsApi(s.api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        w.ns,
+        "remediationrequests",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RemediationRequest",
+            "metadata": {"name": agents.unique("rr")},
+            "spec": {
+                "sessionRef": {"name": s.name},
+                "action": _scale(w.shop, 6, deployment),
+                "hypothesis": "it will help",
+                "evidence": EVIDENCE,
+            },
+        },
+    )
+    name = created["metadata"]["name"]
+    assert FINALIZER in created["metadata"].get("finalizers", []), created["metadata"]
+    waiting = _phase(w, name, {"AwaitingApproval", "Succeeded", "Denied"})
+    assert waiting["status"]["phase"] == "AwaitingApproval", waiting["status"]
+    assert FINALIZER in waiting["metadata"].get("finalizers", [])
+    approved = _approve(w, APPROVERS[0], name)
+    assert approved.returncode == 0, approved.stderr
+    done = _phase(w, name, {"Succeeded", "Failed"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    agents.wait_for(
+        lambda: FINALIZER not in (_request(w, name)["metadata"].get("finalizers") or []),
+        30,
+        "the finalizer to be removed once the request was applied",
+    )
+
+
+def test_requests_made_at_once_are_each_readable_by_their_session(world: World) -> None:
+    """The session's own-reads Role lists every one of its requests, also when many arrive at
+    once and their events race for the session (none is dropped by an older write)."""
+    w = world
+    s = _session(w)
+    deployment = agents.unique("many")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 1))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda _: _ask(w, s, _scale(w.shop, 9, deployment)), range(8)))
+    for name in names:
+        waiting = _phase(w, name, {"AwaitingApproval", "Succeeded", "Denied"}, timeout=60)
+        assert waiting["status"]["phase"] == "AwaitingApproval", waiting["status"]
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{w.ns}/remediationrequests"
+
+    def readable() -> list[str]:
+        return [n for n in names if probe.status(w.local, f"{base}/{n}", s.token) != 200]
+
+    agents.wait_for(lambda: not readable(), 30, "the session to read each of its requests")
+    time.sleep(2)  # later events of the same requests never take a name away again
+    assert readable() == [], "requests the session can no longer read"
+    assert _replicas(w, w.shop, deployment) == 1
 
 
 # -- self-approval attacks -----------------------------------------------------------------------

@@ -138,6 +138,10 @@ class Plan:
     pinned: request.Pinned | None = None
     """What this plan resolved that a later plan of the same request must reuse (recorded in
     the request's status and passed back to :func:`plan` at apply time)."""
+    live: api.Json | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The target as the plan read it: :func:`converge` writes against it first instead of
+    reading it again; its ``resourceVersion`` guards the write, so a target changed meanwhile
+    costs a conflict and a fresh read, never a write on a stale view."""
 
 
 class ActionModule(Protocol):
@@ -336,14 +340,16 @@ def moved(live: api.Json, plan: Plan) -> list[str]:
 async def converge(kube: api.Kube, plan: Plan, *, dry_run: bool) -> Outcome:
     """Bring the target to the plan's changes with one merge patch (or, dry, show what would).
 
-    Reads the target; does nothing when the changes are in place; refuses (``TargetChanged``)
-    when the object was recreated or a guarded field moved; else patches with the
-    ``resourceVersion`` just read and retries on a write conflict.
+    Reads the target (or takes ``plan.live`` the first time); does nothing when the changes are
+    in place; refuses (``TargetChanged``) when the object was recreated or a guarded field
+    moved; else patches with the ``resourceVersion`` read and retries on a write conflict.
     """
     target = plan.action.target
+    known = plan.live
     with translating(target):
         for _ in range(CONFLICT_RETRIES):
-            live = await read(kube, target)
+            live = known if known is not None else await read(kube, target)
+            known = None
             if live["metadata"]["uid"] != plan.target_uid:
                 raise TargetChanged(
                     f"{label(target)} was deleted and created again since it was planned "

@@ -61,6 +61,7 @@ async def plan(
         ),
         request_uid=request_uid,
         target_uid=live["metadata"]["uid"],
+        live=live,
         changes=(base.Change(PATH, before=current, after=after),),
     )
 

@@ -55,6 +55,7 @@ async def plan(
         description=f"{base.label(action.target)}: {blast.describe(action, facts, radius)}",
         request_uid=request_uid,
         target_uid=live["metadata"]["uid"],
+        live=live,
         changes=(base.Change(PATH, before=current, after=desired, guarded=True),),
     )
 

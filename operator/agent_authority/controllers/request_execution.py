@@ -82,11 +82,17 @@ async def tally(kube: api.Kube, body: api.Json, operator: str) -> None:
         await request_status.transition(
             kube, body, P.APPROVED, "Approved", result.message, condition="Approved"
         )
-        await apply(kube, body, operator)
+        # The session and grant just read decide the apply too: a session ending meanwhile
+        # cancels the request, which the resourceVersion of the Applying transition then sees.
+        await apply(kube, body, operator, context=(session_body, grant_body))
 
 
 async def _fail(kube: api.Kube, body: api.Json, reason: str, message: str) -> None:
     await request_status.transition(kube, body, P.FAILED, reason, message, warning=True)
+
+
+Context = tuple[api.Json, api.Json]
+"""A request's session and grant, read by this drive of the request after its last change."""
 
 
 async def _verify_authority(
@@ -95,14 +101,22 @@ async def _verify_authority(
     spec: request.RemediationRequestSpec,
     facts: blast.TargetFacts,
     operator: str,
+    context: Context | None = None,
 ) -> str:
     """Re-decide the request as things are now; the message of what allows it, or ``_Refused``.
 
-    Session and grant read again; the policy decides again on the fresh target facts; a request
-    that needs approval has its ``status.approvals`` counted again against the grant's current
-    requirement, every approver re-authorized with a SubjectAccessReview.
+    Session and grant read again (or ``context``, when the caller read them after the request's
+    last change); the policy decides again on the fresh target facts; a request that needs
+    approval has its ``status.approvals`` counted again against the grant's current requirement,
+    every approver re-authorized with a SubjectAccessReview.
     """
-    session_body, grant_body, missing = await request_facts.context(kube, body)
+    session_body: api.Json | None
+    grant_body: api.Json | None
+    missing: str | None = None
+    if context is not None:
+        session_body, grant_body = context
+    else:
+        session_body, grant_body, missing = await request_facts.context(kube, body)
     if missing is not None or session_body is None or grant_body is None:
         raise _Refused("SessionOrGrantNotFound", f"{missing}; nothing was applied")
     grant_name = grant_body["metadata"]["name"]
@@ -156,8 +170,11 @@ async def _verify_authority(
     return counted.message
 
 
-async def apply(kube: api.Kube, body: api.Json, operator: str = "") -> None:
-    """Apply an approved request exactly once, after checking it again (module docstring)."""
+async def apply(
+    kube: api.Kube, body: api.Json, operator: str = "", *, context: Context | None = None
+) -> None:
+    """Apply an approved request exactly once, after checking it again (module docstring);
+    ``context`` is the session and grant when the caller has just read them."""
     if not conditions.is_true(request_status.status(body).get("conditions"), "Approved"):
         handling.event(body, reason="WaitingForApproval", message="not applied: not approved")
         return
@@ -178,7 +195,7 @@ async def apply(kube: api.Kube, body: api.Json, operator: str = "") -> None:
         diff = await module.dry_run(kube, plan)
         in_place = resuming and not diff
         if not in_place:
-            await _verify_authority(kube, body, spec, plan.facts, operator)
+            await _verify_authority(kube, body, spec, plan.facts, operator, context)
         changed = drift.target_drift(
             target=actions.label(spec.action.target),
             reviewed_uid=status.get("targetUid"),

@@ -136,18 +136,34 @@ async def unfinished(body: kopf.Body, memo: Any, **_: Any) -> None:
     await _drive(body, memo)
 
 
-def _awaiting(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") == P.AWAITING_APPROVAL.value
+UNDECIDED = frozenset({None, P.PENDING.value, P.AWAITING_APPROVAL.value})
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, when=_awaiting, cancellation_timeout=5.0)
+def _undecided(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in UNDECIDED
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_undecided, cancellation_timeout=5.0)
 @handling.translating
 async def approval_deadline(
     body: kopf.Body, memo: Any, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
-    """Expire a request that is still waiting for approval at ``status.expiresAt``."""
+    """Expire a request that is still waiting for approval at ``status.expiresAt``.
+
+    It runs from the request's creation, not only while it waits: kopf keeps its finalizer on
+    an object while a daemon or timer of it runs, so the finalizer (stamped at admission, see
+    ``webhooks.requests``) stays from creation until the request is decided and applied,
+    instead of being added the moment it starts waiting, where that write raced the approver's
+    status patch (the apiserver then runs the approval webhooks again). ``body`` is kept up to
+    date by kopf while the daemon runs.
+    """
+    while not stopped:
+        status = body.get("status") or {}
+        if status.get("phase") == P.AWAITING_APPROVAL.value:
+            break
+        await stopped.wait(1.0)  # still being evaluated
     expires = (body.get("status") or {}).get("expiresAt")
-    if not expires:
+    if stopped or not expires:
         return
     left = (datetime.datetime.fromisoformat(expires) - request_status.now()).total_seconds()
     await stopped.wait(max(0.0, left))

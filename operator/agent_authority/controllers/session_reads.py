@@ -32,19 +32,28 @@ async def request_seen(
     namespace = body.get("metadata", {}).get("namespace")
     if not isinstance(name, str) or not name or not isinstance(namespace, str):
         return
-    own = indexes.requests_of(requests_by_session, namespace, name) or [body["metadata"]["name"]]
-    known = [u for u, names in session_state.STATE.own_reads.items() if set(own) <= names]
+    this = str(body["metadata"]["name"])
+
+    def listed(uid: str) -> bool:
+        return this in session_state.STATE.own_reads.get(uid, frozenset())
+
     kube = api.default()
     for attempt in range(5):
         try:
             owner = await resources.get_session(kube, namespace, name)
             if owner is None or (owner.get("status") or {}).get("phase") != sessions.ACTIVE:
                 return
-            if owner["metadata"]["uid"] in known:
-                return  # its Role lists these already
+            if listed(owner["metadata"]["uid"]):
+                return  # its Role lists this request already
             async with session_state.fresh(kube, owner) as fresh:
                 if fresh is None or (fresh.get("status") or {}).get("phase") != sessions.ACTIVE:
                     return
+                if listed(fresh["metadata"]["uid"]):
+                    return  # written while this event waited for the lock
+                # Read under the lock, so a writer never replaces the Role with an older list;
+                # one write lists every request of the session seen so far.
+                own = indexes.requests_of(requests_by_session, namespace, name) or []
+                own = sorted({*own, this})
                 await credentials.ensure_own_reads(kube, sessions.ref_of(fresh), own)
                 session_state.STATE.own_reads[fresh["metadata"]["uid"]] = frozenset(own)
             return

@@ -21,6 +21,7 @@ whole collection).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import re
 from typing import Any
@@ -29,7 +30,7 @@ import kopf
 import pydantic
 
 from agent_authority.kube import access, api, lineage, resources
-from agent_authority.models import GROUP, VERSION, base, grant, request
+from agent_authority.models import FINALIZER, GROUP, VERSION, base, grant, request
 from agent_authority.policy import approvals, invalid
 from agent_authority.webhooks import identity, refusals
 
@@ -56,9 +57,20 @@ def _now() -> str:
 
 @kopf.on.mutate(GROUP, VERSION, PLURAL, operation="CREATE", id="stamp-request", persistent=True)
 async def stamp(
-    spec: kopf.Spec, namespace: str | None, userinfo: Any, patch: kopf.Patch, **_: Any
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    namespace: str | None,
+    userinfo: Any,
+    patch: kopf.Patch,
+    **_: Any,
 ) -> None:
+    meta_finalizers = meta.get("finalizers")
     patch.spec["requester"] = identity.from_userinfo(userinfo).to_api()
+    # kopf's finalizer, which it keeps while a request is undecided or applying (its daemon
+    # and timer): written here once rather than by kopf right after the evaluation.
+    finalizers = list(meta_finalizers) if isinstance(meta_finalizers, list) else []
+    if FINALIZER not in finalizers:
+        patch.metadata["finalizers"] = [*finalizers, FINALIZER]
     name = session_name(dict(spec or {}))
     if name is None or not namespace:
         return  # the schema refuses a missing or malformed sessionRef, naming the field
@@ -181,14 +193,18 @@ async def guard_approvals(
     if session_body is None:
         raise _refuse(f"spec.sessionRef: session {name!r} not found")
     grant_name = str(session_body["spec"]["grantRef"]["name"])
-    allowed = await access.allowed(
-        kube,
-        caller,
-        verb="approve",
-        group=GROUP,
-        resource="agentgrants",
-        name=grant_name,
-        extra=identity.extra_of(userinfo),
+    # The review and the grant read are independent: one round trip instead of two.
+    allowed, grant_body = await asyncio.gather(
+        access.allowed(
+            kube,
+            caller,
+            verb="approve",
+            group=GROUP,
+            resource="agentgrants",
+            name=grant_name,
+            extra=identity.extra_of(userinfo),
+        ),
+        resources.get_grant(kube, grant_name),
     )
     if not allowed:
         raise _refuse(
@@ -196,7 +212,6 @@ async def guard_approvals(
             f"RBAC verb 'approve' on agentgrants.{GROUP} with resourceName {grant_name!r} is "
             "required"
         )
-    grant_body = await resources.get_grant(kube, grant_name)
     if grant_body is None:
         raise _refuse(f"grant {grant_name!r} of session {name!r} no longer exists")
     depth = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session.max_sub_agent_depth

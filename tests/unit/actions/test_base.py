@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from typing import Any
 
 import pytest
+from kubernetes.client import exceptions
 
 from agent_authority.actions import base
 from agent_authority.kube import errors
@@ -170,3 +173,74 @@ def test_workload_facts() -> None:
     assert base.workload_facts(K.DAEMON_SET, daemon_set) == blast.TargetFacts(
         kind=K.DAEMON_SET, current_pods=5
     )
+
+
+class _Apps:
+    """``read``/``patch_namespaced_deployment`` over one Deployment; the first patches conflict
+    when ``conflicts`` says so (another writer got there first)."""
+
+    def __init__(self, stored: dict[str, Any], conflicts: int = 0) -> None:
+        self.stored = stored
+        self.conflicts = conflicts
+        self.reads = 0
+        self.patched_at: list[str] = []
+
+    def read_namespaced_deployment(self, *_: Any, **__: Any) -> Any:
+        self.reads += 1
+        return _Response(self.stored)
+
+    def patch_namespaced_deployment(self, _n: str, _ns: str, body: Any, **_: Any) -> Any:
+        self.patched_at.append(body["metadata"]["resourceVersion"])
+        if self.conflicts:
+            self.conflicts -= 1
+            raise exceptions.ApiException(status=409, reason="Conflict")
+        return _Response({**self.stored, "spec": {"replicas": body["spec"]["replicas"]}})
+
+    def __getattr__(self, name: str) -> Any:  # the StatefulSet and DaemonSet methods
+        return lambda *_, **__: pytest.fail(f"{name} called")
+
+
+class _Response:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.data = json.dumps(body).encode()
+
+
+class _Other:
+    """The API methods of the other kinds (the driver looks them up; none is called)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *_, **__: pytest.fail(f"{name} called")
+
+
+class _Kube:
+    def __init__(self, apps: _Apps) -> None:
+        self.apps = apps
+        self.core = self.batch = _Other()
+
+
+def _deployment(version: str, replicas: int) -> dict[str, Any]:
+    return {
+        "metadata": {"uid": "uid-1", "resourceVersion": version},
+        "spec": {"replicas": replicas},
+    }
+
+
+@pytest.mark.parametrize(
+    ("conflicts", "reads", "versions"),
+    [
+        pytest.param(0, 0, ["1"], id="the-plans-read-is-written-against-without-reading-again"),
+        pytest.param(1, 1, ["1", "2"], id="a-conflict-reads-the-target-again-before-writing"),
+    ],
+)
+def test_converge_writes_against_the_plans_read_first(
+    conflicts: int, reads: int, versions: list[str]
+) -> None:
+    apps = _Apps(_deployment("2", 2), conflicts=conflicts)
+    change = base.Change(("spec", "replicas"), before=2, after=4, guarded=True)
+    p = dataclasses.replace(plan(change), live=_deployment("1", 2))
+
+    outcome = asyncio.run(base.converge(_Kube(apps), p, dry_run=False))  # type: ignore[arg-type]
+
+    assert outcome.written
+    assert apps.reads == reads
+    assert apps.patched_at == versions
