@@ -821,6 +821,8 @@ async def deleted(body: kopf.Body, **_: Any) -> None:
 def _shallow(body: kopf.Body) -> api.Json:
     """The top level of a kopf body as a plain dict; nested values are kopf's own (read only)."""
     return {key: body[key] for key in ("metadata", "spec", "status") if key in body}
+
+
 def _revocation_unfinished(status: kopf.Status, **_: Any) -> bool:
     return _credentials_pending(dict(status))
 
