@@ -245,11 +245,20 @@ def test_metrics_count_what_happened(world: World, operator: OperatorProcess) ->
     body, _ = _active(world)
     agents.end_session(world.agent, world.ns, body["metadata"]["name"])
     agents.wait_phase(world.admin, world.ns, body["metadata"]["name"], {"Ended"})
-    after = scrape()
-    minted = "agent_authority_tokens_minted_total"
-    assert _metric(after, minted) == _metric(before, minted) + 1
     ended = 'reason="Ended"'
     revocations = "agent_authority_revocations_total"
+
+    # The phase is visible before the operator has written the session's audit record and
+    # digest, and the revocation is counted after those: wait for the count, then check it
+    # moved by exactly one.
+    def counted() -> str | None:
+        text = scrape()
+        moved = _metric(text, revocations, ended) > _metric(before, revocations, ended)
+        return text if moved else None
+
+    after = agents.wait_for(counted, 15, "the revocation to be counted", every=0.2)
+    minted = "agent_authority_tokens_minted_total"
+    assert _metric(after, minted) == _metric(before, minted) + 1
     assert _metric(after, revocations, ended) == _metric(before, revocations, ended) + 1
     ready = "agent_authority_session_ready_latency_seconds_count"
     assert _metric(after, ready) == _metric(before, ready) + 1
