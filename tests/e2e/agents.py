@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client, config
 
+from agent_authority.kube import credentials
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 
@@ -181,3 +182,21 @@ def allow_scopes_in(local: cluster.LocalCluster, *namespaces: str) -> None:
 
     admin = clients.api_client(str(local.kubeconfig))
     manifests.apply(admin, dev.scope_namespace_rbac(list(namespaces)))
+
+
+def wait_service_account(admin: Any, namespace: str, name: str, uid: str, what: str) -> None:
+    """Wait (30 s) until the session's ServiceAccount exists: the operator read the session as
+    Pending and is creating its credentials."""
+    sa = credentials.SessionRef(namespace=namespace, name=name, uid=uid).service_account
+    core = client.CoreV1Api(admin)
+
+    def minted() -> bool | None:
+        try:
+            core.read_namespaced_service_account(sa, namespace)
+            return True
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    wait_for(minted, 30, what)

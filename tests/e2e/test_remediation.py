@@ -230,9 +230,11 @@ def _session(w: World) -> Session:
     )
 
 
-def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) -> str:
-    name = name or agents.unique("rr")
-    client.CustomObjectsApi(s.api).create_namespaced_custom_object(
+def _create(
+    w: World, s: Session, action: dict[str, Any], name: str | None = None
+) -> dict[str, Any]:
+    """Create a request with the session's own token; the object as the apiserver returned it."""
+    created: dict[str, Any] = client.CustomObjectsApi(s.api).create_namespaced_custom_object(
         GROUP,
         VERSION,
         w.ns,
@@ -240,7 +242,7 @@ def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) 
         {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "RemediationRequest",
-            "metadata": {"name": name},
+            "metadata": {"name": name or agents.unique("rr")},
             "spec": {
                 "sessionRef": {"name": s.name},
                 "action": action,
@@ -249,7 +251,11 @@ def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) 
             },
         },
     )
-    return name
+    return created
+
+
+def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) -> str:
+    return str(_create(w, s, action, name)["metadata"]["name"])
 
 
 def _request(w: World, name: str) -> dict[str, Any]:
@@ -376,23 +382,7 @@ def test_a_request_carries_the_finalizer_from_creation_until_it_is_applied(world
     s = _session(w)
     deployment = agents.unique("fin")
     client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
-    created = client.CustomObjectsApi(s.api).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        w.ns,
-        "remediationrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": agents.unique("rr")},
-            "spec": {
-                "sessionRef": {"name": s.name},
-                "action": _scale(w.shop, 6, deployment),
-                "hypothesis": "it will help",
-                "evidence": EVIDENCE,
-            },
-        },
-    )
+    created = _create(w, s, _scale(w.shop, 6, deployment))
     name = created["metadata"]["name"]
     assert FINALIZER in created["metadata"].get("finalizers", []), created["metadata"]
     waiting = _phase(w, name, {"AwaitingApproval", "Succeeded", "Denied"})

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from agent_authority.kube import credentials
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 from tests.e2e import agents, probe
@@ -597,19 +596,13 @@ def test_a_grant_narrowed_while_a_session_is_activated_narrows_it_once_active(
     try:
         name = agents.unique("narrowing")
         created = agents.open_session(w.agent, w.ns, agents.session_body(name, grant))
-        sa = credentials.SessionRef(w.ns, name, created["metadata"]["uid"]).service_account
-        core = client.CoreV1Api(w.admin)
-
-        def minted() -> bool | None:
-            try:
-                core.read_namespaced_service_account(sa, w.ns)
-                return True
-            except client.ApiException as e:
-                if e.status == 404:
-                    return None
-                raise
-
-        agents.wait_for(minted, 30, "the operator to be creating the session's credentials")
+        agents.wait_service_account(
+            w.admin,
+            w.ns,
+            name,
+            created["metadata"]["uid"],
+            "the operator to be creating the session's credentials",
+        )
         narrowed = grant_spec(w.shop, maxDeniedRequests=1000)
         narrowed["read"] = narrowed["read"][:1]  # drop the configmaps scope
         generation = custom.patch_cluster_custom_object(
