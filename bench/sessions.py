@@ -68,7 +68,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from kubernetes import client, watch
 
 from agent_authority.cli import dev
-from agent_authority.kube import api, credentials, errors, manifests
+from agent_authority.kube import api, credentials, errors, manifests, session_refs
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION, base, grant
 from bench import harness, stats
@@ -598,7 +598,7 @@ def delete_sessions(b: Bench, selector: str, timeout: float = 180) -> float:
 
 
 @dataclasses.dataclass(frozen=True)
-class FloorRef(credentials.SessionRef):
+class FloorRef(session_refs.SessionRef):
     """A floor identity: named ``fl-…`` so the operator's audit receiver ignores it, and owned by
     a ConfigMap (so that the garbage collector keeps it, as it keeps a live session's objects)."""
 

@@ -29,7 +29,10 @@ from agent_authority.controllers import (
     grants,
     handling,
     requests,
+    session_lifetime,
     session_reads,
+    session_revocation,
+    session_settings,
     sessions,
 )
 from agent_authority.gateway import server as gateway_server
@@ -64,6 +67,7 @@ REGISTERED = (
     indexes,
     grants,
     sessions,
+    session_lifetime,
     session_reads,
     requests,
     grant_webhooks,
@@ -229,16 +233,16 @@ async def _startup(
         concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
     )
     configure(settings, options)
-    sessions.SETTINGS.token_seconds = options.token_seconds
-    sessions.SETTINGS.rotate_after = options.rotate_after
-    sessions.SETTINGS.access_mode = models.grant.AccessMode(options.session_mode)
+    session_settings.SETTINGS.token_seconds = options.token_seconds
+    session_settings.SETTINGS.rotate_after = options.rotate_after
+    session_settings.SETTINGS.access_mode = models.grant.AccessMode(options.session_mode)
     if not trail.TRAIL.enabled:
         logger.warning("--no-audit-trail: decisions are not recorded in a signed audit trail")
     kube = api.default()
     try:
         memo.operator = await access.whoami(kube)
         logger.info("operating as %s", memo.operator.username)
-        await sessions.sweep_orphans(kube, logger)
+        await session_revocation.sweep_orphans(kube, logger)
     except errors.Unavailable as e:
         # An apiserver that has just started (a CRD's storage still initializing) answers 503
         # for a moment: retry in a second or two, not after kopf's default minute.
@@ -321,7 +325,7 @@ async def _start_gateway(kube: api.Kube, options: Options, memo: Any, logger: An
     memo.gateway = gateway
     url = options.gateway_url or f"https://{options.webhook_host}:{gateway.port}"
     ca_pem = await asyncio.to_thread(pathlib.Path(ca).read_text)
-    sessions.SETTINGS.gateway = sessions.GatewayTarget(
+    session_settings.SETTINGS.gateway = session_settings.GatewayTarget(
         audience=options.gateway_audience, server=url, ca_pem=ca_pem
     )
     logger.info("session gateway at %s (audience %s)", url, options.gateway_audience)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client, config
 
-from agent_authority.kube import credentials
+from agent_authority.kube import session_refs
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 
@@ -187,7 +187,7 @@ def allow_scopes_in(local: cluster.LocalCluster, *namespaces: str) -> None:
 def wait_service_account(admin: Any, namespace: str, name: str, uid: str, what: str) -> None:
     """Wait (30 s) until the session's ServiceAccount exists: the operator read the session as
     Pending and is creating its credentials."""
-    sa = credentials.SessionRef(namespace=namespace, name=name, uid=uid).service_account
+    sa = session_refs.SessionRef(namespace=namespace, name=name, uid=uid).service_account
     core = client.CoreV1Api(admin)
 
     def minted() -> bool | None:

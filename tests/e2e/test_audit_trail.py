@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes import client, config
 
-from agent_authority.kube import credentials
+from agent_authority.kube import session_refs
 from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_sessions import World, _active, world
@@ -188,7 +188,7 @@ def test_a_transition_that_loses_the_race_records_nothing(
         name = agents.unique("race")
         created = agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
         uid = created["metadata"]["uid"]
-        sa = credentials.SessionRef(namespace=w.ns, name=name, uid=uid).service_account
+        sa = session_refs.SessionRef(namespace=w.ns, name=name, uid=uid).service_account
         core = client.CoreV1Api(w.admin)
 
         def minted() -> bool | None:

@@ -32,7 +32,7 @@ import yaml
 from kubernetes import client
 
 from agent_authority.cli import dev
-from agent_authority.kube import credentials
+from agent_authority.kube import session_refs
 from agent_authority.localcluster import cluster
 from agent_authority.models import GROUP, VERSION
 from tests.e2e import agents, probe
@@ -669,7 +669,7 @@ def test_smuggled_identity_headers_do_not_change_who_the_apiserver_sees(world: W
 
 def _credentials_of(w: World, uid: str) -> list[str]:
     """What RBAC and identity objects of the session still exist (kind/name)."""
-    selector = f"{credentials.SESSION_UID}={uid}"
+    selector = f"{session_refs.SESSION_UID}={uid}"
     rbac, core = client.RbacAuthorizationV1Api(w.admin), client.CoreV1Api(w.admin)
     found = [
         f"RoleBinding/{b.metadata.name}"

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from agent_authority.controllers import sessions as session_controller
+from agent_authority.controllers import session_revocation
 from agent_authority.kube import api
 from agent_authority.models import GROUP, VERSION, admission
+from agent_authority.models import session as session_model
 from tests.e2e import agents, probe
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_sessions import AGENT_GROUP, World, _active, grant_spec, world
@@ -488,8 +489,8 @@ def _metric(text: str, series: str) -> float:
 async def _late_revoke(w: World, stale: dict[str, Any]) -> None:
     kube = api.Kube.from_kubeconfig(str(w.local.kubeconfig))
     api.set_default(kube)  # Events are posted with the default client
-    await session_controller.revoke(
-        kube, stale, session_controller.session.SessionPhase.REVOKED, "Deviation", "late 403"
+    await session_revocation.revoke(
+        kube, stale, session_model.SessionPhase.REVOKED, "Deviation", "late 403"
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent_authority.controllers import alerts, sessions
+from agent_authority.controllers import alerts, session_fields, session_revocation
 from agent_authority.kube import alertmanager, resources
 from agent_authority.policy import incidents
 
@@ -34,7 +34,7 @@ def _session(name: str, grant: str, fingerprint: str) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": "agents", "uid": f"uid-{name}"},
         "spec": {"grantRef": {"name": grant}, "incident": {"id": fingerprint}},
-        "status": {"phase": sessions.ACTIVE},
+        "status": {"phase": session_fields.ACTIVE},
     }
 
 
@@ -79,7 +79,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(resources, "list_sessions", w.list_sessions)
     monkeypatch.setattr(resources, "get_session", w.get_session)
     monkeypatch.setattr(alertmanager, "firing", w.firing)
-    monkeypatch.setattr(sessions, "revoke", w.revoke)
+    monkeypatch.setattr(session_revocation, "revoke", w.revoke)
     return w
 
 

@@ -9,7 +9,7 @@ import kopf
 import pydantic
 import pytest
 
-from agent_authority.kube import credentials
+from agent_authority.kube import tokens
 from agent_authority.models import base, session
 from agent_authority.webhooks import sessions as webhooks
 
@@ -143,7 +143,7 @@ def test_schema_errors_name_the_field() -> None:
     ],
 )
 def test_token_seconds(remaining: float, ceiling: int, expected: int) -> None:
-    assert credentials.token_seconds(remaining, ceiling) == expected
+    assert tokens.token_seconds(remaining, ceiling) == expected
 
 
 class _Memo:

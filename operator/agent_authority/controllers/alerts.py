@@ -25,7 +25,7 @@ from collections.abc import Collection
 
 from aiohttp import web
 
-from agent_authority.controllers import sessions
+from agent_authority.controllers import session_fields, session_revocation
 from agent_authority.kube import alertmanager, api, resources
 from agent_authority.models import grant, session
 from agent_authority.policy import incidents
@@ -129,8 +129,8 @@ class Resolver:
         Checks do not wait for one another: a notification is acted on when it arrives, even
         while a poll is still asking a slow or unreachable Alertmanager. Each Alertmanager is
         asked once per check, all at the same time, so one that hangs (up to its timeout) delays
-        no other. Ending a session twice is harmless: :func:`sessions.revoke` ends it once, and
-        the first path to see the resolution is the one recorded.
+        no other. Ending a session twice is harmless: :func:`session_revocation.revoke` ends it
+        once, and the first path to see the resolution is the one recorded.
         """
         bindings = {
             g["metadata"]["name"]: b
@@ -140,7 +140,7 @@ class Resolver:
         candidates = [
             (s, bindings[s["spec"]["grantRef"]["name"]])
             for s in await resources.list_sessions(self.kube)
-            if (s.get("status") or {}).get("phase") == sessions.ACTIVE
+            if (s.get("status") or {}).get("phase") == session_fields.ACTIVE
             and not s["spec"].get("ended")
             and s["spec"].get("grantRef", {}).get("name") in bindings
             and (fingerprints is None or s["spec"]["incident"]["id"] in fingerprints)
@@ -174,10 +174,10 @@ class Resolver:
         if (
             fresh is None
             or fresh["metadata"]["uid"] != meta["uid"]
-            or (fresh.get("status") or {}).get("phase") != sessions.ACTIVE
+            or (fresh.get("status") or {}).get("phase") != session_fields.ACTIVE
         ):
             return False
-        await sessions.revoke(
+        await session_revocation.revoke(
             self.kube,
             fresh,
             session.SessionPhase.ENDED,

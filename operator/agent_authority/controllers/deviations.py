@@ -29,7 +29,7 @@ from aiohttp import web
 
 from agent_authority import metrics
 from agent_authority.audit import trail
-from agent_authority.controllers import handling, sessions
+from agent_authority.controllers import handling, session_fields, session_revocation
 from agent_authority.kube import api, errors, resources
 from agent_authority.models import session
 from agent_authority.policy import session_changes
@@ -170,7 +170,7 @@ class Receiver:
             if (
                 body is None
                 or body["metadata"]["uid"] != uid
-                or (body.get("status") or {}).get("phase") != sessions.ACTIVE
+                or (body.get("status") or {}).get("phase") != session_fields.ACTIVE
             ):
                 return
             if await self._own_read(body, event):
@@ -289,7 +289,7 @@ async def count_denied(
 
 async def revoke_for_deviation(kube: api.Kube, body: api.Json, denial: Denial) -> None:
     """Revoke a session whose denied requests exceeded its grant's allowance."""
-    await sessions.revoke(
+    await session_revocation.revoke(
         kube,
         body,
         session.SessionPhase.REVOKED,

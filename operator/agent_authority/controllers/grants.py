@@ -17,7 +17,7 @@ import kopf
 
 from agent_authority import indexes
 from agent_authority.audit import trail
-from agent_authority.controllers import handling, sessions
+from agent_authority.controllers import handling, session_fields, session_rotation
 from agent_authority.kube import api, resources
 from agent_authority.models import GROUP, VERSION, grant
 from agent_authority.policy import conditions, rbac
@@ -103,9 +103,9 @@ async def _active_sessions(kube: api.Kube, name: str, index: Any = None) -> list
             if s["spec"]["grantRef"]["name"] == name
         ]
     # The index may lag a session that just became Active: read every live one fresh.
-    active = [(ns, n) for ns, n, phase, _ in known if phase not in sessions.TERMINAL]
+    active = [(ns, n) for ns, n, phase, _ in known if phase not in session_fields.TERMINAL]
     found = await asyncio.gather(*[resources.get_session(kube, ns, n) for ns, n in active])
-    return [s for s in found if s and (s.get("status") or {}).get("phase") == sessions.ACTIVE]
+    return [s for s in found if s and (s.get("status") or {}).get("phase") == session_fields.ACTIVE]
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -139,7 +139,7 @@ async def compiled(body: kopf.Body, name: str, sessions_by_grant: Any = None, **
         )
     # Re-check every live session under this grant: keep, narrow or revoke.
     active = await _active_sessions(kube, name, sessions_by_grant)
-    await asyncio.gather(*[sessions.apply_grant_change(kube, s, plain) for s in active])
+    await asyncio.gather(*[session_rotation.apply_grant_change(kube, s, plain) for s in active])
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
@@ -150,7 +150,7 @@ async def deleted(name: str, sessions_by_grant: Any = None, **_: Any) -> None:
     """
     kube = api.default()
     active = await _active_sessions(kube, name, sessions_by_grant)
-    await asyncio.gather(*[sessions.apply_grant_change(kube, s, None) for s in active])
+    await asyncio.gather(*[session_rotation.apply_grant_change(kube, s, None) for s in active])
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=15, initial_delay=5, idle=5)
@@ -167,7 +167,7 @@ async def counted(body: kopf.Body, name: str, sessions_by_grant: Any = None, **_
     kube = api.default()
     known = indexes.siblings(sessions_by_grant, name)
     if known is not None:
-        count = sum(1 for _, _, phase, _ in known if phase == sessions.ACTIVE)
+        count = sum(1 for _, _, phase, _ in known if phase == session_fields.ACTIVE)
     else:
         count = len(await _active_sessions(kube, name, sessions_by_grant))
     if (body.get("status") or {}).get("activeSessions") != count:

@@ -19,7 +19,8 @@ from agent_authority.controllers import (
     request_execution,
     request_facts,
     request_status,
-    sessions,
+    session_fields,
+    session_revocation,
 )
 from agent_authority.kube import api
 from agent_authority.models import grant, request, session
@@ -168,9 +169,9 @@ async def _deviation(
         message=decision.message,
         details={"request": body["metadata"]["name"]},
     )
-    if request_status.status(session_body).get("phase") != sessions.ACTIVE:
+    if request_status.status(session_body).get("phase") != session_fields.ACTIVE:
         return
-    await sessions.revoke(
+    await session_revocation.revoke(
         kube,
         session_body,
         session.SessionPhase.REVOKED,

@@ -1,10 +1,10 @@
 """What a session token may read of its own: its IncidentSession and the requests naming it.
 
 Session tokens never list or watch RemediationRequests; they ``get`` their own by name. When a
-request appears (or, at start-up, is listed) this handler adds its name to the ``resourceNames``
-of the session's own-reads Role (:func:`credentials.ensure_own_reads`), from the index of requests
-by session, under the session's lock and only while the session is Active, so it never gives
-anything back to an ended session.
+request appears (or, at start-up, is listed) this handler adds its name to the
+``resourceNames`` of the session's own-reads Role (:func:`session_access.ensure_own_reads`),
+from the index of requests by session, under the session's lock and only while the session is
+Active, so it never gives anything back to an ended session.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import kopf
 
 from agent_authority import indexes
-from agent_authority.controllers import session_state, sessions
-from agent_authority.kube import api, credentials, errors, resources
+from agent_authority.controllers import session_fields, session_state
+from agent_authority.kube import api, errors, resources, session_access
 from agent_authority.models import GROUP, VERSION
 
 
@@ -41,12 +41,15 @@ async def request_seen(
     for attempt in range(5):
         try:
             owner = await resources.get_session(kube, namespace, name)
-            if owner is None or (owner.get("status") or {}).get("phase") != sessions.ACTIVE:
+            if owner is None or (owner.get("status") or {}).get("phase") != session_fields.ACTIVE:
                 return
             if listed(owner["metadata"]["uid"]):
                 return  # its Role lists this request already
             async with session_state.fresh(kube, owner) as fresh:
-                if fresh is None or (fresh.get("status") or {}).get("phase") != sessions.ACTIVE:
+                if (
+                    fresh is None
+                    or (fresh.get("status") or {}).get("phase") != session_fields.ACTIVE
+                ):
                     return
                 if listed(fresh["metadata"]["uid"]):
                     return  # written while this event waited for the lock
@@ -54,7 +57,7 @@ async def request_seen(
                 # one write lists every request of the session seen so far.
                 own = indexes.requests_of(requests_by_session, namespace, name) or []
                 own = sorted({*own, this})
-                await credentials.ensure_own_reads(kube, sessions.ref_of(fresh), own)
+                await session_access.ensure_own_reads(kube, session_fields.ref_of(fresh), own)
                 session_state.STATE.own_reads[fresh["metadata"]["uid"]] = frozenset(own)
             return
         except errors.KubeError as e:

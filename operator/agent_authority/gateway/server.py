@@ -57,7 +57,7 @@ from agent_authority import metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import deviations
 from agent_authority.gateway import authentication, recording, view
-from agent_authority.kube import api, credentials, resources, upstream
+from agent_authority.kube import api, resources, session_access, upstream
 from agent_authority.models import grant
 from agent_authority.policy import gateway
 
@@ -122,7 +122,7 @@ def own_rules(namespace: str) -> list[grant.PolicyRule]:
             resources=list(r["resources"]),
             verbs=list(r["verbs"]),
         )
-        for r in credentials.agent_rules()
+        for r in session_access.agent_rules()
     ]
 
 

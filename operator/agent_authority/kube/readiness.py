@@ -22,7 +22,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from agent_authority.kube import access, api, credentials, errors
+from agent_authority.kube import access, api, errors, session_access, session_refs
 from agent_authority.models import base, grant
 
 TIMEOUT = 15.0
@@ -58,7 +58,7 @@ class Check:
         return f"{self.user.username} {self.verb} {target} in {self.namespace}"
 
 
-def service_account_user(ref: credentials.SessionRef) -> base.UserInfo:
+def service_account_user(ref: session_refs.SessionRef) -> base.UserInfo:
     """The identity the apiserver gives the session's token (a ServiceAccount and its groups)."""
     return base.UserInfo(
         username=ref.username,
@@ -71,16 +71,16 @@ def service_account_user(ref: credentials.SessionRef) -> base.UserInfo:
 
 
 def checks(
-    ref: credentials.SessionRef, rules: Sequence[grant.PolicyRule], requester: base.UserInfo
+    ref: session_refs.SessionRef, rules: Sequence[grant.PolicyRule], requester: base.UserInfo
 ) -> list[Check]:
     """One representative rule per RoleBinding the session gets, and the requester's Secret read.
 
-    Mirrors :func:`credentials.ensure_roles`: one Role (and RoleBinding) per namespace of the
+    Mirrors :func:`session_access.ensure_roles`: one Role (and RoleBinding) per namespace of the
     rules, the session's own namespace also holding the agent's rights."""
     sa = service_account_user(ref)
-    by_ns = credentials.rules_by_namespace(rules)
+    by_ns = session_access.rules_by_namespace(rules)
     by_ns.setdefault(ref.namespace, [])
-    by_ns[ref.namespace] = by_ns[ref.namespace] + credentials.agent_rules()
+    by_ns[ref.namespace] = by_ns[ref.namespace] + session_access.agent_rules()
     out = []
     for namespace, ns_rules in by_ns.items():
         rule = ns_rules[0]
@@ -106,7 +106,7 @@ def checks(
             "secrets",
             ref.namespace,
             name=ref.secret,
-            binding=(ref.namespace, credentials.reader_name(ref)),
+            binding=(ref.namespace, session_access.reader_name(ref)),
         ),
     )
     return out
@@ -127,7 +127,7 @@ async def _allowed(kube: api.Kube, check: Check) -> bool:
 
 async def confirm_usable(
     kube: api.Kube,
-    ref: credentials.SessionRef,
+    ref: session_refs.SessionRef,
     rules: Sequence[grant.PolicyRule],
     requester: base.UserInfo,
     *,
@@ -173,7 +173,7 @@ class Confirmation:
     def __init__(
         self,
         kube: api.Kube,
-        ref: credentials.SessionRef,
+        ref: session_refs.SessionRef,
         rules: Sequence[grant.PolicyRule],
         requester: base.UserInfo,
         *,

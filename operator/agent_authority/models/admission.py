@@ -42,7 +42,7 @@ PARAMS_KEY = "operatorUsername"
 DEFAULT_PARAMS_NAMESPACE = "agent-authority"
 ANNOTATION_PREFIX = f"{GROUP}/"
 SESSION_IDENTITY = "^system:serviceaccount:[^:]+:aa-"
-"""Usernames of session tokens (ServiceAccounts named ``aa-...``, see kube/credentials.py)."""
+"""Usernames of session tokens (ServiceAccounts named ``aa-...``, see kube/session_refs.py)."""
 FILE_NAME = "agentauthority.io_admission-policies.yaml"
 WEBHOOK_CONFIGURATION = GROUP
 """The one Validating/MutatingWebhookConfiguration the operator manages (pre-created, empty)."""

@@ -11,7 +11,7 @@ import pytest
 from kopf._cogs.aiokits import aioenums
 from kopf._core.intents import stoppers
 
-from agent_authority.controllers import handling, sessions
+from agent_authority.controllers import handling, session_lifetime, session_revocation
 from agent_authority.kube import api
 
 
@@ -48,7 +48,7 @@ def copies(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return made[-1]
 
     monkeypatch.setattr(handling, "plain", counting)
-    monkeypatch.setattr(sessions, "ENDED_POLL_SECONDS", 0.02)
+    monkeypatch.setattr(session_lifetime, "ENDED_POLL_SECONDS", 0.02)
     api.set_default(api.Kube.__new__(api.Kube))  # never called: nothing is due
     yield made
     api.set_default(None)
@@ -60,7 +60,9 @@ def test_an_idle_active_session_is_watched_without_copying_its_body(
     async def main() -> None:
         stopper = stoppers.DaemonStopper()
         task = asyncio.create_task(
-            sessions.lifetime(body=_body(), stopped=aioenums.AsyncFlagWaiter(stopper), logger=None)
+            session_lifetime.lifetime(
+                body=_body(), stopped=aioenums.AsyncFlagWaiter(stopper), logger=None
+            )
         )
         await asyncio.sleep(0.3)  # about 15 rounds of the loop
         stopper.set(stoppers.DaemonStoppingReason.DAEMON_SIGNALLED)
@@ -79,13 +81,16 @@ def test_an_ended_session_is_revoked_with_a_plain_copy_of_its_body(
         revoked.append((body, reason))
         return True
 
-    monkeypatch.setattr(sessions, "revoke", revoke)
+    monkeypatch.setattr(session_revocation, "revoke", revoke)
 
     async def main() -> None:
         stopper = stoppers.DaemonStopper()
         body = _body(ended=True)
         await asyncio.wait_for(
-            sessions.lifetime(body=body, stopped=aioenums.AsyncFlagWaiter(stopper), logger=None), 5
+            session_lifetime.lifetime(
+                body=body, stopped=aioenums.AsyncFlagWaiter(stopper), logger=None
+            ),
+            5,
         )
 
     asyncio.run(main())

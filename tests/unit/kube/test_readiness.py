@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from agent_authority.kube import access, credentials, readiness
+from agent_authority.kube import access, readiness, session_access, session_refs
 from agent_authority.models import base, grant
 
-REF = credentials.SessionRef(namespace="agents", name="s1", uid="uid-1")
+REF = session_refs.SessionRef(namespace="agents", name="s1", uid="uid-1")
 REQUESTER = base.UserInfo(username="alice", groups=["ai-agents"])
 
 
@@ -124,7 +124,7 @@ def test_each_check_names_the_binding_it_confirms() -> None:
     assert found == {
         f"{SA} get pods in shop": ("shop", REF.base_name),
         f"{SA} create remediationrequests in agents": ("agents", REF.base_name),
-        f"alice get secrets {REF.secret!r} in agents": ("agents", credentials.reader_name(REF)),
+        f"alice get secrets {REF.secret!r} in agents": ("agents", session_access.reader_name(REF)),
     }
 
 
