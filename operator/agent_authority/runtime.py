@@ -274,9 +274,24 @@ async def _startup(
         await resolver.start_polling()
     memo.resolver = resolver
     await _start_approvals(options, kube, memo, logger)
+    _start_lifetimes(settings, kube, memo)
     local = options.webhook_addr in ("0.0.0.0", "")  # noqa: S104 - a wildcard is probed locally
     probe_host = "127.0.0.1" if local else options.webhook_addr
     metrics.HEALTH.ready = lambda: _port_open(probe_host, options.webhook_port)
+
+
+def _start_lifetimes(settings: kopf.OperatorSettings, kube: api.Kube, memo: Any) -> None:
+    """The one schedule of every Active session's TTL and token rotation (pausing as kopf's
+    peering does); ``/healthz`` fails when its loop stops beating."""
+    if getattr(memo, "lifetimes", None) is not None:
+        return
+    name = None if settings.peering.standalone else settings.peering.name
+    leadership = session_lifetime.Leadership(kube, name, settings.peering.priority)
+    schedule = session_lifetime.Schedule(session_lifetime.act, leadership)
+    schedule.start()
+    memo.lifetimes = schedule
+    live = metrics.HEALTH.live
+    metrics.HEALTH.live = lambda: live() and schedule.alive()
 
 
 async def _start_approvals(options: Options, kube: api.Kube, memo: Any, logger: Any) -> None:
@@ -333,6 +348,9 @@ async def _start_gateway(kube: api.Kube, options: Options, memo: Any, logger: An
 
 @kopf.on.cleanup()
 async def _cleanup(memo: Any, **_: Any) -> None:
+    lifetimes = getattr(memo, "lifetimes", None)
+    if lifetimes is not None:  # in-flight expiries and rotations finish first
+        await lifetimes.stop()
     watch = getattr(memo, "gateway_watch", None)
     if watch is not None:
         watch.cancel()

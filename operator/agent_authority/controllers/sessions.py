@@ -7,13 +7,13 @@ being created) → ``Active`` → ``Ended | Expired | Revoked``, or ``Denied`` a
 Every phase transition happens once: under a per-session lock, on a fresh read, and as a status
 patch conditional on the ``resourceVersion`` that was read (:mod:`session_state`); a terminal
 phase never changes. So a late denial cannot turn Ended into Revoked, and the resume handler and
-the TTL daemon cannot both expire a session after a restart. Nothing that writes credentials
+the TTL schedule cannot both expire a session after a restart. Nothing that writes credentials
 (activation, rotation, narrowing, own-reads) runs once a session is terminal.
 
 Nothing here relies on kopf's diff base or progress annotations to notice an end or an expiry:
-the daemon of an Active session (:mod:`session_lifetime`) checks ``spec.ended`` and the TTL on the
-live object every second whatever else happened, and an event handler (no diff base) ends a
-session at once.
+an event handler (no diff base) ends a session at once, and the operator's one schedule of Active
+sessions (:mod:`session_lifetime`), fed by every watch event, expires each at its TTL and tries
+an end again every second while the session still shows Active.
 
 The session controller's modules, each owning one part:
 
@@ -132,7 +132,7 @@ def _ending(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
 async def ended(body: kopf.Body, logger: Any, **_: Any) -> None:
     """End a session as soon as any event shows ``spec.ended: true`` (no diff base involved).
 
-    A failure here is retried by the session's daemon within a second.
+    A failure here is retried by the lifetime schedule within a second.
     """
     plain = handling.plain(body)
     if session_fields.status_of(plain).get("phase") not in {
@@ -144,8 +144,8 @@ async def ended(body: kopf.Body, logger: Any, **_: Any) -> None:
         await session_revocation.revoke(
             api.default(), plain, session.SessionPhase.ENDED, "Ended", "ended by spec.ended"
         )
-    except Exception as e:  # the daemon retries
-        logger.warning("ending the session failed, the daemon retries: %s", e)
+    except Exception as e:  # the lifetime schedule retries
+        logger.warning("ending the session failed, retried in a second: %s", e)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)

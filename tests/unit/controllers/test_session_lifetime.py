@@ -1,100 +1,273 @@
-"""The Active session's daemon: what it holds while idle, and what it hands to an action."""
+"""The one schedule of Active sessions: expiry, rotation, end retries, pausing, supervision."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import kopf
 import pytest
-from kopf._cogs.aiokits import aioenums
-from kopf._core.intents import stoppers
 
-from agent_authority.controllers import handling, session_lifetime, session_revocation
-from agent_authority.kube import api
+from agent_authority.controllers import session_lifetime
+from agent_authority.policy import lifetimes
+
+Due = lifetimes.Due
+WITHIN = 5.0  # a generous bound: each case is due within a fraction of a second
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_lifetime, "RETRY_SECONDS", 0.05)
 
 
 def _iso(delta: float) -> str:
-    now = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delta)
-    return now.isoformat()
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=delta)
+    return at.isoformat().replace("+00:00", "Z")
 
 
-def _body(ended: bool = False) -> kopf.Body:
-    return kopf.Body(
-        {
-            "apiVersion": "agentauthority.io/v1alpha1",
-            "kind": "IncidentSession",
-            "metadata": {"name": "s", "namespace": "ns", "uid": "uid-lifetime-test"},
-            "spec": {"grantRef": {"name": "lifetime-test"}, "ended": ended},
-            "status": {
-                "phase": "Active",
-                "expiresAt": _iso(3600),
-                "tokenRotatedAt": _iso(0),
-                "tokenExpiresAt": _iso(3600),
-                "managedFields": [{"manager": "kopf", "fieldsV1": {"f:status": {}}}],
-            },
-        }
-    )
+def _session(
+    uid: str = "u1",
+    *,
+    phase: str = "Active",
+    expires_in: float = 3600,
+    rotated_ago: float = 0,
+    token_life: float = 3600,
+    ended: bool = False,
+) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": f"s-{uid}", "uid": uid},
+        "spec": {"grantRef": {"name": "g"}, "ended": ended},
+        "status": {
+            "phase": phase,
+            "expiresAt": _iso(expires_in),
+            "tokenRotatedAt": _iso(-rotated_ago),
+            "tokenExpiresAt": _iso(token_life - rotated_ago),
+        },
+    }
 
 
-@pytest.fixture
-def copies(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    made: list[dict[str, Any]] = []
-    real = handling.plain
+class Recorder:
+    """The actions asked for, in order; ``result`` is what each leaves in the body (as the real
+    ones do: revoke and rotate update the body they are given)."""
 
-    def counting(body: Any) -> dict[str, Any]:
-        made.append(real(body))
-        return made[-1]
+    def __init__(self, result: Callable[[dict[str, Any], Due], dict[str, Any] | None]) -> None:
+        self.calls: list[tuple[str, Due]] = []
+        self.result = result
+        self.event = asyncio.Event()
+        self.fail_first = 0
 
-    monkeypatch.setattr(handling, "plain", counting)
-    monkeypatch.setattr(session_lifetime, "ENDED_POLL_SECONDS", 0.02)
-    api.set_default(api.Kube.__new__(api.Kube))  # never called: nothing is due
-    yield made
-    api.set_default(None)
-
-
-def test_an_idle_active_session_is_watched_without_copying_its_body(
-    copies: list[dict[str, Any]],
-) -> None:
-    async def main() -> None:
-        stopper = stoppers.DaemonStopper()
-        task = asyncio.create_task(
-            session_lifetime.lifetime(
-                body=_body(), stopped=aioenums.AsyncFlagWaiter(stopper), logger=None
-            )
-        )
-        await asyncio.sleep(0.3)  # about 15 rounds of the loop
-        stopper.set(stoppers.DaemonStoppingReason.DAEMON_SIGNALLED)
-        await asyncio.wait_for(task, 5)
-
-    asyncio.run(main())
-    assert copies == []
+    async def __call__(self, body: dict[str, Any], due: Due) -> None:
+        self.calls.append((body["metadata"]["uid"], due))
+        self.event.set()
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            raise RuntimeError("apiserver unavailable")
+        after = self.result(body, due)
+        if after is not None:
+            body.update(after)
 
 
-def test_an_ended_session_is_revoked_with_a_plain_copy_of_its_body(
-    copies: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    revoked: list[tuple[dict[str, Any], str]] = []
+def _ends(body: dict[str, Any], due: Due) -> dict[str, Any]:
+    phase = {Due.END: "Ended", Due.EXPIRE: "Expired"}.get(due, "Active")
+    if phase == "Active":  # rotated: a fresh token for another hour
+        return _session(body["metadata"]["uid"])
+    return {**_session(body["metadata"]["uid"]), "status": {"phase": phase}}
 
-    async def revoke(kube: Any, body: dict[str, Any], phase: Any, reason: str, msg: str) -> bool:
-        revoked.append((body, reason))
+
+def _leads() -> Callable[[], Awaitable[bool]]:
+    async def leading() -> bool:
         return True
 
-    monkeypatch.setattr(session_revocation, "revoke", revoke)
+    return leading
+
+
+async def _until(check: Callable[[], bool], within: float = WITHIN) -> None:
+    for _ in range(int(within / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {within} s")
+
+
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(main())
+
+
+def test_a_session_is_expired_when_its_ttl_passes() -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        schedule = session_lifetime.Schedule(act, _leads())
+        schedule.start()
+        schedule.see(_session(expires_in=0.2))
+        await _until(lambda: bool(act.calls))
+        await asyncio.sleep(0.2)
+        await schedule.stop()
+        assert act.calls == [("u1", Due.EXPIRE)]
+        assert schedule.entries == {}  # Expired: nothing more to do
+
+    _run(main)
+
+
+def test_a_session_already_past_its_ttl_is_expired_at_once_after_a_restart() -> None:
+    """A new schedule (an operator restart) is fed by the initial listing: deadlines rebuilt."""
 
     async def main() -> None:
-        stopper = stoppers.DaemonStopper()
-        body = _body(ended=True)
-        await asyncio.wait_for(
-            session_lifetime.lifetime(
-                body=body, stopped=aioenums.AsyncFlagWaiter(stopper), logger=None
-            ),
-            5,
-        )
+        act = Recorder(_ends)
+        schedule = session_lifetime.Schedule(act, _leads())
+        schedule.see(_session("late", expires_in=-30))
+        schedule.see(_session("fine"))
+        schedule.start()
+        await _until(lambda: bool(act.calls))
+        await asyncio.sleep(0.2)
+        await schedule.stop()
+        assert act.calls == [("late", Due.EXPIRE)]
+        assert set(schedule.entries) == {"fine"}
 
-    asyncio.run(main())
-    assert [reason for _, reason in revoked] == ["Ended"]
-    assert revoked[0][0] is copies[0]
-    assert isinstance(revoked[0][0], dict)
-    assert revoked[0][0]["spec"]["ended"] is True
+    _run(main)
+
+
+def test_a_token_is_rotated_when_due_and_the_next_rotation_is_scheduled() -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        schedule = session_lifetime.Schedule(act, _leads(), rotate_after=lambda: 0.8)
+        schedule.see(_session(rotated_ago=2900, token_life=3600))  # due 0.8 x 3600 = 2880 s
+        schedule.start()
+        await _until(lambda: bool(act.calls))
+        await asyncio.sleep(0.2)
+        await schedule.stop()
+        assert act.calls == [("u1", Due.ROTATE)]
+        rotated = schedule.entries["u1"]
+        assert rotated.rotate_at is not None
+        assert rotated.at == pytest.approx(rotated.rotate_at)
+        assert rotated.at > datetime.datetime.now(datetime.UTC).timestamp() + 2000
+
+    _run(main)
+
+
+def test_an_end_the_event_handler_did_not_finish_is_retried() -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        schedule = session_lifetime.Schedule(act, _leads())
+        schedule.start()
+        schedule.see(_session(ended=True))
+        await _until(lambda: bool(act.calls))
+        await asyncio.sleep(0.2)
+        await schedule.stop()
+        assert act.calls == [("u1", Due.END)]
+
+    _run(main)
+
+
+def test_a_failed_expiry_is_tried_again_until_it_succeeds() -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        act.fail_first = 2
+        schedule = session_lifetime.Schedule(act, _leads())
+        schedule.start()
+        schedule.see(_session(expires_in=-1))
+        await _until(lambda: len(act.calls) >= 3)
+        await asyncio.sleep(0.2)
+        await schedule.stop()
+        assert act.calls == [("u1", Due.EXPIRE)] * 3
+        assert schedule.entries == {}
+
+    _run(main)
+
+
+def test_a_session_that_ended_or_was_deleted_is_forgotten() -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        schedule = session_lifetime.Schedule(act, _leads())
+        schedule.see(_session("a", expires_in=0.1))
+        schedule.see(_session("b", expires_in=0.1))
+        schedule.see({**_session("a"), "status": {"phase": "Revoked"}})
+        schedule.forget("b")
+        schedule.start()
+        await asyncio.sleep(0.4)
+        await schedule.stop()
+        assert act.calls == []
+
+    _run(main)
+
+
+def test_nothing_is_done_while_another_replica_leads() -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        leading = False
+
+        async def leads() -> bool:
+            return leading
+
+        schedule = session_lifetime.Schedule(act, leads)
+        schedule.start()
+        schedule.see(_session(expires_in=-1))
+        await asyncio.sleep(0.3)
+        assert act.calls == []
+        leading = True  # the leader went away: this replica takes over
+        await _until(lambda: bool(act.calls))
+        await schedule.stop()
+        assert act.calls == [("u1", Due.EXPIRE)]
+
+    _run(main)
+
+
+def test_a_crashed_loop_is_restarted_with_its_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        schedule = session_lifetime.Schedule(act, _leads())
+        real = schedule._pop_due
+        crashes = [RuntimeError("bug")]
+
+        def pop_due(now: float) -> Any:
+            if crashes:
+                raise crashes.pop()
+            return real(now)
+
+        monkeypatch.setattr(schedule, "_pop_due", pop_due)
+        schedule.see(_session(expires_in=-1))
+        schedule.start()
+        await _until(lambda: bool(act.calls))
+        assert schedule.alive()
+        await schedule.stop()
+        assert schedule.restarts == 1
+        assert act.calls == [("u1", Due.EXPIRE)]
+        assert not schedule.alive()
+
+    _run(main)
+
+
+def test_stopping_lets_an_action_in_flight_finish() -> None:
+    async def main() -> None:
+        finished: list[str] = []
+
+        async def slow(body: dict[str, Any], due: Due) -> None:
+            await asyncio.sleep(0.3)
+            finished.append(body["metadata"]["uid"])
+
+        schedule = session_lifetime.Schedule(slow, _leads())
+        schedule.see(_session(expires_in=-1))
+        schedule.start()
+        await asyncio.sleep(0.1)  # the expiry has started
+        await schedule.stop()
+        assert finished == ["u1"]
+
+    _run(main)
+
+
+def test_a_thousand_idle_sessions_cost_no_task_each() -> None:
+    async def main() -> None:
+        act = Recorder(_ends)
+        schedule = session_lifetime.Schedule(act, _leads())
+        before = len(asyncio.all_tasks())
+        schedule.start()
+        for i in range(1000):
+            schedule.see(_session(f"u{i}"))
+            schedule.see(_session(f"u{i}"))  # a second event that changes no time
+        await asyncio.sleep(0.1)
+        assert len(asyncio.all_tasks()) == before + 1  # the one loop
+        assert len(schedule.entries) == 1000
+        await schedule.stop()
+        assert act.calls == []
+
+    _run(main)
