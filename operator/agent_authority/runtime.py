@@ -30,6 +30,7 @@ from agent_authority.controllers import (
     handling,
     requests,
     session_lifetime,
+    session_persistence,
     session_reads,
     session_revocation,
     session_settings,
@@ -176,7 +177,8 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    # Sessions: no diff-base write after the create handler (session_persistence says why).
+    settings.persistence.diffbase_storage = session_persistence.DiffBase(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     _peering(settings, options)
