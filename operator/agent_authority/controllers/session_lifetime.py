@@ -16,7 +16,11 @@ from the watched objects. What is due, and when, is :func:`policy.lifetimes.upke
   passed;
 - ``spec.ended``: the event handler ``sessions.ended`` ends a session at once; the schedule
   tries again every :data:`RETRY_SECONDS` while a session still shows Active with
-  ``spec.ended`` (the retry the daemon used to be).
+  ``spec.ended`` (the retry the daemon used to be);
+- a terminal gateway-mode session whose credentials' deletion failed after its status write
+  (``CredentialsRevoked`` not True): deleted again every :data:`FINISH_SECONDS` until they are
+  gone (a kopf timer before). With no daemon or timer on sessions, kopf keeps no copy of each
+  session's object either.
 
 A due action that fails is tried again :data:`RETRY_SECONDS` later. The loop is supervised: an
 error in it is logged and the loop restarts with its deadlines kept, and ``/healthz`` fails if it
@@ -48,7 +52,7 @@ from agent_authority.controllers import (
     session_settings,
     session_state,
 )
-from agent_authority.kube import api, peering
+from agent_authority.kube import api, peering, resources
 from agent_authority.models import GROUP, VERSION, session
 from agent_authority.policy import lifetimes
 
@@ -56,6 +60,8 @@ ACTIVE = session_fields.ACTIVE
 RETRY_SECONDS = 1.0
 """How soon a due action is tried again if it has not succeeded; also the longest the loop
 sleeps (its heartbeat)."""
+FINISH_SECONDS = 3.0
+"""A terminal session's credentials whose deletion failed are deleted again this often."""
 STOP_SECONDS = 5.0
 """How long in-flight actions may take to finish when the operator stops (then cancelled)."""
 STALE_SECONDS = 30.0
@@ -82,6 +88,8 @@ class Entry:
     rotate_at: float | None
     at: float
     """When to look at it next."""
+    unrevoked_since: float | None = None
+    """Terminal, its credentials not yet deleted: since when this process has seen it so."""
 
     def body(self) -> api.Json:
         """The plain body an action starts from (the actions read the session fresh)."""
@@ -116,12 +124,14 @@ def rotation_due_in(body: api.Json) -> float | None:
 
 def _upkeep(entry: Entry, now: float) -> lifetimes.Upkeep:
     return lifetimes.upkeep(
-        active=True,
+        active=entry.unrevoked_since is None,
         ended=entry.ended,
         expires_at=entry.expires_at,
         rotate_at=entry.rotate_at,
         now=now,
         retry=RETRY_SECONDS,
+        unrevoked_since=entry.unrevoked_since,
+        finish_every=FINISH_SECONDS,
     )
 
 
@@ -164,19 +174,25 @@ class Schedule:
         )
         ended = session_fields.is_ended(body)
         expires_at = _epoch(status.get("expiresAt"))
+        now = self._clock()
+        current = self.entries.get(uid)
+        unrevoked_since: float | None = None
+        if session_revocation.credentials_pending(status):
+            unrevoked_since = (current.unrevoked_since if current else None) or now
         decided = lifetimes.upkeep(
             active=status.get("phase") == ACTIVE,
             ended=ended,
             expires_at=expires_at,
             rotate_at=rotate_at,
-            now=self._clock(),
+            now=now,
             retry=RETRY_SECONDS,
+            unrevoked_since=unrevoked_since,
+            finish_every=FINISH_SECONDS,
         )
-        if status.get("phase") != ACTIVE or (decided.at is None and decided.due is None):
+        if decided.at is None:
             self.forget(uid)
             return
         # Expiry or rotation due: now. An end: after the event handler's own try (a retry).
-        now = self._clock()
         at = now if decided.due in (lifetimes.Due.EXPIRE, lifetimes.Due.ROTATE) else decided.at
         entry = Entry(
             namespace=str(meta.get("namespace")),
@@ -187,8 +203,8 @@ class Schedule:
             expires_at=expires_at,
             rotate_at=rotate_at,
             at=float(at if at is not None else now),
+            unrevoked_since=unrevoked_since,
         )
-        current = self.entries.get(uid)
         if current is not None and dataclasses.replace(current, at=entry.at) == entry:
             return  # nothing new: its deadline (or a pending retry) stands
         self._push(entry)
@@ -323,8 +339,22 @@ async def act(body: api.Json, due: lifetimes.Due) -> None:
         await session_revocation.revoke(
             kube, body, session.SessionPhase.EXPIRED, "Expired", "TTL passed"
         )
-    else:
+    elif due is lifetimes.Due.ROTATE:
         await session_rotation.rotate(kube, body)
+    else:
+        await _finish_revocation(kube, body)
+
+
+async def _finish_revocation(kube: api.Kube, body: api.Json) -> None:
+    """A terminal session whose credentials may remain (``CredentialsRevoked`` not True): delete
+    them until they are gone, on a fresh read under the session's lock."""
+    meta = body["metadata"]
+    async with session_state.STATE.session_locks[meta["uid"]]:
+        fresh = await resources.get_session(kube, meta["namespace"], meta["name"])
+        if fresh is None or fresh["metadata"]["uid"] != meta["uid"]:
+            return  # gone: deleting it revoked its credentials (the delete handler)
+        await session_revocation.remove_credentials(kube, fresh)
+        body.update(fresh)
 
 
 class Leadership:

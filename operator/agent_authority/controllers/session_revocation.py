@@ -50,7 +50,7 @@ async def revoke(
     first (RBAC is the revocation there); gateway mode writes the terminal phase first, so every
     gateway replica refuses the session from that one watch event, and deletes the credentials
     after, recording in the condition ``CredentialsRevoked`` whether they are gone yet (a crash
-    in between is finished by the resume handler and :func:`finish_revocation`).
+    in between is finished by the resume handler and the lifetime schedule, every 3 s).
 
     False when the session was already terminal (or gone): nothing is recorded or counted again,
     and the phase it reached first stays.
@@ -90,7 +90,7 @@ async def revoke(
         if status_first:  # the gateways refuse it already; now the RBAC objects go too
             try:
                 await remove_credentials(kube, fresh)
-            except errors.KubeError as e:  # CredentialsRevoked stays False: finish_revocation
+            except errors.KubeError as e:  # CredentialsRevoked stays False: retried in 3 s
                 logger.warning(
                     "deleting the credentials of %s failed: %s", fresh["metadata"]["name"], e
                 )

@@ -164,17 +164,3 @@ async def deleted(body: kopf.Body, **_: Any) -> None:
         session_state.count_out(grant_name, uid)
     await session_revocation.end_children(kube, plain)
     STATE.session_locks.pop(uid, None)
-
-
-def _revocation_unfinished(status: kopf.Status, **_: Any) -> bool:
-    return session_revocation.credentials_pending(dict(status))
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=3.0, initial_delay=3.0, when=_revocation_unfinished)
-@handling.translating
-async def finish_revocation(body: kopf.Body, **_: Any) -> None:
-    """A gateway-mode session that is terminal while ``CredentialsRevoked`` is not True (its
-    deletion failed after the status write): delete its credentials until they are gone."""
-    plain = handling.plain(body)
-    async with STATE.session_locks[plain["metadata"]["uid"]]:
-        await session_revocation.remove_credentials(api.default(), plain)

@@ -27,6 +27,9 @@ class Due(enum.Enum):
     """Its TTL (``status.expiresAt``) has passed."""
     ROTATE = "Rotate"
     """Its token has lived the fraction of its life after which it is replaced."""
+    FINISH = "FinishRevocation"
+    """A terminal session whose credentials may still exist (``CredentialsRevoked`` not True:
+    their deletion failed after the terminal status was written): delete them again."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,12 +62,20 @@ def upkeep(
     rotate_at: float | None,
     now: float,
     retry: float = 1.0,
+    unrevoked_since: float | None = None,
+    finish_every: float = 3.0,
 ) -> Upkeep:
-    """What an Active session needs at ``now``, and when to look again.
+    """What a session needs at ``now``, and when to look again.
 
     An end beats an expiry, which beats a rotation (an expired session gets no new token). A
     due action is looked at again ``retry`` seconds later in case it fails; the watch event of
-    its success replaces that. A session that is not Active needs nothing here."""
+    its success replaces that. A terminal session seen with its credentials not yet deleted
+    since ``unrevoked_since`` has them deleted ``finish_every`` seconds after that, and every
+    ``finish_every`` seconds until its status says they are gone. Any other session that is not
+    Active needs nothing here."""
+    if unrevoked_since is not None:
+        at = unrevoked_since + finish_every
+        return Upkeep(Due.FINISH, now + finish_every) if at <= now else Upkeep(None, at)
     if not active:
         return NOTHING
     if ended:

@@ -271,3 +271,29 @@ def test_a_thousand_idle_sessions_cost_no_task_each() -> None:
         assert act.calls == []
 
     _run(main)
+
+
+def _revoked(done: bool) -> dict[str, Any]:
+    condition = {"type": "CredentialsRevoked", "status": "True" if done else "False"}
+    return {**_session("gw"), "status": {"phase": "Revoked", "conditions": [condition]}}
+
+
+def test_credentials_left_after_a_revoked_status_are_deleted_until_they_are_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(session_lifetime, "FINISH_SECONDS", 0.1)
+
+    async def main() -> None:
+        act = Recorder(lambda body, due: {**_revoked(done=True), "metadata": body["metadata"]})
+        act.fail_first = 1  # the first retry fails too
+        schedule = session_lifetime.Schedule(act, _leads())
+        schedule.start()
+        schedule.see(_revoked(done=True))  # nothing left: nothing to do
+        schedule.see({**_revoked(done=False), "metadata": {**_session("x")["metadata"]}})
+        await _until(lambda: len(act.calls) >= 2)
+        await asyncio.sleep(0.3)
+        await schedule.stop()
+        assert act.calls == [("x", Due.FINISH)] * 2
+        assert schedule.entries == {}  # CredentialsRevoked is True now
+
+    _run(main)

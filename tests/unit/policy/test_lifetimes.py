@@ -95,7 +95,7 @@ Due = lifetimes.Due
         ),
     ],
 )
-def test_upkeep(
+def test_upkeep_of_an_active_session(
     active: bool,
     ended: bool,
     expires_at: float | None,
@@ -104,6 +104,23 @@ def test_upkeep(
 ) -> None:
     got = lifetimes.upkeep(
         active=active, ended=ended, expires_at=expires_at, rotate_at=rotate_at, now=NOW
+    )
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        pytest.param(NOW, lifetimes.Upkeep(None, NOW + 3), id="first-try-3s-after-it-was-seen"),
+        pytest.param(NOW - 3, lifetimes.Upkeep(Due.FINISH, NOW + 3), id="then-due-and-every-3s"),
+        pytest.param(NOW - 30, lifetimes.Upkeep(Due.FINISH, NOW + 3), id="until-they-are-gone"),
+    ],
+)
+def test_upkeep_of_a_terminal_session_whose_credentials_may_remain(
+    since: float, expected: lifetimes.Upkeep
+) -> None:
+    got = lifetimes.upkeep(
+        active=False, ended=True, expires_at=None, rotate_at=None, now=NOW, unrevoked_since=since
     )
     assert got == expected
 
