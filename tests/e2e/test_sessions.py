@@ -203,6 +203,24 @@ def test_ttl_expiry_revokes(world: World) -> None:
     assert dead_after < 15.0
 
 
+def test_kopf_writes_nothing_to_an_activated_session_and_its_end_is_still_seen(
+    world: World,
+) -> None:
+    """No diff-base annotation after the create handler (the session's status says it was
+    handled: controllers/session_persistence.py), and ``spec.ended`` still ends it."""
+    w = world
+    body, _ = _active(w)
+    name = body["metadata"]["name"]
+    time.sleep(2)  # kopf's diff-base patch used to land right after the create handler
+    custom = client.CustomObjectsApi(w.admin)
+    now = custom.get_namespaced_custom_object(GROUP, VERSION, w.ns, "incidentsessions", name)
+    annotations = now["metadata"].get("annotations") or {}
+    assert [k for k in annotations if k.startswith("agentauthority.io/")] == [], annotations
+    agents.end_session(w.agent, w.ns, name)
+    ended = agents.wait_phase(w.admin, w.ns, name, {"Ended"})
+    assert ended["status"]["revocation"]["reason"] == "Ended"
+
+
 def _parse(value: str) -> Any:
     import datetime
 
