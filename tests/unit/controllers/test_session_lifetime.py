@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -297,3 +298,50 @@ def test_credentials_left_after_a_revoked_status_are_deleted_until_they_are_gone
         assert schedule.entries == {}  # CredentialsRevoked is True now
 
     _run(main)
+
+
+class _Response:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.data = json.dumps(body).encode()
+
+
+class _Peering:
+    """Answers reads of the ClusterKopfPeering with ``status``, counting them."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        self.status = status
+        self.reads = 0
+
+    def get_cluster_custom_object(self, *args: Any, **_: Any) -> _Response:
+        self.reads += 1
+        return _Response({"metadata": {"name": args[-1]}, "status": self.status})
+
+
+class _Kube:
+    def __init__(self, status: dict[str, Any]) -> None:
+        self.custom = _Peering(status)
+
+
+def _seen(ago: float) -> str:
+    return (datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=ago)).isoformat()
+
+
+def test_a_replica_outranked_by_a_live_peer_does_not_lead_and_asks_once_a_second() -> None:
+    status = {
+        "me": {"priority": -200, "lifetime": 15, "lastseen": _seen(1)},
+        "older": {"priority": -100, "lifetime": 15, "lastseen": _seen(1)},
+    }
+    kube = _Kube(status)
+    leadership = session_lifetime.Leadership(kube, "aa", -200)  # type: ignore[arg-type]
+    assert asyncio.run(leadership()) is False
+    assert asyncio.run(leadership()) is False
+    assert kube.custom.reads == 1  # cached for a second
+    status["older"]["lastseen"] = _seen(60)  # the leader died
+    leadership._checked -= session_lifetime.LEADERSHIP_CACHE_SECONDS
+    assert asyncio.run(leadership()) is True
+
+
+def test_a_standalone_replica_always_leads_without_asking() -> None:
+    kube = _Kube({})
+    assert asyncio.run(session_lifetime.Leadership(kube, None, 0)()) is True  # type: ignore[arg-type]
+    assert kube.custom.reads == 0
