@@ -174,9 +174,7 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     structural, so the apiserver would prune kopf's ``status.kopf`` field anyway.
     """
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX
-    )
+    settings.persistence.progress_storage = session_persistence.Progress(prefix=ANNOTATION_PREFIX)
     # Sessions: no diff-base write after the create handler (session_persistence says why).
     settings.persistence.diffbase_storage = session_persistence.DiffBase(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"

@@ -13,10 +13,16 @@ session, from the object itself:
 - a phase: handled; its diff base is what it is now, so kopf sees no change (and, the first
   time this process sees it, runs its resume handlers, as with a stored diff base).
 
-It writes no diff base for sessions. Every other kind keeps kopf's annotation as before.
+It writes no diff base for sessions, nor kopf's ``<prefix>/kopf-managed`` marker (which kopf
+would otherwise add with the first progress or diff-base write, in its own patch after the create
+handler even when no progress is left to keep: :class:`Progress`). The marker only tells other
+kopf-based operators to leave our annotations out of their diff bases; a session carries none
+of ours unless a handler is being retried. Every other kind keeps kopf's annotations as before.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import kopf
 
@@ -48,3 +54,18 @@ class DiffBase(kopf.AnnotationsDiffBaseStorage):
         if _is_session(body):
             return  # nothing to remember: the status says the session was handled
         super().store(body=body, patch=patch, essence=essence)
+
+    def _store_marker(self, prefix: str, patch: kopf.Patch, body: Any) -> None:
+        if isinstance(body, kopf.Body) and _is_session(body):
+            return
+        super()._store_marker(prefix=prefix, patch=patch, body=body)
+
+
+class Progress(kopf.AnnotationsProgressStorage):
+    """kopf's progress annotations, without the ``kopf-managed`` marker on sessions: a handler
+    that succeeds at once leaves nothing to write (its progress is purged in the same patch)."""
+
+    def _store_marker(self, prefix: str, patch: kopf.Patch, body: Any) -> None:
+        if isinstance(body, kopf.Body) and _is_session(body):
+            return
+        super()._store_marker(prefix=prefix, patch=patch, body=body)

@@ -67,3 +67,41 @@ def test_other_kinds_keep_kopfs_annotation() -> None:
     storage.store(body=body, patch=patch, essence=essence)
     assert "agentauthority.io/last-handled-configuration" in patch["metadata"]["annotations"]
     assert storage.fetch(body=body) is None  # the grant's body holds no annotation yet
+
+
+def _progress() -> session_persistence.Progress:
+    settings = kopf.OperatorSettings()
+    runtime.configure(
+        settings, runtime.Options(webhook_cert="c.pem", webhook_key="k.pem", webhook_ca="ca.pem")
+    )
+    storage = settings.persistence.progress_storage
+    assert isinstance(storage, session_persistence.Progress)  # what the operator runs with
+    return storage
+
+
+def _succeeded_at_once(body: kopf.Body) -> kopf.Patch:
+    """What kopf patches after a handler that succeeds on its first try: its progress stored,
+    then purged with the rest, in one patch."""
+    storage, patch = _progress(), kopf.Patch()
+    handler = kopf.HandlerId("opened")
+    storage.store(key=handler, record={"success": True}, body=body, patch=patch)  # type: ignore[typeddict-item]
+    storage.purge(key=handler, body=body, patch=patch)
+    return patch
+
+
+def test_a_session_handled_at_once_leaves_kopf_nothing_to_patch() -> None:
+    assert not _succeeded_at_once(_session(None))
+
+
+def test_other_kinds_still_get_kopfs_marker() -> None:
+    patch = _succeeded_at_once(_grant())
+    assert patch["metadata"]["annotations"] == {"agentauthority.io/kopf-managed": "yes"}
+
+
+def test_a_retried_session_handler_keeps_its_progress() -> None:
+    storage, patch = _progress(), kopf.Patch()
+    record = {"retries": 1, "delayed": "2026-12-02T07:00:00+00:00"}
+    storage.store(key=kopf.HandlerId("opened"), record=record, body=_session(None), patch=patch)  # type: ignore[typeddict-item]
+    annotations = patch["metadata"]["annotations"]
+    assert "agentauthority.io/opened" in annotations
+    assert "agentauthority.io/kopf-managed" not in annotations
