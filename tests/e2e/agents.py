@@ -184,19 +184,31 @@ def allow_scopes_in(local: cluster.LocalCluster, *namespaces: str) -> None:
     manifests.apply(admin, dev.scope_namespace_rbac(list(namespaces)))
 
 
+def _service_account_exists(admin: Any, namespace: str, name: str, uid: str) -> bool:
+    """Whether the ServiceAccount the operator mints for the session ``name`` (``uid``) exists."""
+    sa = credentials.SessionRef(namespace=namespace, name=name, uid=uid).service_account
+    try:
+        client.CoreV1Api(admin).read_namespaced_service_account(sa, namespace)
+    except client.ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
 def wait_service_account(admin: Any, namespace: str, name: str, uid: str, what: str) -> None:
     """Wait (30 s) until the session's ServiceAccount exists: the operator read the session as
     Pending and is creating its credentials."""
-    sa = credentials.SessionRef(namespace=namespace, name=name, uid=uid).service_account
-    core = client.CoreV1Api(admin)
+    wait_for(lambda: _service_account_exists(admin, namespace, name, uid) or None, 30, what)
 
-    def minted() -> bool | None:
-        try:
-            core.read_namespaced_service_account(sa, namespace)
-            return True
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise
 
-    wait_for(minted, 30, what)
+def wait_service_account_gone(
+    admin: Any, namespace: str, name: str, uid: str, what: str, timeout: float = 60
+) -> None:
+    """Wait (60 s unless told) until the session's ServiceAccount is gone: the operator took its
+    credentials back."""
+    wait_for(
+        lambda: None if _service_account_exists(admin, namespace, name, uid) else True,
+        timeout,
+        what,
+    )
