@@ -368,3 +368,27 @@ def create_request(api: Any, namespace: str, name: str, spec: dict[str, Any]) ->
         },
     )
     return created
+
+
+def get_request(admin: Any, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.CustomObjectsApi(admin).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "remediationrequests", name
+    )
+    return found
+
+
+def wait_request_phase(
+    admin: Any,
+    namespace: str,
+    name: str,
+    phases: set[str],
+    timeout: float,
+    every: float = 0.05,
+) -> dict[str, Any]:
+    """Wait until the request ``name`` is in one of ``phases``; the request as read then."""
+
+    def check() -> dict[str, Any] | None:
+        body = get_request(admin, namespace, name)
+        return body if (body.get("status") or {}).get("phase") in phases else None
+
+    return wait_for(check, timeout, f"request {name} to reach {sorted(phases)}", every)

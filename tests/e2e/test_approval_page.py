@@ -253,18 +253,11 @@ def _restart(namespace: str) -> dict[str, Any]:
 
 
 def _request(w: World, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
-    return found
+    return agents.get_request(w.admin, w.ns, name)
 
 
 def _phase(w: World, name: str, phases: set[str], timeout: float = 30) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        body = _request(w, name)
-        return body if (body.get("status") or {}).get("phase") in phases else None
-
-    return agents.wait_for(check, timeout, f"request {name} to reach {sorted(phases)}")
+    return agents.wait_request_phase(w.admin, w.ns, name, phases, timeout)
 
 
 def _replicas(w: World, namespace: str) -> int:

@@ -175,18 +175,11 @@ def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) 
 
 
 def _request(w: World, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
-    return found
+    return agents.get_request(w.admin, w.ns, name)
 
 
 def _phase(w: World, name: str, phases: set[str], timeout: float = 20) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        body = _request(w, name)
-        return body if (body.get("status") or {}).get("phase") in phases else None
-
-    return agents.wait_for(check, timeout, f"request {name} to reach {sorted(phases)}")
+    return agents.wait_request_phase(w.admin, w.ns, name, phases, timeout)
 
 
 def _cli(w: World, user: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -229,9 +222,7 @@ def _replicas(w: World, namespace: str, name: str = "web") -> int:
 
 def _append_approval(api: Any, w: World, name: str) -> client.ApiException:
     """Try to append an approval as ``api``; returns the refusal."""
-    current = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
+    current = _request(w, name)
     approvals = [
         *(current.get("status") or {}).get("approvals", []),
         {"decision": "approve", "reason": "looks fine to me"},

@@ -283,6 +283,26 @@ def _admission_bypassed(admin: Any) -> Iterator[None]:
         time.sleep(1.5)
 
 
+def _stamp_approval(w: World, name: str, username: str, groups: list[str]) -> None:
+    """Append an approval by ``username`` in ``groups`` to the request's status, stamped as the
+    approval webhook would have stamped it (written as admin, around admission)."""
+    current = _request(w, name)
+    entry = {
+        "decision": "approve",
+        "reason": "fine",
+        "approver": {"username": username, "groups": groups},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    client.CustomObjectsApi(w.admin).patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        w.ns,
+        "remediationrequests",
+        name,
+        {"status": {"approvals": [*current["status"].get("approvals", []), entry]}},
+    )
+
+
 def test_a_forged_approved_status_is_never_applied(world: World, operator: OperatorProcess) -> None:
     """Status written around the webhook: phase Approved and an Approved condition, no approvals.
     The operator (restarted, so it resumes the request) must count the approvals itself."""
@@ -344,21 +364,7 @@ def test_an_approval_does_not_survive_the_approvers_loss_of_the_approve_verb(
         # The operator's webhooks are down, so the approval cannot be stamped; write it as the
         # webhook would have (this is what the stopped operator finds on restart).
         with _admission_bypassed(w.admin):
-            current = _request(w, name)
-            entry = {
-                "decision": "approve",
-                "reason": "fine",
-                "approver": {"username": approver, "groups": []},
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            client.CustomObjectsApi(w.admin).patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                w.ns,
-                "remediationrequests",
-                name,
-                {"status": {"approvals": [*current["status"].get("approvals", []), entry]}},
-            )
+            _stamp_approval(w, name, approver, [])
         rbac = client.RbacAuthorizationV1Api(w.admin)
         for binding in rbac.list_cluster_role_binding().items:
             if binding.metadata.name.startswith(f"approve-once-{w.grant}"):
@@ -407,21 +413,7 @@ def test_an_approval_through_a_group_counts_only_while_the_group_may_approve(
     try:
         with _admission_bypassed(w.admin):  # stamped as the webhook would have stamped them
             for case, (name, _) in requests.items():
-                current = _request(w, name)
-                entry = {
-                    "decision": "approve",
-                    "reason": "fine",
-                    "approver": {"username": f"oncall-{case}", "groups": [cases[case]]},
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-                client.CustomObjectsApi(w.admin).patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    w.ns,
-                    "remediationrequests",
-                    name,
-                    {"status": {"approvals": [*current["status"].get("approvals", []), entry]}},
-                )
+                _stamp_approval(w, name, f"oncall-{case}", [cases[case]])
         rbac.delete_cluster_role_binding(cases["lost"])
     finally:
         operator.start()

@@ -238,18 +238,11 @@ def _ask(w: World, s: Session, deployment: str, replicas: int) -> str:
 
 
 def _request(w: World, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
-    return found
+    return agents.get_request(w.admin, w.ns, name)
 
 
 def _request_phase(w: World, name: str, phases: set[str], timeout: float = 60) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        body = _request(w, name)
-        return body if (body.get("status") or {}).get("phase") in phases else None
-
-    return agents.wait_for(check, timeout, f"request {name} to reach {sorted(phases)}", every=0.2)
+    return agents.wait_request_phase(w.admin, w.ns, name, phases, timeout, every=0.2)
 
 
 def _approve(w: World, name: str) -> None:
