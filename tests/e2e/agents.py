@@ -184,19 +184,211 @@ def allow_scopes_in(local: cluster.LocalCluster, *namespaces: str) -> None:
     manifests.apply(admin, dev.scope_namespace_rbac(list(namespaces)))
 
 
+def _service_account_exists(admin: Any, namespace: str, name: str, uid: str) -> bool:
+    """Whether the ServiceAccount the operator mints for the session ``name`` (``uid``) exists."""
+    sa = session_refs.SessionRef(namespace=namespace, name=name, uid=uid).service_account
+    try:
+        client.CoreV1Api(admin).read_namespaced_service_account(sa, namespace)
+    except client.ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
+
+
 def wait_service_account(admin: Any, namespace: str, name: str, uid: str, what: str) -> None:
     """Wait (30 s) until the session's ServiceAccount exists: the operator read the session as
     Pending and is creating its credentials."""
-    sa = session_refs.SessionRef(namespace=namespace, name=name, uid=uid).service_account
-    core = client.CoreV1Api(admin)
+    wait_for(lambda: _service_account_exists(admin, namespace, name, uid) or None, 30, what)
 
-    def minted() -> bool | None:
-        try:
-            core.read_namespaced_service_account(sa, namespace)
-            return True
-        except client.ApiException as e:
-            if e.status == 404:
-                return None
-            raise
 
-    wait_for(minted, 30, what)
+def wait_service_account_gone(
+    admin: Any, namespace: str, name: str, uid: str, what: str, timeout: float = 60
+) -> None:
+    """Wait (60 s unless told) until the session's ServiceAccount is gone: the operator took its
+    credentials back."""
+    wait_for(
+        lambda: None if _service_account_exists(admin, namespace, name, uid) else True,
+        timeout,
+        what,
+    )
+
+
+# -- the world of a remediation: its grant, RBAC, target, session and request ------------------
+
+EVIDENCE = [
+    {
+        "kind": "metric",
+        "source": "prometheus",
+        "excerpt": "p99 latency 2.4 s",
+        "sha256": "a" * 64,
+        "observedAt": "2026-11-21T07:00:00Z",
+    }
+]
+"""The evidence a RemediationRequest carries where a test does not say otherwise."""
+
+
+def remediation_grant_spec(
+    subjects: list[dict[str, Any]],
+    shop: str,
+    remediations: list[dict[str, Any]],
+    *,
+    approval_timeout: int,
+    max_ttl: int,
+) -> dict[str, Any]:
+    """A grant for ``subjects`` that reads the deployments of ``shop`` and may ask for
+    ``remediations`` (one approval for a reversible change, two for an irreversible one)."""
+    return {
+        "subjects": subjects,
+        "incidents": {"severities": ["SEV1", "SEV2"]},
+        "read": [
+            {
+                "name": "apps",
+                "namespaces": [shop],
+                "apiGroups": ["apps"],
+                "resources": ["deployments"],
+            }
+        ],
+        "remediations": remediations,
+        "approval": {
+            "requiredApprovals": {"reversible": 1, "irreversible": 2},
+            "timeoutSeconds": approval_timeout,
+        },
+        "session": {
+            "maxTtlSeconds": max_ttl,
+            "maxConcurrentSessions": 100,
+            "maxDeniedRequests": 1000,
+        },
+    }
+
+
+def open_sessions_rules(
+    verbs: tuple[str, ...] = ("create", "get", "list", "watch", "patch"),
+) -> list[dict[str, Any]]:
+    """RBAC rules of whoever opens (and, with ``patch``, ends) IncidentSessions."""
+    return [{"apiGroups": [GROUP], "resources": ["incidentsessions"], "verbs": list(verbs)}]
+
+
+def request_status_rules() -> list[dict[str, Any]]:
+    """RBAC rules of whoever reads requests and sessions and writes a request's status (where
+    approvals are appended; the approval webhook decides whether one counts)."""
+    return [
+        {
+            "apiGroups": [GROUP],
+            "resources": ["remediationrequests", "incidentsessions"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": [GROUP],
+            "resources": ["remediationrequests/status"],
+            "verbs": ["get", "patch", "update"],
+        },
+    ]
+
+
+def approve_rule(grant: str) -> dict[str, Any]:
+    """The RBAC rule that lets its holder approve requests under ``grant``."""
+    return {
+        "apiGroups": [GROUP],
+        "resources": ["agentgrants"],
+        "verbs": ["approve"],
+        "resourceNames": [grant],
+    }
+
+
+def deployment(
+    name: str, replicas: int, image: str = "registry.invalid/web:1", **container: Any
+) -> dict[str, Any]:
+    """A Deployment ``name`` of one container ``app`` (``container``: more of its fields)."""
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image, **container}]},
+            },
+        },
+    }
+
+
+def token_client(local: cluster.LocalCluster, token: str) -> Any:
+    """An ApiClient authenticating to the apiserver with the bearer ``token``."""
+    configuration = client.Configuration()
+    configuration.host = local.url
+    configuration.ssl_ca_cert = str(local.ca_file)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(configuration)
+
+
+def active_session(
+    api: Any, admin: Any, namespace: str, body: dict[str, Any], timeout: float = 20
+) -> dict[str, Any]:
+    """Open the session ``body`` as ``api`` and wait until it is Active (asserted; a Denied
+    session fails the test with its status); the session as the operator left it."""
+    open_session(api, namespace, body)
+    name = body["metadata"]["name"]
+    found = wait_phase(admin, namespace, name, {"Active", "Denied"}, timeout=timeout)
+    assert found["status"]["phase"] == "Active", found["status"]
+    return found
+
+
+def request_spec(
+    session: str,
+    action: dict[str, Any],
+    hypothesis: str,
+    evidence: list[dict[str, Any]] | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """The spec of a RemediationRequest of ``session`` for ``action`` (``more``: further fields,
+    e.g. ``rollbackOf``); the evidence is :data:`EVIDENCE` unless given."""
+    return {
+        "sessionRef": {"name": session},
+        "action": action,
+        "hypothesis": hypothesis,
+        "evidence": EVIDENCE if evidence is None else evidence,
+        **more,
+    }
+
+
+def create_request(api: Any, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create the RemediationRequest ``name`` with ``spec`` as ``api``; the object as the
+    apiserver returned it."""
+    created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "remediationrequests",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RemediationRequest",
+            "metadata": {"name": name},
+            "spec": spec,
+        },
+    )
+    return created
+
+
+def get_request(admin: Any, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.CustomObjectsApi(admin).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "remediationrequests", name
+    )
+    return found
+
+
+def wait_request_phase(
+    admin: Any,
+    namespace: str,
+    name: str,
+    phases: set[str],
+    timeout: float,
+    every: float = 0.05,
+) -> dict[str, Any]:
+    """Wait until the request ``name`` is in one of ``phases``; the request as read then."""
+
+    def check() -> dict[str, Any] | None:
+        body = get_request(admin, namespace, name)
+        return body if (body.get("status") or {}).get("phase") in phases else None
+
+    return wait_for(check, timeout, f"request {name} to reach {sorted(phases)}", every)

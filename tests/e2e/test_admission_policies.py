@@ -38,14 +38,6 @@ class Down:
     ns: str
 
 
-def _token_client(local: cluster.LocalCluster, token: str) -> Any:
-    configuration = client.Configuration()
-    configuration.host = local.url
-    configuration.ssl_ca_cert = str(local.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(configuration)
-
-
 def _delete_webhook_configurations(admin: Any) -> None:
     api = client.AdmissionregistrationV1Api(admin)
     for delete in (
@@ -105,7 +97,7 @@ def down(
             agents.as_user(local_cluster, AGENT, [AGENT_GROUP]),
             agents.as_user(local_cluster, APPROVER),
             agents.as_user(local_cluster, dev.OPERATOR_USER),
-            _token_client(local_cluster, token),
+            agents.token_client(local_cluster, token),
             ns,
         )
     finally:

@@ -23,7 +23,6 @@ from playwright import sync_api
 
 from agent_authority.cli import dev
 from agent_authority.localcluster import assets, cluster
-from agent_authority.models import GROUP
 from agent_authority.policy import approval_view
 from tests.e2e import agents, oidc, receiver
 from tests.e2e import test_approval_page as pages
@@ -119,13 +118,7 @@ def oidc_world(
     agents.cluster_role(
         admin,
         f"open-{grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["incidentsessions"],
-                "verbs": ["create", "get", "list", "watch", "patch"],
-            }
-        ],
+        agents.open_sessions_rules(),
         [f"system:serviceaccount:{people}:agent-rita"],
     )
     _bind_group(admin, f"approve-{grant}", pages._approver_rules(grant), f"oidc:{APPROVERS}")
@@ -155,7 +148,7 @@ def oidc_world(
             "approval": {"requiredApprovals": {"reversible": 1, "irreversible": 2}},
         },
     )
-    apps.create_namespaced_deployment(shop, pages._deployment("web", 3))
+    apps.create_namespaced_deployment(shop, agents.deployment("web", 3))
     agents.wait_for(
         lambda: pages._healthy(f"http://127.0.0.1:{page_port}"), 30, "the approval page"
     )
@@ -181,7 +174,7 @@ def oidc_world(
 
 def _who(local: cluster.LocalCluster, token: str) -> tuple[str, list[str]]:
     review = client.AuthenticationV1Api(
-        pages._token_client(local, token)
+        agents.token_client(local, token)
     ).create_self_subject_review(
         {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
     )

@@ -76,40 +76,15 @@ def _token(admin: Any, namespace: str, account: str) -> str:
     return str(review.status.token)
 
 
-def _token_client(local: cluster.LocalCluster, token: str) -> Any:
-    configuration = client.Configuration()
-    configuration.host = local.url
-    configuration.ssl_ca_cert = str(local.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(configuration)
-
-
 def _reader_rules() -> list[dict[str, Any]]:
     return [
-        {
-            "apiGroups": [GROUP],
-            "resources": ["remediationrequests", "incidentsessions"],
-            "verbs": ["get", "list", "watch"],
-        },
-        {
-            "apiGroups": [GROUP],
-            "resources": ["remediationrequests/status"],
-            "verbs": ["get", "patch", "update"],
-        },
+        *agents.request_status_rules(),
         {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]},
     ]
 
 
 def _approver_rules(grant: str) -> list[dict[str, Any]]:
-    return [
-        *_reader_rules(),
-        {
-            "apiGroups": [GROUP],
-            "resources": ["agentgrants"],
-            "verbs": ["approve"],
-            "resourceNames": [grant],
-        },
-    ]
+    return [*_reader_rules(), agents.approve_rule(grant)]
 
 
 @pytest.fixture(scope="module")
@@ -148,18 +123,7 @@ def world(
         core.create_namespaced_service_account(people, {"metadata": {"name": account}})
     grant = agents.unique("pager")
     sa = f"system:serviceaccount:{people}:"
-    agents.cluster_role(
-        admin,
-        f"open-{grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["incidentsessions"],
-                "verbs": ["create", "get", "list", "watch", "patch"],
-            }
-        ],
-        [f"{sa}agent-rita"],
-    )
+    agents.cluster_role(admin, f"open-{grant}", agents.open_sessions_rules(), [f"{sa}agent-rita"])
     agents.cluster_role(
         admin, f"approve-{grant}", _approver_rules(grant), [f"{sa}oncall-1", f"{sa}oncall-2"]
     )
@@ -167,18 +131,10 @@ def world(
     agents.create_grant(
         admin,
         grant,
-        {
-            "subjects": [{"kind": "ServiceAccount", "namespace": people, "name": "agent-rita"}],
-            "incidents": {"severities": ["SEV1", "SEV2"]},
-            "read": [
-                {
-                    "name": "apps",
-                    "namespaces": [shop],
-                    "apiGroups": ["apps"],
-                    "resources": ["deployments"],
-                }
-            ],
-            "remediations": [
+        agents.remediation_grant_spec(
+            [{"kind": "ServiceAccount", "namespace": people, "name": "agent-rita"}],
+            shop,
+            [
                 {
                     "action": "scale-workload",
                     "namespaces": [shop],
@@ -187,19 +143,12 @@ def world(
                 },
                 {"action": "restart-workload", "namespaces": [shop], "autonomy": "propose"},
             ],
-            "approval": {
-                "requiredApprovals": {"reversible": 1, "irreversible": 2},
-                "timeoutSeconds": 600,
-            },
-            "session": {
-                "maxTtlSeconds": 900,
-                "maxConcurrentSessions": 100,
-                "maxDeniedRequests": 1000,
-            },
-        },
+            approval_timeout=600,
+            max_ttl=900,
+        ),
     )
     for namespace in (shop, other):
-        apps.create_namespaced_deployment(namespace, _deployment("web", 3))
+        apps.create_namespaced_deployment(namespace, agents.deployment("web", 3))
 
     sink = receiver.Receiver().start()
     folder = tmp_path_factory.mktemp("notify")
@@ -254,20 +203,6 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _deployment(name: str, replicas: int) -> Any:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "registry.invalid/web:1"}]},
-            },
-        },
-    }
-
-
 @dataclasses.dataclass
 class Session:
     name: str
@@ -277,10 +212,8 @@ class Session:
 
 def _session(w: World) -> Session:
     name = agents.unique("s")
-    agent = _token_client(w.local, w.tokens["agent-rita"])
-    agents.open_session(agent, w.ns, agents.session_body(name, w.grant))
-    body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"})
-    assert body["status"]["phase"] == "Active", body["status"]
+    agent = agents.token_client(w.local, w.tokens["agent-rita"])
+    body = agents.active_session(agent, w.admin, w.ns, agents.session_body(name, w.grant))
     return Session(
         name,
         agents.token_of(w.admin, w.ns, body),
@@ -295,22 +228,11 @@ def _ask(
     hypothesis: str = "web is saturated: one more replica takes the load",
 ) -> str:
     name = agents.unique("rr")
-    client.CustomObjectsApi(_token_client(w.local, s.token)).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    agents.create_request(
+        agents.token_client(w.local, s.token),
         w.ns,
-        "remediationrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": name},
-            "spec": {
-                "sessionRef": {"name": s.name},
-                "action": action,
-                "hypothesis": hypothesis,
-                "evidence": EVIDENCE,
-            },
-        },
+        name,
+        agents.request_spec(s.name, action, hypothesis, EVIDENCE),
     )
     return name
 
@@ -331,18 +253,11 @@ def _restart(namespace: str) -> dict[str, Any]:
 
 
 def _request(w: World, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
-    return found
+    return agents.get_request(w.admin, w.ns, name)
 
 
 def _phase(w: World, name: str, phases: set[str], timeout: float = 30) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        body = _request(w, name)
-        return body if (body.get("status") or {}).get("phase") in phases else None
-
-    return agents.wait_for(check, timeout, f"request {name} to reach {sorted(phases)}")
+    return agents.wait_request_phase(w.admin, w.ns, name, phases, timeout)
 
 
 def _replicas(w: World, namespace: str) -> int:
@@ -636,7 +551,7 @@ def test_an_agents_words_cannot_script_the_approvers_page(
 
 def _approve_as(w: World, account: str, name: str, reason: str) -> None:
     """Approve through the API as ``account`` (as the CLI does: re-read on a conflict)."""
-    approver = client.CustomObjectsApi(_token_client(w.local, w.tokens[account]))
+    approver = client.CustomObjectsApi(agents.token_client(w.local, w.tokens[account]))
     for _ in range(10):
         body = _request(w, name)
         try:
@@ -740,7 +655,7 @@ def test_an_approved_change_that_fails_to_apply_is_announced_with_the_reason(
     w = world
     apps = client.AppsV1Api(w.admin)
     target = agents.unique("api")
-    apps.create_namespaced_deployment(w.shop, _deployment(target, 2))
+    apps.create_namespaced_deployment(w.shop, agents.deployment(target, 2))
     s = _session(w)
     action = {
         "type": "scale-workload",

@@ -10,7 +10,6 @@ from typing import Any
 
 from kubernetes import client, config
 
-from agent_authority.kube import session_refs
 from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_sessions import World, _active, world
@@ -188,20 +187,8 @@ def test_a_transition_that_loses_the_race_records_nothing(
         name = agents.unique("race")
         created = agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
         uid = created["metadata"]["uid"]
-        sa = session_refs.SessionRef(namespace=w.ns, name=name, uid=uid).service_account
-        core = client.CoreV1Api(w.admin)
-
-        def minted() -> bool | None:
-            try:
-                core.read_namespaced_service_account(sa, w.ns)
-                return True
-            except client.ApiException as e:
-                if e.status == 404:
-                    return None
-                raise
-
         # The operator read the session as Pending and is creating its credentials.
-        agents.wait_for(minted, 30, "the session's ServiceAccount")
+        agents.wait_service_account(w.admin, w.ns, name, uid, "the session's ServiceAccount")
         other = config.new_client_from_config(config_file=str(operator.env.kubeconfig))
         client.CustomObjectsApi(other).patch_namespaced_custom_object_status(
             "agentauthority.io",
@@ -211,8 +198,8 @@ def test_a_transition_that_loses_the_race_records_nothing(
             name,
             {"status": {"phase": "Denied", "reason": "OtherReplica"}},
         )
-        agents.wait_for(
-            lambda: None if minted() else True, 60, "the loser to take its credentials back"
+        agents.wait_service_account_gone(
+            w.admin, w.ns, name, uid, "the loser to take its credentials back"
         )
         body = agents.get_session(w.admin, w.ns, name)
         assert body["status"]["phase"] == "Denied", body["status"]

@@ -45,16 +45,6 @@ class World:
     grant: str
 
 
-def _session_rbac() -> list[dict[str, Any]]:
-    return [
-        {
-            "apiGroups": [GROUP],
-            "resources": ["incidentsessions"],
-            "verbs": ["create", "get", "list", "watch", "patch"],
-        }
-    ]
-
-
 @pytest.fixture(scope="module")
 def world(local_cluster: cluster.LocalCluster, admin: Any, operator: OperatorProcess) -> World:
     core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
@@ -71,7 +61,7 @@ def world(local_cluster: cluster.LocalCluster, admin: Any, operator: OperatorPro
         f"system:serviceaccount:{ns}:http-bot",
         f"system:serviceaccount:{ns}:http-stranger",
     ]
-    agents.cluster_role(admin, f"open-{grant}", _session_rbac(), users)
+    agents.cluster_role(admin, f"open-{grant}", agents.open_sessions_rules(), users)
     agents.cluster_role(
         admin,
         f"review-{grant}",
@@ -87,24 +77,7 @@ def world(local_cluster: cluster.LocalCluster, admin: Any, operator: OperatorPro
     agents.cluster_role(
         admin,
         f"approve-{grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["remediationrequests", "incidentsessions"],
-                "verbs": ["get", "list", "watch"],
-            },
-            {
-                "apiGroups": [GROUP],
-                "resources": ["remediationrequests/status"],
-                "verbs": ["get", "patch", "update"],
-            },
-            {
-                "apiGroups": [GROUP],
-                "resources": ["agentgrants"],
-                "verbs": ["approve"],
-                "resourceNames": [grant],
-            },
-        ],
+        [*agents.request_status_rules(), agents.approve_rule(grant)],
         [APPROVER],
     )
     agents.create_grant(

@@ -22,16 +22,6 @@ from tests.e2e.operator_process import OperatorProcess
 AGENT, AGENT_GROUP = "agent-rita", "remediation-agents"
 APPROVERS = ("oncall-1", "oncall-2")
 LEAD = "oncall-lead"  # starts rollbacks (so the approvers are not the rollback's requester)
-RBAC = "rbac.authorization.k8s.io"
-EVIDENCE = [
-    {
-        "kind": "metric",
-        "source": "prometheus",
-        "excerpt": "p99 latency 2.4 s",
-        "sha256": "a" * 64,
-        "observedAt": "2026-11-21T07:00:00Z",
-    }
-]
 
 
 @dataclasses.dataclass
@@ -47,18 +37,10 @@ class World:
 
 
 def _grant_spec(shop: str) -> dict[str, Any]:
-    return {
-        "subjects": [{"kind": "Group", "name": AGENT_GROUP}],
-        "incidents": {"severities": ["SEV1", "SEV2"]},
-        "read": [
-            {
-                "name": "apps",
-                "namespaces": [shop],
-                "apiGroups": ["apps"],
-                "resources": ["deployments"],
-            }
-        ],
-        "remediations": [
+    return agents.remediation_grant_spec(
+        [{"kind": "Group", "name": AGENT_GROUP}],
+        shop,
+        [
             {
                 "action": "scale-workload",
                 "namespaces": [shop],
@@ -72,27 +54,9 @@ def _grant_spec(shop: str) -> dict[str, Any]:
             {"action": "uncordon-node", "autonomy": "propose"},
             {"action": "suspend-cronjob", "namespaces": [shop], "autonomy": "propose"},
         ],
-        "approval": {
-            "requiredApprovals": {"reversible": 1, "irreversible": 2},
-            "timeoutSeconds": 60,
-        },
-        "session": {"maxTtlSeconds": 900, "maxConcurrentSessions": 100, "maxDeniedRequests": 1000},
-    }
-
-
-def _status_rules() -> list[dict[str, Any]]:
-    return [
-        {
-            "apiGroups": [GROUP],
-            "resources": ["remediationrequests", "incidentsessions"],
-            "verbs": ["get", "list", "watch"],
-        },
-        {
-            "apiGroups": [GROUP],
-            "resources": ["remediationrequests/status"],
-            "verbs": ["get", "patch", "update"],
-        },
-    ]
+        approval_timeout=60,
+        max_ttl=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,38 +70,19 @@ def world(
     agents.allow_sessions_in(local_cluster, ns)
     agents.allow_scopes_in(local_cluster, shop)  # the scopes read there
     grant = agents.unique("fixer")
-    agents.cluster_role(
-        admin,
-        f"open-{grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["incidentsessions"],
-                "verbs": ["create", "get", "list", "watch", "patch"],
-            }
-        ],
-        [AGENT],
-    )
+    agents.cluster_role(admin, f"open-{grant}", agents.open_sessions_rules(), [AGENT])
     agents.cluster_role(
         admin,
         f"approve-{grant}",
-        [
-            *_status_rules(),
-            {
-                "apiGroups": [GROUP],
-                "resources": ["agentgrants"],
-                "verbs": ["approve"],
-                "resourceNames": [grant],
-            },
-        ],
+        [*agents.request_status_rules(), agents.approve_rule(grant)],
         list(APPROVERS),
     )
-    agents.cluster_role(admin, f"status-only-{grant}", _status_rules(), ["bystander"])
+    agents.cluster_role(admin, f"status-only-{grant}", agents.request_status_rules(), ["bystander"])
     agents.cluster_role(
         admin,
         f"rollback-{grant}",
         [
-            *_status_rules(),
+            *agents.request_status_rules(),
             {"apiGroups": [GROUP], "resources": ["remediationrequests"], "verbs": ["create"]},
         ],
         [LEAD],
@@ -146,7 +91,7 @@ def world(
     node = agents.unique("node")
     core.create_node({"metadata": {"name": node}})
     for namespace in (shop, other):
-        apps.create_namespaced_deployment(namespace, _deployment("web", 3))
+        apps.create_namespaced_deployment(namespace, agents.deployment("web", 3))
     batch.create_namespaced_cron_job(
         shop,
         {
@@ -180,32 +125,10 @@ def world(
     core.delete_node(node)
 
 
-def _deployment(name: str, replicas: int, image: str = "registry.invalid/web:1") -> Any:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-        },
-    }
-
-
 def _pods(admin: Any, namespace: str, selector: str) -> int:
     return len(
         client.CoreV1Api(admin).list_namespaced_pod(namespace, label_selector=selector).items
     )
-
-
-def _token_client(local: cluster.LocalCluster, token: str) -> Any:
-    configuration = client.Configuration()
-    configuration.host = local.url
-    configuration.ssl_ca_cert = str(local.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(configuration)
 
 
 @dataclasses.dataclass
@@ -216,16 +139,21 @@ class Session:
     account: str
 
 
-def _session(w: World) -> Session:
-    name = agents.unique("s")
-    agents.open_session(w.agent, w.ns, agents.session_body(name, w.grant))
-    body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"})
-    assert body["status"]["phase"] == "Active", body["status"]
-    token = agents.token_of(w.agent, w.ns, body)
+def _session(
+    w: World, grant: str | None = None, opener: Any = None, name: str | None = None, **spec: Any
+) -> Session:
+    """An Active session under ``grant`` (the world's unless given), opened by ``opener`` (the
+    world's agent unless given), which also reads its token."""
+    opener = opener or w.agent
+    name = name or agents.unique("s")
+    body = agents.active_session(
+        opener, w.admin, w.ns, agents.session_body(name, grant or w.grant, **spec)
+    )
+    token = agents.token_of(opener, w.ns, body)
     return Session(
         name,
         token,
-        _token_client(w.local, token),
+        agents.token_client(w.local, token),
         f"system:serviceaccount:{w.ns}:{body['status']['serviceAccountName']}",
     )
 
@@ -234,24 +162,12 @@ def _create(
     w: World, s: Session, action: dict[str, Any], name: str | None = None
 ) -> dict[str, Any]:
     """Create a request with the session's own token; the object as the apiserver returned it."""
-    created: dict[str, Any] = client.CustomObjectsApi(s.api).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    return agents.create_request(
+        s.api,
         w.ns,
-        "remediationrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": name or agents.unique("rr")},
-            "spec": {
-                "sessionRef": {"name": s.name},
-                "action": action,
-                "hypothesis": "it will help",
-                "evidence": EVIDENCE,
-            },
-        },
+        name or agents.unique("rr"),
+        agents.request_spec(s.name, action, "it will help"),
     )
-    return created
 
 
 def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) -> str:
@@ -259,18 +175,11 @@ def _ask(w: World, s: Session, action: dict[str, Any], name: str | None = None) 
 
 
 def _request(w: World, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
-    return found
+    return agents.get_request(w.admin, w.ns, name)
 
 
 def _phase(w: World, name: str, phases: set[str], timeout: float = 20) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        body = _request(w, name)
-        return body if (body.get("status") or {}).get("phase") in phases else None
-
-    return agents.wait_for(check, timeout, f"request {name} to reach {sorted(phases)}")
+    return agents.wait_request_phase(w.admin, w.ns, name, phases, timeout)
 
 
 def _cli(w: World, user: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -313,9 +222,7 @@ def _replicas(w: World, namespace: str, name: str = "web") -> int:
 
 def _append_approval(api: Any, w: World, name: str) -> client.ApiException:
     """Try to append an approval as ``api``; returns the refusal."""
-    current = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
+    current = _request(w, name)
     approvals = [
         *(current.get("status") or {}).get("approvals", []),
         {"decision": "approve", "reason": "looks fine to me"},
@@ -334,7 +241,7 @@ def test_auto_within_limits_applies_without_a_human(world: World) -> None:
     w = world
     s = _session(w)
     deployment = agents.unique("auto")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     started = time.monotonic()
     name = _ask(w, s, _scale(w.shop, 4, deployment))
     done = _phase(w, name, {"Succeeded", "Failed", "Denied", "AwaitingApproval"})
@@ -352,7 +259,7 @@ def test_beyond_the_auto_limit_it_waits_and_only_an_approver_can_approve(world: 
     w = world
     s = _session(w)
     deployment = agents.unique("big")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     name = _ask(w, s, _scale(w.shop, 6, deployment))
     waiting = _phase(w, name, {"AwaitingApproval", "Succeeded", "Denied"})
     assert waiting["status"]["phase"] == "AwaitingApproval", waiting["status"]
@@ -381,7 +288,7 @@ def test_a_request_carries_the_finalizer_from_creation_until_it_is_applied(world
     w = world
     s = _session(w)
     deployment = agents.unique("fin")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     created = _create(w, s, _scale(w.shop, 6, deployment))
     name = created["metadata"]["name"]
     assert FINALIZER in created["metadata"].get("finalizers", []), created["metadata"]
@@ -405,7 +312,7 @@ def test_requests_made_at_once_are_each_readable_by_their_session(world: World) 
     w = world
     s = _session(w)
     deployment = agents.unique("many")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 1))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(deployment, 1))
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         names = list(pool.map(lambda _: _ask(w, s, _scale(w.shop, 9, deployment)), range(8)))
     for name in names:
@@ -446,10 +353,14 @@ def test_no_self_approval_even_when_rbac_would_allow_it(world: World) -> None:
     rbac.create_cluster_role_binding(
         {
             "metadata": {"name": f"oops-{account}"},
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": f"approve-{w.grant}"},
+            "roleRef": {
+                "apiGroup": agents.RBAC,
+                "kind": "ClusterRole",
+                "name": f"approve-{w.grant}",
+            },
             "subjects": [
                 {"kind": "ServiceAccount", "name": account, "namespace": w.ns},
-                {"kind": "User", "name": AGENT, "apiGroup": RBAC},
+                {"kind": "User", "name": AGENT, "apiGroup": agents.RBAC},
             ],
         }
     )
@@ -470,22 +381,11 @@ def test_a_request_cannot_name_someone_elses_session(world: World) -> None:
     w = world
     mine, theirs = _session(w), _session(w)
     with pytest.raises(client.ApiException) as refused:
-        client.CustomObjectsApi(mine.api).create_namespaced_custom_object(
-            GROUP,
-            VERSION,
+        agents.create_request(
+            mine.api,
             w.ns,
-            "remediationrequests",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "RemediationRequest",
-                "metadata": {"name": agents.unique("hijack")},
-                "spec": {
-                    "sessionRef": {"name": theirs.name},
-                    "action": _scale(w.shop, 4),
-                    "hypothesis": "h",
-                    "evidence": EVIDENCE,
-                },
-            },
+            agents.unique("hijack"),
+            agents.request_spec(theirs.name, _scale(w.shop, 4), "h"),
         )
     assert refused.value.status == 403
     assert "not the caller's own active session" in agents.refusal(refused.value)
@@ -644,7 +544,7 @@ def test_scale_applies_and_rolls_back(world: World) -> None:
     w = world
     s = _session(w)
     name_ = agents.unique("sc")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(name_, 3))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(name_, 3))
     name = _ask(w, s, _scale(w.shop, 5, name_))
     done = _approve_all(w, name)
     assert done["status"]["diff"] == [{"path": "spec.replicas", "before": "3", "after": "5"}]
@@ -657,7 +557,7 @@ def test_restart_applies_and_rolls_back_to_the_previous_template(world: World) -
     w = world
     s = _session(w)
     name_ = agents.unique("rs")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(name_, 1))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(name_, 1))
     agents.wait_for(lambda: _revision(w, name_) == "1", 20, "revision 1")
     name = _ask(
         w,
@@ -682,7 +582,7 @@ def test_rollback_deployment_applies_and_rolls_forward_again(world: World) -> No
     s = _session(w)
     name_ = agents.unique("rb")
     apps = client.AppsV1Api(w.admin)
-    apps.create_namespaced_deployment(w.shop, _deployment(name_, 1, "registry.invalid/web:1"))
+    apps.create_namespaced_deployment(w.shop, agents.deployment(name_, 1, "registry.invalid/web:1"))
     agents.wait_for(lambda: _revision(w, name_) == "1", 20, "revision 1")
     apps.patch_namespaced_deployment(
         name_,
@@ -778,7 +678,7 @@ def test_killed_after_applying_the_change_is_not_applied_twice(
     s = _session(w)
     name_ = agents.unique("once")
     apps = client.AppsV1Api(w.admin)
-    apps.create_namespaced_deployment(w.shop, _deployment(name_, 1))
+    apps.create_namespaced_deployment(w.shop, agents.deployment(name_, 1))
     agents.wait_for(lambda: _revision(w, name_) == "1", 20, "revision 1")
     operator.stop()
     operator.start(failpoints="after-apply")
@@ -813,7 +713,7 @@ def test_killed_before_applying_the_change_applies_it_once_on_restart(
     w = world
     s = _session(w)
     name_ = agents.unique("later")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(name_, 2))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(name_, 2))
     operator.stop()
     operator.start(failpoints="before-apply")
     name = _ask(w, s, _scale(w.shop, 3, name_))

@@ -22,12 +22,10 @@ from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_remediation import (
     APPROVERS,
-    EVIDENCE,
     World,
     _append_approval,
     _approve,
     _ask,
-    _deployment,
     _grant_spec,
     _phase,
     _replicas,
@@ -35,8 +33,6 @@ from tests.e2e.test_remediation import (
     _revision,
     _scale,
     _session,
-    _status_rules,
-    _token_client,
     world,
 )
 
@@ -96,27 +92,13 @@ def test_the_parent_sessions_owner_cannot_approve_a_sub_agents_request(world: Wo
     agents.cluster_role(
         w.admin,
         f"open-{grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["incidentsessions"],
-                "verbs": ["create", "get", "list", "watch"],
-            },
-        ],
+        agents.open_sessions_rules(("create", "get", "list", "watch")),
         [owner],
     )
     agents.cluster_role(
         w.admin,
         f"approve-{grant}",
-        [
-            *_status_rules(),
-            {
-                "apiGroups": [GROUP],
-                "resources": ["agentgrants"],
-                "verbs": ["approve"],
-                "resourceNames": [grant],
-            },
-        ],
+        [*agents.request_status_rules(), agents.approve_rule(grant)],
         [owner, *APPROVERS],
     )
     # Session tokens of this namespace may open sub-agent sessions (of their own session).
@@ -135,40 +117,23 @@ def test_the_parent_sessions_owner_cannot_approve_a_sub_agents_request(world: Wo
         }
     )
     opener = agents.as_user(w.local, owner)
-    parent = agents.unique("parent")
-    agents.open_session(opener, w.ns, agents.session_body(parent, grant))
-    parent_body = agents.wait_phase(w.admin, w.ns, parent, {"Active", "Denied"})
-    assert parent_body["status"]["phase"] == "Active", parent_body["status"]
-    parent_api = _token_client(w.local, agents.token_of(opener, w.ns, parent_body))
+    parent_session = _session(w, grant, opener, agents.unique("parent"))
+    parent, parent_api = parent_session.name, parent_session.api
     child = agents.unique("child")
     with pytest.raises(client.ApiException) as by_token:  # the attack's first step
         agents.open_session(
             parent_api, w.ns, agents.session_body(child, grant, parentSession=parent)
         )
     assert by_token.value.status == 403, agents.refusal(by_token.value)
-    agents.open_session(opener, w.ns, agents.session_body(child, grant, parentSession=parent))
-    child_body = agents.wait_phase(w.admin, w.ns, child, {"Active", "Denied"})
-    assert child_body["status"]["phase"] == "Active", child_body["status"]
-    child_api = _token_client(w.local, agents.token_of(opener, w.ns, child_body))
+    child_api = _session(w, grant, opener, child, parentSession=parent).api
     deployment = agents.unique("sub")
-    _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    _apps(w).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     name = agents.unique("rr")
-    client.CustomObjectsApi(child_api).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    agents.create_request(
+        child_api,
         w.ns,
-        "remediationrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": name},
-            "spec": {
-                "sessionRef": {"name": child},
-                "action": _scale(w.shop, 9, deployment),
-                "hypothesis": "more replicas",
-                "evidence": EVIDENCE,
-            },
-        },
+        name,
+        agents.request_spec(child, _scale(w.shop, 9, deployment), "more replicas"),
     )
     _phase(w, name, {"AwaitingApproval"})
 
@@ -191,7 +156,7 @@ def test_an_approval_never_lands_on_a_target_deleted_and_created_again(world: Wo
     w = world
     s = _session(w)
     deployment = agents.unique("again")
-    _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    _apps(w).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     _pods_reported(w, deployment, 3)
     name = _ask(w, s, _scale(w.shop, 9, deployment))
     reviewed = _phase(w, name, {"AwaitingApproval"})
@@ -206,7 +171,7 @@ def test_an_approval_never_lands_on_a_target_deleted_and_created_again(world: Wo
         "the deployment to be gone",
     )
     _apps(w).create_namespaced_deployment(
-        w.shop, _deployment(deployment, 3, "registry.invalid/other:6")
+        w.shop, agents.deployment(deployment, 3, "registry.invalid/other:6")
     )
     _pods_reported(w, deployment, 3)
 
@@ -231,7 +196,7 @@ def test_a_rollback_applies_the_revision_that_was_reviewed_or_nothing(world: Wor
     w = world
     s = _session(w)
     deployment = agents.unique("pin")
-    body = _deployment(deployment, 1, "registry.invalid/web:1")
+    body = agents.deployment(deployment, 1, "registry.invalid/web:1")
     body["spec"]["strategy"] = {"type": "Recreate"}  # pods never get Ready: no rollout overlap
     _apps(w).create_namespaced_deployment(w.shop, body)
     agents.wait_for(lambda: _revision(w, deployment) == "1", 20, "revision 1")
@@ -318,13 +283,33 @@ def _admission_bypassed(admin: Any) -> Iterator[None]:
         time.sleep(1.5)
 
 
+def _stamp_approval(w: World, name: str, username: str, groups: list[str]) -> None:
+    """Append an approval by ``username`` in ``groups`` to the request's status, stamped as the
+    approval webhook would have stamped it (written as admin, around admission)."""
+    current = _request(w, name)
+    entry = {
+        "decision": "approve",
+        "reason": "fine",
+        "approver": {"username": username, "groups": groups},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    client.CustomObjectsApi(w.admin).patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        w.ns,
+        "remediationrequests",
+        name,
+        {"status": {"approvals": [*current["status"].get("approvals", []), entry]}},
+    )
+
+
 def test_a_forged_approved_status_is_never_applied(world: World, operator: OperatorProcess) -> None:
     """Status written around the webhook: phase Approved and an Approved condition, no approvals.
     The operator (restarted, so it resumes the request) must count the approvals itself."""
     w = world
     s = _session(w)
     deployment = agents.unique("forged")
-    _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    _apps(w).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     name = _ask(w, s, _scale(w.shop, 9, deployment))
     _phase(w, name, {"AwaitingApproval"})
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -367,19 +352,11 @@ def test_an_approval_does_not_survive_the_approvers_loss_of_the_approve_verb(
     agents.cluster_role(
         w.admin,
         f"approve-once-{w.grant}-{agents.unique('x')}",
-        [
-            *_status_rules(),
-            {
-                "apiGroups": [GROUP],
-                "resources": ["agentgrants"],
-                "verbs": ["approve"],
-                "resourceNames": [w.grant],
-            },
-        ],
+        [*agents.request_status_rules(), agents.approve_rule(w.grant)],
         [approver],
     )
     deployment = agents.unique("lapsed")
-    _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    _apps(w).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     name = _ask(w, s, _scale(w.shop, 9, deployment))
     _phase(w, name, {"AwaitingApproval"})
     operator.stop()
@@ -387,21 +364,7 @@ def test_an_approval_does_not_survive_the_approvers_loss_of_the_approve_verb(
         # The operator's webhooks are down, so the approval cannot be stamped; write it as the
         # webhook would have (this is what the stopped operator finds on restart).
         with _admission_bypassed(w.admin):
-            current = _request(w, name)
-            entry = {
-                "decision": "approve",
-                "reason": "fine",
-                "approver": {"username": approver, "groups": []},
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            client.CustomObjectsApi(w.admin).patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                w.ns,
-                "remediationrequests",
-                name,
-                {"status": {"approvals": [*current["status"].get("approvals", []), entry]}},
-            )
+            _stamp_approval(w, name, approver, [])
         rbac = client.RbacAuthorizationV1Api(w.admin)
         for binding in rbac.list_cluster_role_binding().items:
             if binding.metadata.name.startswith(f"approve-once-{w.grant}"):
@@ -428,15 +391,7 @@ def test_an_approval_through_a_group_counts_only_while_the_group_may_approve(
     rbac.create_cluster_role(
         {
             "metadata": {"name": role},
-            "rules": [
-                *_status_rules(),
-                {
-                    "apiGroups": [GROUP],
-                    "resources": ["agentgrants"],
-                    "verbs": ["approve"],
-                    "resourceNames": [w.grant],
-                },
-            ],
+            "rules": [*agents.request_status_rules(), agents.approve_rule(w.grant)],
         }
     )
     cases = {"kept": agents.unique("grp-kept"), "lost": agents.unique("grp-lost")}
@@ -451,28 +406,14 @@ def test_an_approval_through_a_group_counts_only_while_the_group_may_approve(
     requests: dict[str, tuple[str, str]] = {}
     for case in cases:
         deployment = agents.unique(f"by-{case}")
-        _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+        _apps(w).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
         requests[case] = (_ask(w, s, _scale(w.shop, 9, deployment)), deployment)
         _phase(w, requests[case][0], {"AwaitingApproval"})
     operator.stop()
     try:
         with _admission_bypassed(w.admin):  # stamped as the webhook would have stamped them
             for case, (name, _) in requests.items():
-                current = _request(w, name)
-                entry = {
-                    "decision": "approve",
-                    "reason": "fine",
-                    "approver": {"username": f"oncall-{case}", "groups": [cases[case]]},
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-                client.CustomObjectsApi(w.admin).patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    w.ns,
-                    "remediationrequests",
-                    name,
-                    {"status": {"approvals": [*current["status"].get("approvals", []), entry]}},
-                )
+                _stamp_approval(w, name, f"oncall-{case}", [cases[case]])
         rbac.delete_cluster_role_binding(cases["lost"])
     finally:
         operator.start()
@@ -497,7 +438,7 @@ def test_a_rollback_cannot_be_judged_under_another_sessions_looser_grant(world: 
     w = world
     s = _session(w)
     deployment = agents.unique("orig")
-    _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    _apps(w).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     original = _ask(w, s, _scale(w.shop, 9, deployment))
     _phase(w, original, {"AwaitingApproval"})
     assert _approve(w, APPROVERS[0], original).returncode == 0
@@ -515,29 +456,18 @@ def test_a_rollback_cannot_be_judged_under_another_sessions_looser_grant(world: 
         }
     ]
     agents.create_grant(w.admin, loose, spec)
-    other = agents.unique("s")
-    agents.open_session(w.agent, w.ns, agents.session_body(other, loose))
-    other_body = agents.wait_phase(w.admin, w.ns, other, {"Active", "Denied"})
-    assert other_body["status"]["phase"] == "Active", other_body["status"]
-    other_api = _token_client(w.local, agents.token_of(w.agent, w.ns, other_body))
+    other = _session(w, loose)
     rollback = agents.unique("undo")
-    client.CustomObjectsApi(other_api).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    agents.create_request(
+        other.api,
         w.ns,
-        "remediationrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": rollback},
-            "spec": {
-                "sessionRef": {"name": other},
-                "action": applied["status"]["inverse"]["action"],
-                "hypothesis": "undo it",
-                "evidence": EVIDENCE,
-                "rollbackOf": {"name": original},
-            },
-        },
+        rollback,
+        agents.request_spec(
+            other.name,
+            applied["status"]["inverse"]["action"],
+            "undo it",
+            rollbackOf={"name": original},
+        ),
     )
     done = _phase(w, rollback, {"Denied", "Succeeded", "Failed", "AwaitingApproval"})
     assert done["status"]["phase"] == "Denied", done["status"]
@@ -557,7 +487,7 @@ def test_a_forged_marker_on_the_target_does_not_fake_an_applied_change(world: Wo
     w = world
     s = _session(w)
     deployment = agents.unique("mark")
-    _apps(w).create_namespaced_deployment(w.shop, _deployment(deployment, 1))
+    _apps(w).create_namespaced_deployment(w.shop, agents.deployment(deployment, 1))
     agents.wait_for(lambda: _revision(w, deployment) == "1", 20, "revision 1")
     name = _ask(
         w,
@@ -607,34 +537,16 @@ def test_a_cancelled_request_says_so_and_refuses_approvals_by_its_phase(world: W
 
 def _create(w: World, spec: dict[str, Any], name: str | None = None) -> client.ApiException:
     with pytest.raises(client.ApiException) as refused:
-        client.CustomObjectsApi(w.admin).create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            w.ns,
-            "remediationrequests",
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "RemediationRequest",
-                "metadata": {"name": name or agents.unique("bad")},
-                "spec": spec,
-            },
-        )
+        agents.create_request(w.admin, w.ns, name or agents.unique("bad"), spec)
     return refused.value
 
 
 def _spec(w: World, **changes: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "sessionRef": {"name": "some-session"},
-        "action": _scale(w.shop, 4),
-        "hypothesis": "h",
-        "evidence": EVIDENCE,
-    }
-    spec.update(changes)
-    return spec
+    return {**agents.request_spec("some-session", _scale(w.shop, 4), "h"), **changes}
 
 
 def _evidence(observed: Any) -> list[dict[str, Any]]:
-    return [{**EVIDENCE[0], "observedAt": observed}]
+    return [{**agents.EVIDENCE[0], "observedAt": observed}]
 
 
 @pytest.mark.parametrize(

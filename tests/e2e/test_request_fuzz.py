@@ -30,7 +30,7 @@ from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_remediation import (
     World,
     _grant_spec,
-    _token_client,
+    _session,
     world,
 )
 
@@ -159,11 +159,8 @@ def _fuzz_grant(w: World) -> str:
 
 
 def _open(w: World, grant: str) -> tuple[str, Any]:
-    name = agents.unique("fz")
-    agents.open_session(w.agent, w.ns, agents.session_body(name, grant))
-    body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"})
-    assert body["status"]["phase"] == "Active", body["status"]
-    return name, _token_client(w.local, agents.token_of(w.agent, w.ns, body))
+    s = _session(w, grant, name=agents.unique("fz"))
+    return s.name, s.api
 
 
 def _revoked(w: World, session: str) -> bool:
@@ -200,16 +197,8 @@ def test_every_fuzzed_request_is_refused_by_field_or_reaches_a_phase(
         if time.monotonic() - started > BUDGET_SECONDS:
             return
         name = agents.unique("fz")
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
         try:
-            client.CustomObjectsApi(current["api"]).create_namespaced_custom_object(
-                GROUP, VERSION, w.ns, "remediationrequests", body
-            )
+            agents.create_request(current["api"], w.ns, name, spec)
         except client.ApiException as e:
             refused.append((spec, int(e.status or 0), agents.refusal(e)))
             if "cannot create resource" in agents.refusal(e):

@@ -43,14 +43,6 @@ def _custom(api_client: Any) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
 
 
-def _token_client(w: World, token: str) -> Any:
-    configuration = client.Configuration()
-    configuration.host = w.local.url
-    configuration.ssl_ca_cert = str(w.local.ca_file)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(configuration)
-
-
 def _patch(api_client: Any, w: World, name: str, body: dict[str, Any]) -> Any:
     return _custom(api_client).patch_namespaced_custom_object(
         GROUP, VERSION, w.ns, PLURAL, name, body
@@ -343,7 +335,7 @@ def test_a_session_token_cannot_open_a_session_root_or_sub_agent(world: World) -
     try:
         body, token = _active(w, grant=grant)
         parent = body["metadata"]["name"]
-        as_session = _token_client(w, token)
+        as_session = agents.token_client(w.local, token)
 
         def root() -> dict[str, Any]:
             return agents.session_body(agents.unique("escape"), grant, ttlSeconds=900)
@@ -513,39 +505,15 @@ def test_a_late_revocation_does_not_change_a_terminal_phase(world: World) -> Non
 # 10 and own reads. Sessions see their own requests and their own session only ---------------
 
 
-EVIDENCE = [
-    {
-        "kind": "metric",
-        "source": "prometheus",
-        "excerpt": "p99 latency 2.4 s",
-        "sha256": "a" * 64,
-        "observedAt": "2026-11-21T07:00:00Z",
-    }
-]
-
-
 def _ask(w: World, api_client: Any, session_name: str) -> str:
     """A request the grant allows (restart, propose): it waits for approval, no deviation."""
     name = agents.unique("rr")
-    _custom(api_client).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        w.ns,
-        "remediationrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": name},
-            "spec": {
-                "sessionRef": {"name": session_name},
-                "action": {
-                    "type": "restart-workload",
-                    "target": {"kind": "Deployment", "namespace": w.shop, "name": "web"},
-                },
-                "hypothesis": "a restart clears it",
-                "evidence": EVIDENCE,
-            },
-        },
+    restart = {
+        "type": "restart-workload",
+        "target": {"kind": "Deployment", "namespace": w.shop, "name": "web"},
+    }
+    agents.create_request(
+        api_client, w.ns, name, agents.request_spec(session_name, restart, "a restart clears it")
     )
     return name
 
@@ -560,32 +528,14 @@ def _restart_grant(w: World, **session: Any) -> str:
     return name
 
 
-def _deployment(w: World, name: str) -> None:
-    labels = {"app": name}
-    client.AppsV1Api(w.admin).create_namespaced_deployment(
-        w.shop,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "app", "image": "registry.invalid/web:1"}]},
-                },
-            },
-        },
-    )
-
-
 def test_a_session_reads_its_own_session_and_requests_and_nobody_elses(world: World) -> None:
     w = world
-    _deployment(w, "web")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment("web", 1))
     strict = _restart_grant(w)  # maxDeniedRequests 0: any counted denial would revoke
     a_body, a_token = _active(w, grant=strict)
     lenient = _restart_grant(w, maxDeniedRequests=1000)
     _, b_token = _active(w, grant=lenient)
-    a = _token_client(w, a_token)
+    a = agents.token_client(w.local, a_token)
     a_name = a_body["metadata"]["name"]
     mine = _ask(w, a, a_name)
     # A reads its own request (as soon as the operator has seen it) and its own session.

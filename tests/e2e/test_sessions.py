@@ -115,9 +115,9 @@ def _active(
     w: World, name: str | None = None, grant: str | None = None, **spec: Any
 ) -> tuple[dict[str, Any], str]:
     name = name or agents.unique("s")
-    agents.open_session(w.agent, w.ns, agents.session_body(name, grant or w.grant, **spec))
-    body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"})
-    assert body["status"]["phase"] == "Active", body["status"]
+    body = agents.active_session(
+        w.agent, w.admin, w.ns, agents.session_body(name, grant or w.grant, **spec)
+    )
     return body, agents.token_of(w.agent, w.ns, body)
 
 

@@ -96,18 +96,10 @@ def _install_args(w: World) -> list[str]:
 
 
 def _grant_spec(shop: str) -> dict[str, Any]:
-    return {
-        "subjects": [{"kind": "Group", "name": AGENT_GROUP}],
-        "incidents": {"severities": ["SEV1", "SEV2"]},
-        "read": [
-            {
-                "name": "apps",
-                "namespaces": [shop],
-                "apiGroups": ["apps"],
-                "resources": ["deployments"],
-            }
-        ],
-        "remediations": [
+    return agents.remediation_grant_spec(
+        [{"kind": "Group", "name": AGENT_GROUP}],
+        shop,
+        [
             {
                 "action": "scale-workload",
                 "namespaces": [shop],
@@ -115,12 +107,9 @@ def _grant_spec(shop: str) -> dict[str, Any]:
                 "limits": {"maxReplicasDelta": 1},
             }
         ],
-        "approval": {
-            "requiredApprovals": {"reversible": 1, "irreversible": 2},
-            "timeoutSeconds": 1800,
-        },
-        "session": {"maxTtlSeconds": 1800, "maxConcurrentSessions": 100, "maxDeniedRequests": 1000},
-    }
+        approval_timeout=1800,
+        max_ttl=1800,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -160,19 +149,7 @@ def _ready(pod: Any) -> bool:
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [{"name": "app", "image": IMAGE, "imagePullPolicy": "Never"}]
-                },
-            },
-        },
-    }
+    return agents.deployment(name, replicas, IMAGE, imagePullPolicy="Never")
 
 
 @dataclasses.dataclass
@@ -192,9 +169,7 @@ UNREACHABLE = -1
 def _session(w: World, grant: str | None = None) -> Session:
     name = agents.unique("s")
     body = agents.session_body(name, grant or w.grant, ttlSeconds=1800)
-    agents.open_session(w.agent, w.ns, body)
-    body = agents.wait_phase(w.admin, w.ns, name, {"Active", "Denied"}, timeout=60)
-    assert body["status"]["phase"] == "Active", body["status"]
+    body = agents.active_session(w.agent, w.admin, w.ns, body, timeout=60)
     secret = client.CoreV1Api(w.agent).read_namespaced_secret(body["status"]["secretName"], w.ns)
     data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
     ca: pathlib.Path | None = None
@@ -248,51 +223,26 @@ def _token_status(w: World, s: Session, *, direct: bool = False) -> int:
 
 def _ask(w: World, s: Session, deployment: str, replicas: int) -> str:
     name = agents.unique("rr")
-    client.CustomObjectsApi(_as_session(w, s)).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    scale = {
+        "type": "scale-workload",
+        "target": {"kind": "Deployment", "namespace": w.shop, "name": deployment},
+        "params": {"replicas": replicas},
+    }
+    agents.create_request(
+        _as_session(w, s),
         w.ns,
-        "remediationrequests",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "RemediationRequest",
-            "metadata": {"name": name},
-            "spec": {
-                "sessionRef": {"name": s.name},
-                "action": {
-                    "type": "scale-workload",
-                    "target": {"kind": "Deployment", "namespace": w.shop, "name": deployment},
-                    "params": {"replicas": replicas},
-                },
-                "hypothesis": "more replicas absorb the load",
-                "evidence": [
-                    {
-                        "kind": "metric",
-                        "source": "prometheus",
-                        "excerpt": "p99 latency 2.4 s",
-                        "sha256": "a" * 64,
-                        "observedAt": "2026-11-21T07:00:00Z",
-                    }
-                ],
-            },
-        },
+        name,
+        agents.request_spec(s.name, scale, "more replicas absorb the load"),
     )
     return name
 
 
 def _request(w: World, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = client.CustomObjectsApi(w.admin).get_namespaced_custom_object(
-        GROUP, VERSION, w.ns, "remediationrequests", name
-    )
-    return found
+    return agents.get_request(w.admin, w.ns, name)
 
 
 def _request_phase(w: World, name: str, phases: set[str], timeout: float = 60) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        body = _request(w, name)
-        return body if (body.get("status") or {}).get("phase") in phases else None
-
-    return agents.wait_for(check, timeout, f"request {name} to reach {sorted(phases)}", every=0.2)
+    return agents.wait_request_phase(w.admin, w.ns, name, phases, timeout, every=0.2)
 
 
 def _approve(w: World, name: str) -> None:
@@ -385,39 +335,11 @@ def test_install_becomes_ready_and_passes_helm_test(world: World) -> None:
 
 def test_session_remediation_approval_and_revocation_in_cluster(world: World) -> None:
     w = world
-    agents.cluster_role(
-        w.admin,
-        f"open-{w.grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["incidentsessions"],
-                "verbs": ["create", "get", "list", "watch", "patch"],
-            }
-        ],
-        [AGENT],
-    )
+    agents.cluster_role(w.admin, f"open-{w.grant}", agents.open_sessions_rules(), [AGENT])
     agents.cluster_role(
         w.admin,
         f"approve-{w.grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["remediationrequests", "incidentsessions"],
-                "verbs": ["get", "list", "watch"],
-            },
-            {
-                "apiGroups": [GROUP],
-                "resources": ["remediationrequests/status"],
-                "verbs": ["get", "patch", "update"],
-            },
-            {
-                "apiGroups": [GROUP],
-                "resources": ["agentgrants"],
-                "verbs": ["approve"],
-                "resourceNames": [w.grant],
-            },
-        ],
+        [*agents.request_status_rules(), agents.approve_rule(w.grant)],
         [APPROVER],
     )
     agents.create_grant(w.admin, w.grant, _grant_spec(w.shop))  # through the grant webhook
@@ -443,18 +365,7 @@ def test_a_direct_mode_grant_reads_the_apiserver_itself(world: World) -> None:
     grant = agents.unique("direct")
     spec = _grant_spec(w.shop)
     spec["session"]["accessMode"] = "direct"
-    agents.cluster_role(
-        w.admin,
-        f"open-{grant}",
-        [
-            {
-                "apiGroups": [GROUP],
-                "resources": ["incidentsessions"],
-                "verbs": ["create", "get", "list", "watch", "patch"],
-            }
-        ],
-        [AGENT],
-    )
+    agents.cluster_role(w.admin, f"open-{grant}", agents.open_sessions_rules(), [AGENT])
     agents.create_grant(w.admin, grant, spec)
     s = _session(w, grant)
     assert s.server is None, "a direct session's Secret names no gateway"
