@@ -17,9 +17,21 @@ from __future__ import annotations
 import json
 
 NAME = "not-the-operator"
-OPERATOR_EXEMPT = frozenset({"guard-session"})
+OPERATOR_EXEMPT = frozenset(
+    {"guard-session", "guard-session-status", "guard-approvals", "stamp-approver"}
+)
 """Handler ids whose handler returns at once for the operator (``identity.is_operator``):
-``guard-session``, IncidentSession UPDATE (``webhooks.sessions._review_update``)."""
+
+- ``guard-session`` / ``guard-session-status``: IncidentSession UPDATE of the object and of its
+  status (``webhooks.sessions._review_update``);
+- ``guard-approvals`` / ``stamp-approver``: RemediationRequest status UPDATE, validating and
+  mutating (``webhooks.requests.guard_approvals`` and ``stamp_approver``; the latter patches
+  nothing for the operator).
+
+Not exempt: the CREATE webhooks (stamping and admission apply to everyone, the operator
+included) and ``grant-escalation`` (the operator's metadata writes on a grant return early
+because the spec is unchanged, not because of who writes, so skipping it would not be the same).
+"""
 ANONYMOUS = "system:anonymous"
 
 
