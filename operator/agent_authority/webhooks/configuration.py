@@ -18,6 +18,10 @@ Both installers use it, so they cannot drift:
 The configurations are named :data:`NAME` (the one name the operator's ceiling lets it patch) and
 pre-created by the installer; :func:`apply` tries to create them anyway (409 when they exist) and
 replaces their ``webhooks`` with one JSON merge patch each.
+
+``build_webhooks`` is kopf's private function (the one its own manager calls, so names and paths
+match what its server routes); kopf is pinned in the lock file, and the chart drift check and
+the unit tests fail if its output changes shape.
 """
 
 from __future__ import annotations
