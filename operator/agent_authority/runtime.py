@@ -40,6 +40,7 @@ from agent_authority.gateway import server as gateway_server
 from agent_authority.gateway import watching as gateway_watching
 from agent_authority.kube import access, api, errors
 from agent_authority.notify import outbox, receivers
+from agent_authority.webhooks import configuration as webhook_configuration
 from agent_authority.webhooks import grants as grant_webhooks
 from agent_authority.webhooks import requests as request_webhooks
 from agent_authority.webhooks import server
@@ -47,7 +48,7 @@ from agent_authority.webhooks import sessions as session_webhooks
 
 FINALIZER = models.FINALIZER
 ANNOTATION_PREFIX = "agentauthority.io"
-WEBHOOK_CONFIGURATION = "agentauthority.io"
+WEBHOOK_CONFIGURATION = webhook_configuration.NAME
 WORKER_THREADS = 64
 DEFAULT_AUDIT_TRAIL = "/var/lib/agent-authority/audit-trail.jsonl"
 """Where the signed audit trail goes unless ``--audit-trail`` says otherwise (mount a volume)."""
@@ -167,11 +168,18 @@ def _serving_files(options: Options) -> tuple[str, str, str]:
     return options.webhook_cert, options.webhook_key, options.webhook_ca
 
 
-def configure(settings: kopf.OperatorSettings, options: Options) -> None:
+def configure(
+    settings: kopf.OperatorSettings, options: Options, operator_username: str | None = None
+) -> None:
     """Operator-wide kopf settings.
 
     Progress and diff-base live in annotations, not in ``status``: our status schema is
     structural, so the apiserver would prune kopf's ``status.kopf`` field anyway.
+
+    The webhook configurations are the operator's own (``webhooks.configuration``, the chart's
+    definition, exempting ``operator_username`` where the handlers do), applied by the webhook
+    server when it starts, unless the installer manages them (``--no-manage-webhooks``); kopf's
+    configuration manager is always off.
     """
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = session_persistence.Progress(prefix=ANNOTATION_PREFIX)
@@ -190,6 +198,14 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     # second or two, for about a minute, instead of 1, 1, 2, 3, 5, 8, 13, 21 s.
     settings.networking.error_backoffs = KOPF_ERROR_BACKOFFS
     cert, key, ca = _serving_files(options)
+    manage: server.Configure | None = None
+    if options.webhooks_managed:
+
+        async def manage(client_config: kopf.WebhookClientConfig) -> None:
+            await webhook_configuration.apply(
+                api.default(), client_config, operator_username=operator_username
+            )
+
     settings.admission.server = server.WebhookServer(
         addr=options.webhook_addr,
         port=options.webhook_port,
@@ -197,8 +213,9 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
         certfile=cert,
         pkeyfile=key,
         cafile=ca,
+        configure=manage,
     )
-    settings.admission.managed = WEBHOOK_CONFIGURATION if options.webhooks_managed else None
+    settings.admission.managed = None
 
 
 def _peering(settings: kopf.OperatorSettings, options: Options) -> None:
@@ -232,7 +249,6 @@ async def _startup(
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
     )
-    configure(settings, options)
     session_settings.SETTINGS.token_seconds = options.token_seconds
     session_settings.SETTINGS.rotate_after = options.rotate_after
     session_settings.SETTINGS.access_mode = models.grant.AccessMode(options.session_mode)
@@ -247,6 +263,7 @@ async def _startup(
         # An apiserver that has just started (a CRD's storage still initializing) answers 503
         # for a moment: retry in a second or two, not after kopf's default minute.
         raise kopf.TemporaryError(f"transient: {e}", delay=handling.retry_delay(retry)) from e
+    configure(settings, options, memo.operator.username)
     if options.gateway_port:
         await _start_gateway(kube, options, memo, logger)
     if options.audit_port:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from kubernetes import client, config
 
 from agent_authority.kube import session_refs
 from agent_authority.localcluster import cluster
-from agent_authority.models import GROUP, VERSION
+from agent_authority.models import GROUP, VERSION, admission
 
 T = TypeVar("T")
 RBAC = "rbac.authorization.k8s.io"
@@ -392,3 +393,27 @@ def wait_request_phase(
         return body if (body.get("status") or {}).get("phase") in phases else None
 
     return wait_for(check, timeout, f"request {name} to reach {sorted(phases)}", every)
+@contextlib.contextmanager
+def without_policy_bindings(admin: Any, *policies: str) -> Iterator[None]:
+    """The apiserver without the bindings of these admission policies (so what refuses is the
+    operator's webhook alone); they are put back, as generated, whatever happens."""
+    api_ = client.AdmissionregistrationV1Api(admin)
+    bindings = [
+        d
+        for d in admission.documents()
+        if d["kind"] == "ValidatingAdmissionPolicyBinding" and d["metadata"]["name"] in policies
+    ]
+    assert len(bindings) == len(policies), policies
+    for binding in bindings:
+        api_.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+    try:
+        time.sleep(2)  # the apiserver's policy informer drops them
+        yield
+    finally:
+        for binding in bindings:
+            try:
+                api_.create_validating_admission_policy_binding(binding)
+            except client.ApiException as e:
+                if e.status != 409:
+                    raise
+        time.sleep(2)  # and picks them up again before the next test

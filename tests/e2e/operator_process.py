@@ -46,7 +46,7 @@ class OperatorProcess:
         admin = config.new_client_from_config(config_file=str(self.local.kubeconfig))
         api = client.AdmissionregistrationV1Api(admin)
         deadline = time.monotonic() + timeout
-        marker = "Reconfiguring the mutating webhook"
+        marker = "webhook configurations agentauthority.io applied"
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:

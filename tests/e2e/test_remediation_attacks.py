@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from agent_authority.cli import dev
 from agent_authority.models import GROUP, VERSION
 from tests.e2e import agents
 from tests.e2e.operator_process import OperatorProcess
@@ -530,6 +531,72 @@ def test_a_cancelled_request_says_so_and_refuses_approvals_by_its_phase(world: W
     assert late.status == 403
     assert "is Cancelled" in agents.refusal(late)
     assert "Approved or Denied" not in agents.refusal(late)
+
+
+# -- issue 8: the operator's own status writes skip the webhooks; nobody else's do ---------------
+
+STATUS_POLICY = f"{GROUP}-request-status-by-the-operator"
+
+
+def test_names_resembling_the_operators_are_not_exempt_from_the_status_webhooks(
+    world: World,
+) -> None:
+    """The status webhooks skip exactly the operator's name (``not-the-operator``). Users whose
+    names merely resemble it, allowed by RBAC to patch request status but not to approve, with
+    the request-status policy's binding removed: the operator's webhooks refuse them on their
+    own. A forged phase is refused; an approval naming the operator as approver is stamped with
+    the caller (the mutating webhook ran) and refused for lacking the verb ``approve``."""
+    w = world
+    s = _session(w)
+    name = _ask(w, s, _scale(w.shop, 9))
+    _phase(w, name, {"AwaitingApproval"})
+    operator = dev.OPERATOR_USER
+    users = [f"{operator}-2", operator.upper(), f"system:serviceaccount:{w.ns}:{operator}"]
+    role = agents.unique("lookalike")
+    agents.cluster_role(w.admin, role, _status_rules(), users)
+    for user in users:  # the binding reached the authorizer (it also grants status patch)
+        agents.wait_allowed(w.admin, user, "get", GROUP, "remediationrequests", w.ns)
+    as_operator = {"username": operator, "groups": ["system:authenticated"]}
+    try:
+        with agents.without_policy_bindings(w.admin, STATUS_POLICY):
+            for user in users:
+                as_user = agents.as_user(w.local, user)
+                with pytest.raises(client.ApiException) as forged:
+                    client.CustomObjectsApi(as_user).patch_namespaced_custom_object_status(
+                        GROUP,
+                        VERSION,
+                        w.ns,
+                        "remediationrequests",
+                        name,
+                        {"status": {"phase": "Approved"}},
+                    )
+                message = agents.refusal(forged.value)
+                assert forged.value.status == 403, message
+                assert "ValidatingAdmissionPolicy" not in message, message
+                assert "guard-approvals" in message, message
+                assert "status is written by the operator" in message, message
+                current = _request(w, name)
+                entry = {"decision": "approve", "reason": "mine", "approver": as_operator}
+                approvals = [*(current.get("status") or {}).get("approvals", []), entry]
+                with pytest.raises(client.ApiException) as approval:
+                    client.CustomObjectsApi(as_user).patch_namespaced_custom_object_status(
+                        GROUP,
+                        VERSION,
+                        w.ns,
+                        "remediationrequests",
+                        name,
+                        {"status": {"approvals": approvals}},
+                    )
+                message = agents.refusal(approval.value)
+                assert "ValidatingAdmissionPolicy" not in message, message
+                assert f"{user} may not approve or deny" in message, message
+    finally:
+        rbac = client.RbacAuthorizationV1Api(w.admin)
+        rbac.delete_cluster_role_binding(role)
+        rbac.delete_cluster_role(role)
+    still = _request(w, name)
+    assert still["status"]["phase"] == "AwaitingApproval"
+    assert not still["status"].get("approvals")
 
 
 # -- issue 14: malformed requests are refused by field, never crash a webhook ---------------------

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import contextlib
 import datetime
 import json
 import pathlib
 import time
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 
+from agent_authority.cli import dev
 from agent_authority.controllers import session_revocation
 from agent_authority.kube import api
-from agent_authority.models import GROUP, VERSION, admission
+from agent_authority.models import FINALIZER, GROUP, VERSION
 from agent_authority.models import session as session_model
+from agent_authority.policy import exemption
+from agent_authority.webhooks import configuration as webhook_configuration
 from tests.e2e import agents, probe
 from tests.e2e.operator_process import OperatorProcess
 from tests.e2e.test_sessions import AGENT_GROUP, World, _active, grant_spec, world
@@ -36,6 +37,8 @@ RBAC = "rbac.authorization.k8s.io"
 PLURAL = "incidentsessions"
 SPEC_POLICY = f"{GROUP}-session-spec-only-ends"
 METADATA_POLICY = f"{GROUP}-session-metadata-by-the-operator"
+STATUS_POLICY = f"{GROUP}-session-status-by-the-operator"
+WEBHOOKS = "agentauthority.io"
 IDENTITIES_POLICY = f"{GROUP}-session-identities-only-request"
 
 
@@ -54,32 +57,6 @@ def _refused(call: Any) -> str:
         call()
     assert refused.value.status in (400, 403, 422), refused.value
     return agents.refusal(refused.value)
-
-
-@contextlib.contextmanager
-def _without_policy_bindings(w: World, *policies: str) -> Iterator[None]:
-    """The apiserver without the bindings of these admission policies (so what refuses is the
-    operator's webhook alone); they are put back, as generated, whatever happens."""
-    api_ = client.AdmissionregistrationV1Api(w.admin)
-    bindings = [
-        d
-        for d in admission.documents()
-        if d["kind"] == "ValidatingAdmissionPolicyBinding" and d["metadata"]["name"] in policies
-    ]
-    assert len(bindings) == len(policies), policies
-    for binding in bindings:
-        api_.delete_validating_admission_policy_binding(binding["metadata"]["name"])
-    try:
-        time.sleep(2)  # the apiserver's policy informer drops them
-        yield
-    finally:
-        for binding in bindings:
-            try:
-                api_.create_validating_admission_policy_binding(binding)
-            except client.ApiException as e:
-                if e.status != 409:
-                    raise
-        time.sleep(2)  # and picks them up again before the next test
 
 
 def _grant(w: World, **session: Any) -> str:
@@ -141,7 +118,7 @@ def test_the_webhook_alone_refuses_a_rewritten_diff_base_naming_the_annotation(
     last = json.loads(_diff_base(w, name, key))
     last.setdefault("spec", {})["ended"] = True
     attack = {"metadata": {"annotations": {key: json.dumps(last)}}, "spec": {"ended": True}}
-    with _without_policy_bindings(w, METADATA_POLICY):
+    with agents.without_policy_bindings(w.admin, METADATA_POLICY):
         message = _refused(lambda: _patch(w.agent, w, name, attack))
     assert "ValidatingAdmissionPolicy" not in message, message
     assert f"OperatorOwned: metadata.annotations[{key}]" in message, message
@@ -164,7 +141,7 @@ def test_without_the_update_webhook_a_rewritten_diff_base_still_ends_the_session
     last = json.loads(_diff_base(w, name, key))
     last.setdefault("spec", {})["ended"] = True
     webhooks = client.AdmissionregistrationV1Api(w.admin)
-    with _without_policy_bindings(w, METADATA_POLICY):
+    with agents.without_policy_bindings(w.admin, METADATA_POLICY):
         webhooks.delete_validating_webhook_configuration("agentauthority.io")
         try:
             time.sleep(2)  # the apiserver stops calling the webhooks
@@ -231,7 +208,7 @@ def test_the_webhook_alone_refuses_another_agents_rewrite_naming_the_field(world
     body, token = _active(w)
     name = body["metadata"]["name"]
     colleague = agents.as_user(w.local, COLLEAGUE, [AGENT_GROUP])
-    with _without_policy_bindings(w, SPEC_POLICY, METADATA_POLICY):
+    with agents.without_policy_bindings(w.admin, SPEC_POLICY, METADATA_POLICY):
         purpose = _refused(lambda: _patch(colleague, w, name, {"spec": {"purpose": "mine now"}}))
         finalizers = _refused(lambda: _patch(colleague, w, name, {"metadata": {"finalizers": []}}))
         own = _refused(lambda: _patch(w.agent, w, name, {"spec": {"purpose": "rewritten"}}))
@@ -242,6 +219,99 @@ def test_the_webhook_alone_refuses_another_agents_rewrite_naming_the_field(world
     assert "SpecImmutable: spec.purpose" in own, own
     still = agents.get_session(w.admin, w.ns, name)
     assert (still["status"]["phase"], still["spec"]["purpose"]) == ("Active", "e2e")
+    assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) == 200
+    agents.end_session(w.agent, w.ns, name)
+    agents.wait_phase(w.admin, w.ns, name, {"Ended"})
+
+
+def _lookalikes(namespace: str) -> list[str]:
+    """Usernames that resemble the operator's (``dev.OPERATOR_USER`` here) without being it."""
+    operator = dev.OPERATOR_USER
+    return [
+        f"{operator}-2",
+        f"x{operator}",
+        operator.upper(),
+        f"system:serviceaccount:{namespace}:{operator}",
+    ]
+
+
+def test_the_operator_installs_the_charts_webhooks_exempting_only_itself(world: World) -> None:
+    """The live configurations are the chart's definition (webhooks/configuration.py) with the
+    operator's own username, learnt from a SelfSubjectReview at start."""
+    w = world
+    api_ = client.AdmissionregistrationV1Api(w.admin)
+    live = [
+        w.admin.sanitize_for_serialization(api_.read_validating_webhook_configuration(WEBHOOKS)),
+        w.admin.sanitize_for_serialization(api_.read_mutating_webhook_configuration(WEBHOOKS)),
+    ]
+    skipping = {
+        webhook["name"]: webhook["matchConditions"]
+        for config in live
+        for webhook in config["webhooks"]
+        if webhook.get("matchConditions")
+    }
+    condition = [
+        {
+            "name": "not-the-operator",
+            "expression": f'request.userInfo.username != "{dev.OPERATOR_USER}"',
+        }
+    ]
+    assert skipping == {f"{name}.{WEBHOOKS}": condition for name in exemption.OPERATOR_EXEMPT}
+    for config in live:
+        for webhook in config["webhooks"]:
+            assert webhook["timeoutSeconds"] == webhook_configuration.TIMEOUT_SECONDS
+            assert webhook["failurePolicy"] == "Fail"
+
+
+def test_names_resembling_the_operators_are_not_exempt_from_the_update_guards(
+    world: World,
+) -> None:
+    """The webhooks skip exactly the operator's name: users whose names merely resemble it, with
+    RBAC to patch sessions and their status and the admission policies' bindings removed, are
+    refused by the operator's webhooks on their own."""
+    w = world
+    body, token = _active(w)
+    name = body["metadata"]["name"]
+    users = _lookalikes(w.ns)
+    role = agents.unique("lookalike")
+    agents.cluster_role(
+        w.admin,
+        role,
+        [
+            {
+                "apiGroups": [GROUP],
+                "resources": [PLURAL, f"{PLURAL}/status"],
+                "verbs": ["get", "patch"],
+            }
+        ],
+        users,
+    )
+    for user in users:
+        agents.wait_allowed(w.admin, user, "patch", GROUP, PLURAL, w.ns)
+    forged = {"status": {"expiresAt": "2099-01-01T00:00:00Z", "phase": "Active"}}
+    try:
+        with agents.without_policy_bindings(w.admin, STATUS_POLICY, SPEC_POLICY, METADATA_POLICY):
+            for user in users:
+                as_user = agents.as_user(w.local, user)
+                status = _refused(
+                    lambda a=as_user: _custom(a).patch_namespaced_custom_object_status(
+                        GROUP, VERSION, w.ns, PLURAL, name, forged
+                    )
+                )
+                finalizers = _refused(
+                    lambda a=as_user: _patch(a, w, name, {"metadata": {"finalizers": []}})
+                )
+                assert "ValidatingAdmissionPolicy" not in status + finalizers, user
+                assert "guard-session-status" in status, (user, status)
+                assert "OperatorOwned: status" in status, (user, status)
+                assert "OperatorOwned: metadata.finalizers" in finalizers, (user, finalizers)
+    finally:
+        rbac = client.RbacAuthorizationV1Api(w.admin)
+        rbac.delete_cluster_role_binding(role)
+        rbac.delete_cluster_role(role)
+    still = agents.get_session(w.admin, w.ns, name)
+    assert still["status"]["expiresAt"] == body["status"]["expiresAt"]
+    assert FINALIZER in still["metadata"]["finalizers"]
     assert probe.status(w.local, f"/api/v1/namespaces/{w.shop}/pods", token) == 200
     agents.end_session(w.agent, w.ns, name)
     agents.wait_phase(w.admin, w.ns, name, {"Ended"})
@@ -354,7 +424,7 @@ def test_a_session_token_cannot_open_a_session_root_or_sub_agent(world: World) -
             assert "SessionIdentity" in message, message
         # Nor does it change a session, not even end its own (RBAC would let it patch).
         assert "refused: UPDATE incidentsessions" in _refused(end_itself)
-        with _without_policy_bindings(w, IDENTITIES_POLICY):
+        with agents.without_policy_bindings(w.admin, IDENTITIES_POLICY):
             for attempt in (root(), child()):
                 message = _refused(lambda a=attempt: agents.open_session(as_session, w.ns, a))
                 assert "ValidatingAdmissionPolicy" not in message, message

@@ -334,7 +334,9 @@ def test_webhook_configurations_carry_the_name_the_ceiling_allows(
     assert {c["metadata"]["name"] for c in configs} == set(allowed)
 
 
-def test_only_the_session_update_guard_skips_the_operator(rendered: list[dict[str, Any]]) -> None:
+def test_only_the_guards_that_let_the_operator_through_skip_it(
+    rendered: list[dict[str, Any]],
+) -> None:
     configs = _kinds(rendered, "ValidatingWebhookConfiguration") + _kinds(
         rendered, "MutatingWebhookConfiguration"
     )
@@ -344,13 +346,12 @@ def test_only_the_session_update_guard_skips_the_operator(rendered: list[dict[st
         for w in c["webhooks"]
         if "matchConditions" in w
     }
+    condition = [
+        {"name": "not-the-operator", "expression": f'request.userInfo.username != "{OPERATOR}"'}
+    ]
     assert skipping == {
-        "guard-session.agentauthority.io": [
-            {
-                "name": "not-the-operator",
-                "expression": f'request.userInfo.username != "{OPERATOR}"',
-            }
-        ]
+        f"{name}.agentauthority.io": condition
+        for name in ("guard-session", "guard-session-status", "guard-approvals", "stamp-approver")
     }
 
 

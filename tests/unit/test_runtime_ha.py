@@ -8,6 +8,7 @@ import kopf
 import pytest
 
 from agent_authority import runtime
+from agent_authority.webhooks import server
 
 
 def _configured(**options: object) -> kopf.OperatorSettings:
@@ -20,19 +21,23 @@ def _configured(**options: object) -> kopf.OperatorSettings:
 
 
 @pytest.mark.parametrize(
-    ("options", "standalone", "managed"),
+    ("options", "standalone", "managing"),
     [
-        pytest.param({}, True, runtime.WEBHOOK_CONFIGURATION, id="default-standalone-managing"),
-        pytest.param({"peering": "aa"}, False, runtime.WEBHOOK_CONFIGURATION, id="peering"),
-        pytest.param({"peering": "aa", "webhooks_managed": False}, False, None, id="chart"),
+        pytest.param({}, True, True, id="default-standalone-managing"),
+        pytest.param({"peering": "aa"}, False, True, id="peering"),
+        pytest.param({"peering": "aa", "webhooks_managed": False}, False, False, id="chart"),
     ],
 )
 def test_peering_and_webhook_management(
-    options: dict[str, object], standalone: bool, managed: str | None
+    options: dict[str, object], standalone: bool, managing: bool
 ) -> None:
     settings = _configured(**options)
     assert settings.peering.standalone is standalone
-    assert settings.admission.managed == managed
+    # kopf's manager would write webhooks without timeouts or matchConditions: the operator's
+    # webhook server applies the chart's definition itself (webhooks/configuration.py).
+    assert settings.admission.managed is None
+    assert isinstance(settings.admission.server, server.WebhookServer)
+    assert (settings.admission.server.configure is not None) is managing
     if not standalone:
         assert settings.peering.mandatory is True
         assert settings.peering.clusterwide is True

@@ -48,6 +48,7 @@ class Kube:
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.authn = client.AuthenticationV1Api(api)
+        self.admission = client.AdmissionregistrationV1Api(api)
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None = None) -> Kube:
