@@ -39,9 +39,10 @@ from agent_authority.controllers import (
     handling,
     request_evaluation,
     request_execution,
+    request_facts,
     request_status,
 )
-from agent_authority.kube import api, resources
+from agent_authority.kube import api
 from agent_authority.models import GROUP, VERSION, request
 
 PLURAL = "remediationrequests"
@@ -53,10 +54,17 @@ def _expired(body: api.Json) -> bool:
     return bool(expires) and datetime.datetime.fromisoformat(str(expires)) <= request_status.now()
 
 
-async def reconcile(kube: api.Kube, body: api.Json, operator: str) -> None:
+async def reconcile(
+    kube: api.Kube,
+    body: api.Json,
+    operator: str,
+    known: request_facts.Context | None = None,
+) -> None:
+    """One step of the request's state machine, decided on ``body`` as read just now (and its
+    session and grant, ``known``, when they were read with it)."""
     phase = request_status.phase(body)
     if phase in (None, P.PENDING.value):
-        await request_evaluation.evaluate(kube, body, operator)
+        await request_evaluation.evaluate(kube, body, operator, known=known)
     elif phase == P.AWAITING_APPROVAL.value:
         if _expired(body):
             await request_status.transition(
@@ -68,27 +76,43 @@ async def reconcile(kube: api.Kube, body: api.Json, operator: str) -> None:
                 warning=True,
             )
         else:
-            await request_execution.tally(kube, body, operator)
+            await request_execution.tally(kube, body, operator, known=known)
     elif phase in (P.APPROVED.value, P.APPLYING.value):
-        await request_execution.apply(kube, body, operator)
+        await request_execution.apply(kube, body, operator, known=known)
 
 
 _locks: dict[str, asyncio.Lock] = {}
 ATTEMPTS = 5
 
 
-async def drive(kube: api.Kube, namespace: str, name: str, uid: str, operator: str) -> None:
+async def drive(
+    kube: api.Kube,
+    namespace: str,
+    name: str,
+    uid: str,
+    operator: str,
+    *,
+    session: str | None = None,
+    group: str = GROUP,
+) -> None:
     """Reconcile the request as stored now; decide again on a fresh read when a transition was
-    superseded. One request is driven by one handler at a time in this process."""
+    superseded. One request is driven by one handler at a time in this process.
+
+    ``session``: the session the request names (its ``spec.sessionRef`` never changes), so the
+    session and its grant are read at the same time as the request (``request_facts.read``).
+    ``group``: the API group of the request's CRD; the benchmark's floor drives requests of a
+    copy of it through this very function, so it makes the operator's calls in the operator's
+    order and overlap.
+    """
     lock = _locks.setdefault(uid, asyncio.Lock())
     async with lock:
         for _ in range(ATTEMPTS):
-            body = await resources.get_request(kube, namespace, name)
+            body, known = await request_facts.read(kube, namespace, name, session, group=group)
             if body is None or body["metadata"].get("uid") != uid:
                 return
             body.setdefault("status", {})
             try:
-                await reconcile(kube, body, operator)
+                await reconcile(kube, body, operator, known)
                 return
             except request_status.Superseded:
                 continue
@@ -105,7 +129,14 @@ def _operator(memo: Any) -> str:
 
 def _drive(body: kopf.Body, memo: Any) -> Any:
     meta = body["metadata"]
-    return drive(api.default(), meta["namespace"], meta["name"], meta["uid"], _operator(memo))
+    return drive(
+        api.default(),
+        meta["namespace"],
+        meta["name"],
+        meta["uid"],
+        _operator(memo),
+        session=request_facts.session_of(body),
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
