@@ -404,7 +404,7 @@ class Bench:
         self.replicas[(namespace, deployment)] = target
         return target
 
-    def _approval_patch(self, api: Any, group: str, name: str) -> Callable[[], None]:
+    def _approval_patch(self, api: Any, group: str, name: str) -> Callable[[], Any]:
         """Read the request (not timed: an approver reads before deciding); the patch to time."""
         custom = client.CustomObjectsApi(api)
         current = custom.get_namespaced_custom_object(group, VERSION, self.ns, RR, name)
@@ -435,10 +435,12 @@ class Bench:
             raise RuntimeError(f"{phase}: {watcher.bodies[name]['status'].get('reason')}")
         return seen - started
 
-    def _drive(self, created: Any) -> None:
-        """The operator's drive of a floor request (``requests.drive``), on the floor's loop."""
+    def _drive(self, seen: Any) -> None:
+        """The operator's drive of a floor request (``requests.drive``), on the floor's loop;
+        ``seen``: the request as the write just made returned it (the operator's hint is the
+        watch event of that write)."""
         assert self.floor is not None
-        meta = created["metadata"]
+        meta = seen["metadata"]
         self.floor.run(
             requests.drive(
                 self.floor.kube,
@@ -446,7 +448,7 @@ class Bench:
                 meta["name"],
                 meta["uid"],
                 dev.OPERATOR_USER,
-                session=SESSION,
+                hint=seen,
                 group=FLOOR_GROUP,
             )
         )
@@ -471,8 +473,8 @@ class Bench:
         self._floor_phase(name, "AwaitingApproval")
         patch = self._approval_patch(self.approver, FLOOR_GROUP, name)
         started = time.monotonic()
-        patch()
-        self._drive(created)
+        approved = patch()
+        self._drive(approved)
         elapsed = time.monotonic() - started
         self._floor_phase(name, "Succeeded")
         return elapsed

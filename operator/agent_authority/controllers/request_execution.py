@@ -2,7 +2,9 @@
 apply time, the change applied once, the inverse recorded, rollbacks marked.
 
 The critical path of an approval, from the drive's fresh reads to ``Succeeded``: the request,
-its session and grant read at once (``request_facts.read``); the target planned (one read); the
+its session and grant read at once (``request_facts.read``), and the target planned (one read)
+beside them (:func:`plan_ahead`, from the watch event's body; used only when the request as read
+has the same inputs, else planned again); the
 dry-run beside every approver's SubjectAccessReview (and the read of the grant's selected
 namespaces); one status write that commits the approval and starts the apply (``Applying`` with
 ``Approved`` set, ``policy.request_records``); the approval's audit record; the change; the
@@ -21,6 +23,9 @@ decided again from scratch.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
+import dataclasses
+import datetime
 import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -71,6 +76,7 @@ async def tally(
     operator: str,
     *,
     known: request_facts.Context | None = None,
+    ahead: Ahead | None = None,
 ) -> None:
     """Count the approvals of a waiting request and move it on when decided: denied, or approved
     and applied in the same drive (the approval is committed by the write that starts the
@@ -117,6 +123,7 @@ async def tally(
             known=(session_body, grant_body, None),
             approval=request_status.Passing(P.APPROVED, "Approved", result.message),
             excluded=excluded,
+            ahead=ahead,
         )
 
 
@@ -216,6 +223,68 @@ async def _verify_authority(
     return counted.message
 
 
+@dataclasses.dataclass
+class Ahead:
+    """The target of a request planned beside the drive's fresh reads (:func:`plan_ahead`), and
+    what it was planned from: used only when the request as read has the same inputs."""
+
+    task: asyncio.Task[actions.Plan]
+    action: request.Action
+    request_uid: str
+    requested_at: datetime.datetime
+    pinned: request.Pinned | None
+    used: bool = False
+
+    def take(
+        self,
+        action: request.Action,
+        request_uid: str,
+        requested_at: datetime.datetime,
+        pinned: request.Pinned | None,
+    ) -> asyncio.Task[actions.Plan] | None:
+        """The plan, when the request as read has the inputs it was planned from."""
+        same = (self.action, self.request_uid, self.requested_at, self.pinned) == (
+            action,
+            request_uid,
+            requested_at,
+            pinned,
+        )
+        if not same or self.used:
+            return None
+        self.used = True
+        return self.task
+
+    def discard(self) -> None:
+        """Stop a plan nobody used (and retrieve its error, if it had one)."""
+        if not self.task.done():
+            self.task.cancel()
+        elif not self.task.cancelled():
+            self.task.exception()
+
+
+def plan_ahead(kube: api.Kube, hint: collections.abc.Mapping[str, Any]) -> Ahead | None:
+    """Start planning the target of a request seen waiting with approvals (``hint``: the body of
+    the watch event): its plan reads the target while the drive reads the request, its session
+    and its grant. ``None`` for any other request, or one whose spec cannot be read."""
+    status = hint.get("status")
+    if not isinstance(status, collections.abc.Mapping):
+        return None
+    if status.get("phase") != P.AWAITING_APPROVAL.value or not status.get("approvals"):
+        return None
+    try:
+        spec = request.RemediationRequestSpec.model_validate(dict(hint["spec"]))
+        pinned = request.Pinned.model_validate(status["pinned"]) if status.get("pinned") else None
+        uid = str(hint["metadata"]["uid"])
+        created = datetime.datetime.fromisoformat(str(hint["metadata"]["creationTimestamp"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    module = registry.get(spec.action.type)
+    task = asyncio.ensure_future(
+        module.plan(kube, spec.action, request_uid=uid, requested_at=created, pinned=pinned)
+    )
+    return Ahead(task, spec.action, uid, created, pinned)
+
+
 async def _both(first: Awaitable[T], second: Awaitable[U]) -> tuple[T, U]:
     """Both at once; an error of ``first`` wins over one of ``second`` (as in sequence)."""
     a, b = await asyncio.gather(first, second, return_exceptions=True)
@@ -235,6 +304,7 @@ async def apply(
     approval: request_status.Passing | None = None,
     reviewed: dict[str, Any] | None = None,
     excluded: set[str] | None = None,
+    ahead: Ahead | None = None,
 ) -> None:
     """Apply an approved request exactly once, after checking it again (module docstring).
 
@@ -244,7 +314,9 @@ async def apply(
     ``Failed`` write when the apply-time check refuses; its audit record is written right after
     that write and before the change is made. ``reviewed``: what the evaluation recorded in the
     same drive (diff, blast radius, target uid, inverse, pinned), written with that status.
-    The Events of the transitions are posted once the last status is written.
+    ``ahead``: the target planned beside the drive's reads, used when planned from what the
+    request as read says. The Events of the transitions are posted once the last status is
+    written.
     """
     status = request_status.status(body)
     if approval is None and not conditions.is_true(status.get("conditions"), "Approved"):
@@ -260,12 +332,23 @@ async def apply(
     later: request_status.Later = []
     try:
         try:
-            plan = await module.plan(
-                kube,
-                spec.action,
-                request_uid=body["metadata"]["uid"],
-                requested_at=request_status.created(body),
-                pinned=pinned,
+            planned = (
+                ahead.take(
+                    spec.action, body["metadata"]["uid"], request_status.created(body), pinned
+                )
+                if ahead is not None
+                else None
+            )
+            plan = await (
+                planned
+                if planned is not None
+                else module.plan(
+                    kube,
+                    spec.action,
+                    request_uid=body["metadata"]["uid"],
+                    requested_at=request_status.created(body),
+                    pinned=pinned,
+                )
             )
             if resuming:
                 diff = await module.dry_run(kube, plan)

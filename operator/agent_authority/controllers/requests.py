@@ -30,6 +30,7 @@ radius with what was reviewed. Any mismatch is a terminal phase whose condition 
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import datetime
 from typing import Any
 
@@ -59,9 +60,11 @@ async def reconcile(
     body: api.Json,
     operator: str,
     known: request_facts.Context | None = None,
+    ahead: request_execution.Ahead | None = None,
 ) -> None:
     """One step of the request's state machine, decided on ``body`` as read just now (and its
-    session and grant, ``known``, when they were read with it)."""
+    session and grant, ``known``, when they were read with it; ``ahead``: its target planned
+    beside those reads)."""
     phase = request_status.phase(body)
     if phase in (None, P.PENDING.value):
         await request_evaluation.evaluate(kube, body, operator, known=known)
@@ -76,7 +79,7 @@ async def reconcile(
                 warning=True,
             )
         else:
-            await request_execution.tally(kube, body, operator, known=known)
+            await request_execution.tally(kube, body, operator, known=known, ahead=ahead)
     elif phase in (P.APPROVED.value, P.APPLYING.value):
         await request_execution.apply(kube, body, operator, known=known)
 
@@ -92,30 +95,41 @@ async def drive(
     uid: str,
     operator: str,
     *,
-    session: str | None = None,
+    hint: collections.abc.Mapping[str, Any] | None = None,
     group: str = GROUP,
 ) -> None:
     """Reconcile the request as stored now; decide again on a fresh read when a transition was
     superseded. One request is driven by one handler at a time in this process.
 
-    ``session``: the session the request names (its ``spec.sessionRef`` never changes), so the
-    session and its grant are read at the same time as the request (``request_facts.read``).
-    ``group``: the API group of the request's CRD; the benchmark's floor drives requests of a
-    copy of it through this very function, so it makes the operator's calls in the operator's
-    order and overlap.
+    ``hint``: the request as last seen (the watch event's body). Its session (a request's
+    ``spec.sessionRef`` never changes) and that session's grant are read at the same time as the
+    request (``request_facts.read``), and a request seen waiting with approvals has its target
+    planned meanwhile (``request_execution.plan_ahead``); every decision is still made on the
+    fresh reads. ``group``: the API group of the request's CRD; the benchmark's floor drives
+    requests of a copy of it through this very function, so it makes the operator's calls in
+    the operator's order and overlap.
     """
+    session = request_facts.session_of(hint) if hint is not None else None
     lock = _locks.setdefault(uid, asyncio.Lock())
     async with lock:
-        for _ in range(ATTEMPTS):
-            body, known = await request_facts.read(kube, namespace, name, session, group=group)
-            if body is None or body["metadata"].get("uid") != uid:
-                return
-            body.setdefault("status", {})
-            try:
-                await reconcile(kube, body, operator, known)
-                return
-            except request_status.Superseded:
-                continue
+        ahead = request_execution.plan_ahead(kube, hint) if hint is not None else None
+        try:
+            for _ in range(ATTEMPTS):
+                body, known = await request_facts.read(kube, namespace, name, session, group=group)
+                if body is None or body["metadata"].get("uid") != uid:
+                    return
+                body.setdefault("status", {})
+                try:
+                    await reconcile(kube, body, operator, known, ahead)
+                    return
+                except request_status.Superseded:
+                    if ahead is not None:
+                        ahead.discard()
+                    ahead = None
+                    continue
+        finally:
+            if ahead is not None:
+                ahead.discard()
     raise kopf.TemporaryError(f"request {namespace}/{name} kept changing; trying again", delay=1)
 
 
@@ -135,7 +149,7 @@ def _drive(body: kopf.Body, memo: Any) -> Any:
         meta["name"],
         meta["uid"],
         _operator(memo),
-        session=request_facts.session_of(body),
+        hint=body,
     )
 
 
