@@ -161,9 +161,14 @@ async def created(body: kopf.Body, memo: Any, **_: Any) -> None:
     await _drive(body, memo)
 
 
-@kopf.on.event(
-    GROUP, VERSION, PLURAL, when=lambda status, **_: status.get("phase") == "AwaitingApproval"
-)
+def _approvals_given(status: kopf.Status, **_: Any) -> bool:
+    """A waiting request with an approval or denial to count. The event of the write that made
+    it wait, and kopf's own writes, have none: nothing to tally, no drive (expiry is the
+    ``approval_deadline`` daemon's); every approval is a write, whose event then comes."""
+    return status.get("phase") == P.AWAITING_APPROVAL.value and bool(status.get("approvals"))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_approvals_given)
 @handling.translating
 async def approvals_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
     """Approvals arrive as status writes, which kopf's change handlers do not see: watch events."""
