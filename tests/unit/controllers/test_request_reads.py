@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes.client import exceptions
 
-from agent_authority.controllers import request_facts, request_status
+from agent_authority.controllers import request_facts, request_status, requests
 from agent_authority.models import request
 
 P = request.RequestPhase
@@ -76,7 +76,7 @@ def _grant(name: str) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {}}
 
 
-def _world(grant: str = "g1") -> _Kube:
+def _world(grant: str = "g1") -> Any:
     return _Kube(
         {
             ("remediationrequests", "r1"): _request("r1", "s1"),
@@ -201,3 +201,31 @@ def test_an_approval_is_never_passed_on_the_way_to_success() -> None:
             )
         )
     assert kube.custom.patches == []
+
+
+@pytest.mark.parametrize(
+    ("status", "driven"),
+    [
+        pytest.param({"phase": "AwaitingApproval"}, False, id="the-write-that-made-it-wait"),
+        pytest.param({"phase": "AwaitingApproval", "approvals": []}, False, id="none-given"),
+        pytest.param(
+            {"phase": "AwaitingApproval", "approvals": [{"decision": "approve"}]},
+            True,
+            id="an-approval-to-count",
+        ),
+        pytest.param(
+            {"phase": "AwaitingApproval", "approvals": [{"decision": "deny"}]},
+            True,
+            id="a-denial-to-count",
+        ),
+        pytest.param(
+            {"phase": "Applying", "approvals": [{"decision": "approve"}]},
+            False,
+            id="no-longer-waiting",
+        ),
+    ],
+)
+def test_a_waiting_request_is_driven_on_the_events_that_carry_a_decision(
+    status: dict[str, Any], driven: bool
+) -> None:
+    assert requests._approvals_given(status) is driven  # type: ignore[arg-type]
