@@ -10,13 +10,13 @@ requests in flight at a time, ``--requests`` of each kind:
 1. **approval -> applied** (the goal): a request waiting for approval gets one (the approver's
    status patch, through the approval webhook); time until a watch sees it ``Succeeded`` (the
    Deployment scaled). Floor: on a copy of the RemediationRequest CRD in another API group, which
-   no operator or webhook watches, the same calls made directly by the same thread: the approval
-   status patch, reads of the request, the session, the grant and the Deployment, the status
-   patches the operator writes (Approved, Applying), the scale patch and the last status patch
-   (Succeeded).
+   no operator or webhook watches, the approver's status patch, then the operator's own drive of
+   the request (``controllers.requests.drive``: the very function the operator's handlers call,
+   with the operator's identity and client), called directly by the same thread once the patch
+   returns: the same reads, SubjectAccessReviews, dry-run, status writes and scale patch, in the
+   same order and overlap.
 2. **request -> applied** for ``auto`` requests: the agent creates a request with its session
-   token; time until a watch sees it ``Succeeded``. Floor: the create, a dry-run patch, then the
-   calls of 1 after the approval.
+   token; time until a watch sees it ``Succeeded``. Floor: the create, then the same drive.
 
 The floor runs interleaved with the operator, on the same cluster at the same time of the run:
 rounds of four batches (both kinds, operator and floor), rotating which goes first. Each run
@@ -29,6 +29,7 @@ that fails is recorded and the next run goes on. Writes ``bench/results/remediat
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import concurrent.futures
 import contextlib
@@ -40,8 +41,8 @@ import pathlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import yaml
 
@@ -53,7 +54,8 @@ from tests.e2e import agents  # noqa: E402
 from tests.e2e.operator_process import OperatorProcess  # noqa: E402
 
 from agent_authority.cli import dev  # noqa: E402
-from agent_authority.kube import manifests  # noqa: E402
+from agent_authority.controllers import requests  # noqa: E402
+from agent_authority.kube import api, manifests  # noqa: E402
 from agent_authority.localcluster import cluster  # noqa: E402
 from agent_authority.models import GROUP, VERSION  # noqa: E402
 from bench import harness, stats  # noqa: E402
@@ -73,6 +75,7 @@ KINDS = ("approval", "approvalFloor", "auto", "autoFloor")
 RESULTS = harness.RESULTS
 TRACE_SHIM = ROOT / "bench" / "operator_trace"
 say = harness.say
+T = TypeVar("T")
 
 
 def describe(e: Exception) -> str:
@@ -184,12 +187,42 @@ def _user(local: cluster.LocalCluster, name: str, groups: list[str], pool: int) 
     return client.ApiClient(api.configuration)  # the pool size is read when the client is built
 
 
+class FloorLoop:
+    """One event loop, in its own thread, for the floor's drives: one client with the operator's
+    identity (``api.Kube``, one connection pool, as the operator's), shared by every slot, and
+    the process default the Events are posted with, as in the operator."""
+
+    def __init__(self, kubeconfig: pathlib.Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True, name="floor-loop").start()
+
+        async def connect() -> api.Kube:
+            kube = api.Kube.from_kubeconfig(str(kubeconfig))
+            api.set_default(kube)
+            return kube
+
+        self.kube = self.run(connect())
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(TIMEOUT)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run(self.kube.close())
+        api.set_default(None)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
 class Bench:
     """The world of one run and the four kinds of sample."""
 
-    def __init__(self, local: cluster.LocalCluster, concurrency: int) -> None:
+    def __init__(
+        self, local: cluster.LocalCluster, concurrency: int, operator_kubeconfig: pathlib.Path
+    ) -> None:
         self.local = local
         self.concurrency = concurrency
+        self.operator_kubeconfig = operator_kubeconfig
+        self.floor: FloorLoop | None = None
         pool = concurrency + 4
         self.admin = _user(local, "admin", ["system:masters"], pool)
         self.approver = _user(local, APPROVER, [], pool)
@@ -222,6 +255,8 @@ class Bench:
                     "verbs": ["get", "list", "watch"],
                 },
                 {"apiGroups": [GROUP], "resources": [f"{RR}/status"], "verbs": ["patch"]},
+                {"apiGroups": [FLOOR_GROUP], "resources": [RR], "verbs": ["get"]},
+                {"apiGroups": [FLOOR_GROUP], "resources": [f"{RR}/status"], "verbs": ["patch"]},
                 {
                     "apiGroups": [GROUP],
                     "resources": ["agentgrants"],
@@ -232,6 +267,11 @@ class Bench:
         }
         for user, user_rules in rules.items():
             agents.cluster_role(self.admin, f"bench-{user}", user_rules, [user])
+        # The floor drives its copies with the operator's identity: what it does to requests.
+        agents.cluster_role(self.admin, "bench-floor-operator", [
+            {"apiGroups": [FLOOR_GROUP], "resources": [RR], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [FLOOR_GROUP], "resources": [f"{RR}/status"], "verbs": ["patch"]},
+        ], [dev.OPERATOR_USER])  # fmt: skip
         agents.create_grant(self.admin, self.grant, self._grant_spec())
         for namespace in (self.auto_ns, self.propose_ns):
             for slot in range(self.concurrency):
@@ -267,6 +307,21 @@ class Bench:
             },
         )
         self.session_client = _token_client(self.local, token, self.concurrency + 4)
+        account = session["status"]["serviceAccountName"]
+        # What the create webhook stamps on a real request (the floor's copy has no webhook).
+        self.requester = {
+            "username": f"system:serviceaccount:{self.ns}:{account}",
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{self.ns}",
+                "system:authenticated",
+            ],
+        }
+        self.floor = FloorLoop(self.operator_kubeconfig)
+
+    def close(self) -> None:
+        if self.floor is not None:
+            self.floor.close()
 
     def _grant_spec(self) -> dict[str, Any]:
         return {
@@ -321,6 +376,12 @@ class Bench:
 
     # -- requests --------------------------------------------------------------------------------
     def _body(self, group: str, name: str, namespace: str, deployment: str, replicas: int) -> Any:
+        body = self._spec(group, name, namespace, deployment, replicas)
+        if group == FLOOR_GROUP:
+            body["spec"]["requester"] = self.requester
+        return body
+
+    def _spec(self, group: str, name: str, namespace: str, deployment: str, replicas: int) -> Any:
         return {
             "apiVersion": f"{group}/{VERSION}",
             "kind": "RemediationRequest",
@@ -343,14 +404,15 @@ class Bench:
         self.replicas[(namespace, deployment)] = target
         return target
 
-    def _approval_patch(self, api: Any, group: str, name: str) -> Callable[[], None]:
+    def _approval_patch(self, api: Any, group: str, name: str) -> Callable[[], Any]:
         """Read the request (not timed: an approver reads before deciding); the patch to time."""
         custom = client.CustomObjectsApi(api)
         current = custom.get_namespaced_custom_object(group, VERSION, self.ns, RR, name)
-        approvals = [
-            *(current.get("status") or {}).get("approvals", []),
-            {"decision": "approve", "reason": "bench"},
-        ]
+        entry: dict[str, Any] = {"decision": "approve", "reason": "bench"}
+        if group == FLOOR_GROUP:  # what the approval webhook stamps on a real request
+            entry["approver"] = {"username": APPROVER, "groups": ["system:authenticated"]}
+            entry["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        approvals = [*(current.get("status") or {}).get("approvals", []), entry]
         return lambda: custom.patch_namespaced_custom_object_status(
             group, VERSION, self.ns, RR, name, {"status": {"approvals": approvals}}
         )
@@ -373,19 +435,49 @@ class Bench:
             raise RuntimeError(f"{phase}: {watcher.bodies[name]['status'].get('reason')}")
         return seen - started
 
+    def _drive(self, seen: Any) -> None:
+        """The operator's drive of a floor request (``requests.drive``), on the floor's loop;
+        ``seen``: the request as the write just made returned it (the operator's hint is the
+        watch event of that write)."""
+        assert self.floor is not None
+        meta = seen["metadata"]
+        self.floor.run(
+            requests.drive(
+                self.floor.kube,
+                self.ns,
+                meta["name"],
+                meta["uid"],
+                dev.OPERATOR_USER,
+                hint=seen,
+                group=FLOOR_GROUP,
+            )
+        )
+
+    def _floor_phase(self, name: str, wanted: str) -> None:
+        """Not timed: the floor request reached ``wanted`` (else the sample is an error)."""
+        found = client.CustomObjectsApi(self.admin).get_namespaced_custom_object(
+            FLOOR_GROUP, VERSION, self.ns, RR, name
+        )
+        status = found.get("status") or {}
+        if status.get("phase") != wanted:
+            raise RuntimeError(f"floor: {status.get('phase')}: {status.get('reason')}")
+
     def approval_floor(self, name: str, slot: int) -> float:
         deployment = f"fl-{slot}"
         replicas = self._next(self.propose_ns, deployment, 5)
-        custom = client.CustomObjectsApi(self.admin)
-        custom.create_namespaced_custom_object(
+        created = client.CustomObjectsApi(self.session_client).create_namespaced_custom_object(
             FLOOR_GROUP, VERSION, self.ns, RR,
             self._body(FLOOR_GROUP, name, self.propose_ns, deployment, replicas),
         )  # fmt: skip
-        patch = self._approval_patch(self.admin, FLOOR_GROUP, name)
+        self._drive(created)  # evaluated, as the operator does before anyone approves
+        self._floor_phase(name, "AwaitingApproval")
+        patch = self._approval_patch(self.approver, FLOOR_GROUP, name)
         started = time.monotonic()
-        patch()
-        self._direct_apply(name, self.propose_ns, deployment, replicas)
-        return time.monotonic() - started
+        approved = patch()
+        self._drive(approved)
+        elapsed = time.monotonic() - started
+        self._floor_phase(name, "Succeeded")
+        return elapsed
 
     def auto(self, watcher: PhaseWatcher, name: str, slot: int) -> float:
         deployment = f"op-{slot}"
@@ -403,31 +495,14 @@ class Bench:
         deployment = f"fl-{slot}"
         replicas = self._next(self.auto_ns, deployment, 1)
         started = time.monotonic()
-        client.CustomObjectsApi(self.session_client).create_namespaced_custom_object(
+        created = client.CustomObjectsApi(self.session_client).create_namespaced_custom_object(
             FLOOR_GROUP, VERSION, self.ns, RR,
             self._body(FLOOR_GROUP, name, self.auto_ns, deployment, replicas),
         )  # fmt: skip
-        client.AppsV1Api(self.admin).patch_namespaced_deployment(
-            deployment, self.auto_ns, {"spec": {"replicas": replicas}}, dry_run="All"
-        )
-        self._direct_apply(name, self.auto_ns, deployment, replicas)
-        return time.monotonic() - started
-
-    def _direct_apply(self, name: str, namespace: str, deployment: str, replicas: int) -> None:
-        """What the operator does between a decision and Succeeded, made directly."""
-        custom, apps = client.CustomObjectsApi(self.admin), client.AppsV1Api(self.admin)
-        custom.get_namespaced_custom_object(FLOOR_GROUP, VERSION, self.ns, RR, name)
-        custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, "incidentsessions", SESSION)
-        custom.get_cluster_custom_object(GROUP, VERSION, "agentgrants", self.grant)
-        apps.read_namespaced_deployment(deployment, namespace)
-        for phase in ("Approved", "Applying"):
-            custom.patch_namespaced_custom_object_status(
-                FLOOR_GROUP, VERSION, self.ns, RR, name, {"status": {"reason": f"floor-{phase}"}}
-            )
-        apps.patch_namespaced_deployment(deployment, namespace, {"spec": {"replicas": replicas}})
-        custom.patch_namespaced_custom_object_status(
-            FLOOR_GROUP, VERSION, self.ns, RR, name, {"status": {"reason": "floor-Succeeded"}}
-        )
+        self._drive(created)
+        elapsed = time.monotonic() - started
+        self._floor_phase(name, "Succeeded")
+        return elapsed
 
     # -- batches ---------------------------------------------------------------------------------
     def batch(self, watcher: PhaseWatcher, kind: str, prefix: str, count: int) -> list[Sample]:
@@ -478,6 +553,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
     local = cluster.LocalCluster(cluster.Options(audit_url=f"https://127.0.0.1:{audit_port}/audit"))
     operator: OperatorProcess | None = None
     watcher: PhaseWatcher | None = None
+    bench: Bench | None = None
     try:
         local.start()
         env = dev.prepare(
@@ -499,7 +575,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
             os.environ.clear()
             os.environ.update(saved)
         say(f"operator running; log: {log}")
-        bench = Bench(local, args.concurrency)
+        bench = Bench(local, args.concurrency, env.kubeconfig)
         bench.setup()
         watcher = PhaseWatcher(bench.admin, bench.ns)
         watcher.start()
@@ -534,6 +610,8 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
     finally:
         if watcher is not None:
             watcher.stop()
+        if bench is not None:
+            bench.close()
         if operator is not None:
             operator.stop()
         local.stop()

@@ -4,7 +4,10 @@ dry-run diff, apply exactly once, rollback — and the attacks on each of them."
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import json
+import pathlib
 import subprocess
 import sys
 import time
@@ -724,3 +727,50 @@ def test_killed_before_applying_the_change_applies_it_once_on_restart(
     done = _phase(w, name, {"Succeeded", "Failed"}, timeout=30)
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert _replicas(w, w.shop, name_) == 3
+
+
+def _records_of(log: pathlib.Path, uid: str) -> list[str]:
+    """The events of the audit records about the object ``uid``, in the order of the trail."""
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    return [r["event"] for r in records if (r.get("object") or {}).get("uid") == uid]
+
+
+def test_killed_after_the_write_that_approves_and_applies_records_the_approval_before_the_change(
+    world: World, operator: OperatorProcess
+) -> None:
+    """One status write commits the approval and starts the apply (Applying, Approved set).
+    SIGKILL right after it, before the approval's audit record: the restarted operator records
+    the approval before it makes the change (killed again right before the change, the record is
+    there and the target untouched), then applies the change once."""
+    w = world
+    assert operator.env.options.audit_trail is not None
+    log = pathlib.Path(operator.env.options.audit_trail)
+    s = _session(w)
+    deployment = agents.unique("approved")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    name = _ask(w, s, _scale(w.shop, 6, deployment))
+    waiting = _phase(w, name, {"AwaitingApproval"})
+    uid = waiting["metadata"]["uid"]
+    operator.stop()
+    operator.start(failpoints="after-status:RequestApproved")
+    _approve(w, APPROVERS[0], name)
+    assert operator.wait_exit(30) == -9, "the operator did not die at the failpoint"
+    crashed = _request(w, name)
+    assert crashed["status"]["phase"] == "Applying", crashed["status"]
+    approved = {c["type"]: c for c in crashed["status"]["conditions"]}["Approved"]
+    assert (approved["status"], approved["reason"]) == ("True", "Approved")
+    assert "RequestApproved" not in _records_of(log, uid)
+    assert _replicas(w, w.shop, deployment) == 3
+    with contextlib.suppress(RuntimeError):  # it may get there before it reports being ready
+        operator.start(failpoints="before-apply")
+    assert operator.wait_exit(30) == -9, "the restarted operator did not reach the change"
+    assert _records_of(log, uid).count("RequestApproved") == 1
+    assert _replicas(w, w.shop, deployment) == 3
+    operator.start()
+    done = _phase(w, name, {"Succeeded", "Failed"}, timeout=30)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert _replicas(w, w.shop, deployment) == 6
+    events = _records_of(log, uid)
+    assert events.count("RequestApproved") == 1, events
+    assert events.count("RequestApplied") == 1, events
+    assert events.index("RequestApproved") < events.index("RequestApplied"), events

@@ -1,7 +1,8 @@
 """Evaluating a new RemediationRequest: deny it, ask for approval (with a dry-run diff), or
 auto-apply it; a denied request counts as a deviation of its session.
 
-Moved out of :mod:`requests` unchanged.
+An ``auto`` request approved by policy is applied in the same drive: the approval is committed
+by the write that starts the apply (``request_execution.apply``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,15 @@ from agent_authority.policy import approvals, invalid, remediation
 P = request.RequestPhase
 
 
-async def evaluate(kube: api.Kube, body: api.Json, operator: str = "") -> None:
-    """Decide a new request: deny it, ask for approval (with a dry-run diff), or auto-apply it."""
+async def evaluate(
+    kube: api.Kube,
+    body: api.Json,
+    operator: str = "",
+    *,
+    known: request_facts.Context | None = None,
+) -> None:
+    """Decide a new request: deny it, ask for approval (with a dry-run diff), or auto-apply it
+    (``known``: its session and grant, when they were read with it)."""
     try:
         spec = request.RemediationRequestSpec.model_validate(body["spec"])
     except pydantic.ValidationError as e:
@@ -57,7 +65,7 @@ async def evaluate(kube: api.Kube, body: api.Json, operator: str = "") -> None:
             warning=True,
         )
         return
-    session_body, grant_body, missing = await request_facts.context(kube, body)
+    session_body, grant_body, missing = await request_facts.context(kube, body, known)
     if missing is not None or session_body is None or grant_body is None:
         await request_status.transition(
             kube,
@@ -129,16 +137,16 @@ async def evaluate(kube: api.Kube, body: api.Json, operator: str = "") -> None:
         "pinned": plan.pinned.to_api() if plan.pinned else None,
     }
     if decision.outcome is remediation.Outcome.ALLOW_AUTO:
-        await request_status.transition(
+        # Approved by policy: committed by the write that starts the apply (or by its Failed),
+        # after the apply-time checks, on the session and grant this drive just read.
+        await request_execution.apply(
             kube,
             body,
-            P.APPROVED,
-            decision.reason.value,
-            decision.message,
-            condition="Approved",
-            extra=recorded,
+            operator,
+            known=(session_body, grant_body, None),
+            approval=request_status.Passing(P.APPROVED, decision.reason.value, decision.message),
+            reviewed=recorded,
         )
-        await request_execution.apply(kube, body, operator)
         return
     timeout = grant_spec.approval.timeout_seconds
     recorded["expiresAt"] = request_status.iso(

@@ -1,27 +1,110 @@
 """What deciding a RemediationRequest reads: its session and grant, the phase its session counts
 as, the namespaces the grant reads, and whether a rollback undoes what it claims to.
 
-Moved out of :mod:`requests` unchanged (the names lost their leading underscore).
+:func:`read` is each drive's fresh read: the request, its session and the session's grant at
+once. A request's ``spec.sessionRef`` and a session's ``spec.grantRef`` never change after
+creation (CEL rules and the session webhook), so the session named by the request as it was seen
+and the grant the session named when it was last read can be read beside the request itself;
+the reads are still checked against what they were guessed from (the fresh request's
+``sessionRef``, the fresh session's ``grantRef``), and read again one after the other when they
+differ.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections.abc
+from typing import Any
+
 from agent_authority.controllers import request_status
-from agent_authority.kube import api, lineage, resources
-from agent_authority.models import grant, request, session
+from agent_authority.kube import api, errors, lineage, resources
+from agent_authority.models import GROUP, grant, request, session
 from agent_authority.policy import rbac
 
 P = request.RequestPhase
 
+Context = tuple[api.Json | None, api.Json | None, str | None]
+"""A request's session and grant (``None`` when missing) and why, if something is missing."""
 
-async def context(
-    kube: api.Kube, body: api.Json
-) -> tuple[api.Json | None, api.Json | None, str | None]:
-    """The request's session and grant (None when missing) and why, if something is missing."""
+_grant_names: dict[tuple[str, str], str] = {}
+"""``(namespace, session)`` -> the grant its last read named: only a guess to read beside it."""
+GRANT_NAMES_MAX = 4096
+
+
+async def _get_grant(kube: api.Kube, name: str | None) -> api.Json | BaseException | None:
+    if name is None:
+        return None
+    try:
+        return await resources.get_grant(kube, name)
+    except errors.KubeError as e:
+        return e
+
+
+async def read(
+    kube: api.Kube, namespace: str, name: str, session_name: str | None, *, group: str = GROUP
+) -> tuple[api.Json | None, Context | None]:
+    """The request as stored now and, read at the same time, its context (``None`` when the
+    request is gone or names another session than ``session_name``: read it then with
+    :func:`context`)."""
+    if session_name is None:
+        return await resources.get_request(kube, namespace, name, group=group), None
+    guess = _grant_names.get((namespace, session_name))
+    body, session_body, grant_read = await asyncio.gather(
+        resources.get_request(kube, namespace, name, group=group),
+        resources.get_session(kube, namespace, session_name),
+        _get_grant(kube, guess),
+    )
+    if body is None or session_of(body) != session_name:
+        return body, None
+    return body, await _complete(kube, session_body, guess, grant_read)
+
+
+async def _complete(
+    kube: api.Kube,
+    session_body: api.Json | None,
+    guess: str | None,
+    grant_read: api.Json | BaseException | None,
+) -> Context:
+    if session_body is None:
+        return None, None, None
+    meta = session_body["metadata"]
+    grant_name = session_body["spec"]["grantRef"]["name"]
+    if len(_grant_names) >= GRANT_NAMES_MAX:
+        _grant_names.clear()
+    _grant_names[(meta["namespace"], meta["name"])] = grant_name
+    if grant_name != guess:
+        grant_read = await resources.get_grant(kube, grant_name)
+    elif isinstance(grant_read, BaseException):
+        raise grant_read
+    if grant_read is None:
+        return session_body, None, f"grant {grant_name!r} of the session no longer exists"
+    return session_body, grant_read, None
+
+
+def session_of(body: collections.abc.Mapping[str, Any]) -> str | None:
+    """``spec.sessionRef.name`` of a request, ``None`` when unreadable."""
+    spec = body.get("spec")
+    ref = spec.get("sessionRef") if isinstance(spec, collections.abc.Mapping) else None
+    name = ref.get("name") if isinstance(ref, collections.abc.Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def missing_session(body: api.Json) -> str:
+    return f"spec.sessionRef: session {body['spec']['sessionRef']['name']!r} not found"
+
+
+async def context(kube: api.Kube, body: api.Json, known: Context | None = None) -> Context:
+    """The request's session and grant (None when missing) and why, if something is missing;
+    ``known`` when :func:`read` read them with the request."""
+    if known is not None:
+        session_body, grant_body, missing = known
+        if session_body is None:
+            return None, None, missing_session(body)
+        return session_body, grant_body, missing
     meta, spec = body["metadata"], body["spec"]
     session_body = await resources.get_session(kube, meta["namespace"], spec["sessionRef"]["name"])
     if session_body is None:
-        return None, None, f"spec.sessionRef: session {spec['sessionRef']['name']!r} not found"
+        return None, None, missing_session(body)
     grant_name = session_body["spec"]["grantRef"]["name"]
     grant_body = await resources.get_grant(kube, grant_name)
     if grant_body is None:
@@ -34,7 +117,10 @@ async def rollback_problem(
 ) -> str | None:
     assert spec.rollback_of is not None
     original = await resources.get_request(
-        kube, body["metadata"]["namespace"], spec.rollback_of.name
+        kube,
+        body["metadata"]["namespace"],
+        spec.rollback_of.name,
+        group=request_status.group_of(body),
     )
     if original is None:
         return f"spec.rollbackOf: request {spec.rollback_of.name!r} not found"

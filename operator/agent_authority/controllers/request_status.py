@@ -13,23 +13,31 @@ request. The loser gets :class:`Superseded` and decides again on a fresh read. C
 truthful in every phase: ``Ready`` carries the reason and message of the phase the request is in.
 
 The audit record of a decision is written only once its status patch is committed, so a
-transition that loses a race records nothing; :func:`record_committed` (on resume) writes the
-record of the phase a request is in if a crash came between the patch and the record (record ids
-make that a no-op otherwise).
+transition that loses a race records nothing, and before anything else happens to the request or
+its target. One write may commit two decisions (``passing``: the approval on the way to
+``Applying``, or to ``Failed`` when the apply-time check refuses it); their records follow in
+order. :func:`record_committed` (on resume, and before an interrupted apply goes on) writes the
+records of every decision the status commits (``policy.request_records``) if a crash came between
+the patch and the records (record ids make that a no-op otherwise).
+
+The request's API group is the one the apiserver returned it with (``apiVersion``): the
+benchmark's floor drives requests of a copy of the CRD through this very code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from agent_authority import failpoints, metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import handling
 from agent_authority.kube import api, errors, resources
-from agent_authority.models import request
+from agent_authority.models import GROUP, request
 from agent_authority.notify import notices, outbox
-from agent_authority.policy import conditions
+from agent_authority.policy import conditions, request_records
 
 SESSION_UID_LABEL = "agentauthority.io/session-uid"
 P = request.RequestPhase
@@ -65,6 +73,32 @@ class Superseded(Exception):
     """The request changed since it was read: the transition did not happen; read it again."""
 
 
+def group_of(body: api.Json) -> str:
+    """The API group the request was read from (``agentauthority.io`` unless a copy's)."""
+    version = str(body.get("apiVersion") or "")
+    return version.partition("/")[0] if "/" in version else GROUP
+
+
+@dataclasses.dataclass(frozen=True)
+class Passing:
+    """A decision committed by the same write as the next phase (``policy.request_records``)."""
+
+    phase: request.RequestPhase
+    reason: str
+    message: str
+
+
+Later = list[Callable[[], None]]
+"""Events held back by a caller until its last status write (posted by :func:`post`)."""
+
+
+def post(later: Later) -> None:
+    """Post the Events held in ``later``, oldest first."""
+    for send in later:
+        send()
+    later.clear()
+
+
 async def _patch(kube: api.Kube, body: api.Json, update: dict[str, Any]) -> None:
     meta = body["metadata"]
     update.setdefault("observedGeneration", meta.get("generation"))
@@ -73,7 +107,7 @@ async def _patch(kube: api.Kube, body: api.Json, update: dict[str, Any]) -> None
         raise Superseded(f"request {meta['name']!r} was read without a resourceVersion")
     try:
         patched = await resources.patch_request_status_at(
-            kube, meta["namespace"], meta["name"], str(version), update
+            kube, meta["namespace"], meta["name"], str(version), update, group=group_of(body)
         )
     except errors.Conflict as e:
         raise Superseded(f"request {meta['name']!r} changed since it was read") from e
@@ -84,7 +118,7 @@ async def _patch(kube: api.Kube, body: api.Json, update: dict[str, Any]) -> None
 async def fresh(kube: api.Kube, body: api.Json) -> api.Json | None:
     """The request as stored now (``None`` when deleted)."""
     meta = body["metadata"]
-    return await resources.get_request(kube, meta["namespace"], meta["name"])
+    return await resources.get_request(kube, meta["namespace"], meta["name"], group=group_of(body))
 
 
 async def cancel(kube: api.Kube, body: api.Json, message: str) -> bool:
@@ -180,17 +214,46 @@ async def transition(
     condition: str | None = None,
     warning: bool = False,
     extra: dict[str, Any] | None = None,
+    passing: Passing | None = None,
+    later: Later | None = None,
 ) -> None:
     """Move the request to phase ``to``: conditions, audit record, status patch, metric, Event.
 
     ``condition`` (``Approved`` or ``Denied``) is set True with the same reason and message;
     ``Ready`` is True only in ``Succeeded`` and ``RolledBack``. ``extra`` fields are written to
-    the status alongside the phase.
+    the status alongside the phase. ``passing``: a decision the same write commits first (its
+    condition set with its own reason and message; its record, metric, Event and notice come
+    before those of ``to``). ``later``: hold the Events there instead of posting them now.
     """
     update: dict[str, Any] = {"phase": to.value, "reason": reason, **(extra or {})}
+    update["conditions"] = status(body).get("conditions", [])
+    steps: list[tuple[request.RequestPhase, str, str, bool]] = []
+    if passing is not None:
+        origin = phase(body)
+        if not request_records.may_pass(
+            request.RequestPhase(origin) if origin else None, passing.phase, to
+        ):
+            raise ValueError(f"{origin} -> {passing.phase} -> {to} is not one status write")
+        update["conditions"] = conditions.set_condition(
+            update["conditions"],
+            type_=request_records.CONDITION[passing.phase],
+            status=True,
+            reason=passing.reason,
+            message=passing.message,
+            now=now(),
+            generation=body["metadata"].get("generation"),
+        )
+        steps.append((passing.phase, passing.reason, passing.message, False))
     if condition is not None:
-        update["conditions"] = _cond(body, condition, True, reason, message)
-    update.setdefault("conditions", status(body).get("conditions", []))
+        update["conditions"] = conditions.set_condition(
+            update["conditions"],
+            type_=condition,
+            status=True,
+            reason=reason,
+            message=message,
+            now=now(),
+            generation=body["metadata"].get("generation"),
+        )
     update["conditions"] = conditions.set_condition(
         update["conditions"],
         type_="Ready",
@@ -199,32 +262,35 @@ async def transition(
         message=message,
         now=now(),
     )
-    event = _EVENTS.get(to)
+    steps.append((to, reason, message, warning))
+    event = _EVENTS.get(passing.phase if passing is not None else to)
     await failpoints.pause(f"{failpoints.PAUSE_BEFORE_STATUS}:{event.value if event else to}")
     await _patch(kube, body, update)
     if event is not None:
         failpoints.hit(f"{failpoints.AFTER_STATUS}:{event.value}")
-    await _record(body, to, reason, message)
-    metrics.REQUESTS.labels(to.value, _action_label(body)).inc()
-    handling.event(body, reason=reason, message=message, warning=warning)
-    # Notifications (docs/approvals.md): enqueued only, never waits for a receiver.
-    outbox.OUTBOX.publish(notices.for_request(body, to, reason, message))
+    for step, why, what, warn in steps:
+        await _record(body, step, why, what)
+        metrics.REQUESTS.labels(step.value, _action_label(body)).inc()
+        send = _event_sender(body, why, what, warn)
+        if later is None:
+            send()
+        else:
+            later.append(send)
+        # Notifications (docs/approvals.md): enqueued only, never waits for a receiver.
+        outbox.OUTBOX.publish(notices.for_request(body, step, why, what))
+
+
+def _event_sender(body: api.Json, reason: str, message: str, warning: bool) -> Callable[[], None]:
+    snapshot: dict[str, Any] = {k: body[k] for k in ("apiVersion", "kind") if k in body}
+    snapshot["metadata"] = dict(body["metadata"])
+    return lambda: handling.event(snapshot, reason=reason, message=message, warning=warning)
 
 
 async def record_committed(body: api.Json) -> None:
-    """The record of the decision that put the request in its current phase, from its status
-    (``reason`` and the ``Ready`` condition's message): a no-op when the trail holds it."""
-    current = phase(body)
-    if current is None:
+    """The records of the decisions the request's status commits (``policy.request_records``:
+    the phase it is in, and an approval committed by the same write): no-ops for those the trail
+    holds."""
+    if not isinstance((body.get("spec") or {}).get("action"), dict):
         return
-    try:
-        to = request.RequestPhase(current)
-    except ValueError:
-        return
-    if to not in _EVENTS or not isinstance((body.get("spec") or {}).get("action"), dict):
-        return
-    state = status(body)
-    ready: dict[str, Any] = next(
-        (c for c in state.get("conditions", []) if c.get("type") == "Ready"), {}
-    )
-    await _record(body, to, str(state.get("reason") or current), str(ready.get("message") or ""))
+    for decision in request_records.committed(status(body)):
+        await _record(body, decision.phase, decision.reason, decision.message)

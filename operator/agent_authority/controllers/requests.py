@@ -30,6 +30,7 @@ radius with what was reviewed. Any mismatch is a terminal phase whose condition 
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import datetime
 from typing import Any
 
@@ -39,9 +40,10 @@ from agent_authority.controllers import (
     handling,
     request_evaluation,
     request_execution,
+    request_facts,
     request_status,
 )
-from agent_authority.kube import api, resources
+from agent_authority.kube import api
 from agent_authority.models import GROUP, VERSION, request
 
 PLURAL = "remediationrequests"
@@ -53,10 +55,19 @@ def _expired(body: api.Json) -> bool:
     return bool(expires) and datetime.datetime.fromisoformat(str(expires)) <= request_status.now()
 
 
-async def reconcile(kube: api.Kube, body: api.Json, operator: str) -> None:
+async def reconcile(
+    kube: api.Kube,
+    body: api.Json,
+    operator: str,
+    known: request_facts.Context | None = None,
+    ahead: request_execution.Ahead | None = None,
+) -> None:
+    """One step of the request's state machine, decided on ``body`` as read just now (and its
+    session and grant, ``known``, when they were read with it; ``ahead``: its target planned
+    beside those reads)."""
     phase = request_status.phase(body)
     if phase in (None, P.PENDING.value):
-        await request_evaluation.evaluate(kube, body, operator)
+        await request_evaluation.evaluate(kube, body, operator, known=known)
     elif phase == P.AWAITING_APPROVAL.value:
         if _expired(body):
             await request_status.transition(
@@ -68,30 +79,57 @@ async def reconcile(kube: api.Kube, body: api.Json, operator: str) -> None:
                 warning=True,
             )
         else:
-            await request_execution.tally(kube, body, operator)
+            await request_execution.tally(kube, body, operator, known=known, ahead=ahead)
     elif phase in (P.APPROVED.value, P.APPLYING.value):
-        await request_execution.apply(kube, body, operator)
+        await request_execution.apply(kube, body, operator, known=known)
 
 
 _locks: dict[str, asyncio.Lock] = {}
 ATTEMPTS = 5
 
 
-async def drive(kube: api.Kube, namespace: str, name: str, uid: str, operator: str) -> None:
+async def drive(
+    kube: api.Kube,
+    namespace: str,
+    name: str,
+    uid: str,
+    operator: str,
+    *,
+    hint: collections.abc.Mapping[str, Any] | None = None,
+    group: str = GROUP,
+) -> None:
     """Reconcile the request as stored now; decide again on a fresh read when a transition was
-    superseded. One request is driven by one handler at a time in this process."""
+    superseded. One request is driven by one handler at a time in this process.
+
+    ``hint``: the request as last seen (the watch event's body). Its session (a request's
+    ``spec.sessionRef`` never changes) and that session's grant are read at the same time as the
+    request (``request_facts.read``), and a request seen waiting with approvals has its target
+    planned meanwhile (``request_execution.plan_ahead``); every decision is still made on the
+    fresh reads. ``group``: the API group of the request's CRD; the benchmark's floor drives
+    requests of a copy of it through this very function, so it makes the operator's calls in
+    the operator's order and overlap.
+    """
+    session = request_facts.session_of(hint) if hint is not None else None
     lock = _locks.setdefault(uid, asyncio.Lock())
     async with lock:
-        for _ in range(ATTEMPTS):
-            body = await resources.get_request(kube, namespace, name)
-            if body is None or body["metadata"].get("uid") != uid:
-                return
-            body.setdefault("status", {})
-            try:
-                await reconcile(kube, body, operator)
-                return
-            except request_status.Superseded:
-                continue
+        ahead = request_execution.plan_ahead(kube, hint) if hint is not None else None
+        try:
+            for _ in range(ATTEMPTS):
+                body, known = await request_facts.read(kube, namespace, name, session, group=group)
+                if body is None or body["metadata"].get("uid") != uid:
+                    return
+                body.setdefault("status", {})
+                try:
+                    await reconcile(kube, body, operator, known, ahead)
+                    return
+                except request_status.Superseded:
+                    if ahead is not None:
+                        ahead.discard()
+                    ahead = None
+                    continue
+        finally:
+            if ahead is not None:
+                ahead.discard()
     raise kopf.TemporaryError(f"request {namespace}/{name} kept changing; trying again", delay=1)
 
 
@@ -105,7 +143,14 @@ def _operator(memo: Any) -> str:
 
 def _drive(body: kopf.Body, memo: Any) -> Any:
     meta = body["metadata"]
-    return drive(api.default(), meta["namespace"], meta["name"], meta["uid"], _operator(memo))
+    return drive(
+        api.default(),
+        meta["namespace"],
+        meta["name"],
+        meta["uid"],
+        _operator(memo),
+        hint=body,
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -116,9 +161,14 @@ async def created(body: kopf.Body, memo: Any, **_: Any) -> None:
     await _drive(body, memo)
 
 
-@kopf.on.event(
-    GROUP, VERSION, PLURAL, when=lambda status, **_: status.get("phase") == "AwaitingApproval"
-)
+def _approvals_given(status: kopf.Status, **_: Any) -> bool:
+    """A waiting request with an approval or denial to count. The event of the write that made
+    it wait, and kopf's own writes, have none: nothing to tally, no drive (expiry is the
+    ``approval_deadline`` daemon's); every approval is a write, whose event then comes."""
+    return status.get("phase") == P.AWAITING_APPROVAL.value and bool(status.get("approvals"))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_approvals_given)
 @handling.translating
 async def approvals_changed(body: kopf.Body, memo: Any, **_: Any) -> None:
     """Approvals arrive as status writes, which kopf's change handlers do not see: watch events."""

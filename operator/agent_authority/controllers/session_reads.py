@@ -19,6 +19,9 @@ from agent_authority.controllers import session_fields, session_state
 from agent_authority.kube import api, errors, resources, session_access
 from agent_authority.models import GROUP, VERSION
 
+SESSION_UID_LABEL = "agentauthority.io/session-uid"
+"""Stamped on each request by the create webhook: the uid of the session it names."""
+
 
 @kopf.on.event(GROUP, VERSION, "remediationrequests")
 async def request_seen(
@@ -37,6 +40,12 @@ async def request_seen(
     def listed(uid: str) -> bool:
         return this in session_state.STATE.own_reads.get(uid, frozenset())
 
+    # Every later event of a request (its approvals, its phases) finds it listed already: no
+    # session read then. The uid is the one the create webhook stamped (agents cannot patch
+    # requests); a wrong one could only make this handler skip a write, never make one.
+    stamped = ((body.get("metadata") or {}).get("labels") or {}).get(SESSION_UID_LABEL)
+    if isinstance(stamped, str) and listed(stamped):
+        return
     kube = api.default()
     for attempt in range(5):
         try:

@@ -119,10 +119,13 @@ async def resolve_selectors(
     return dict(await asyncio.gather(*[one(s) for s in selected]))
 
 
-async def get_request(kube: api.Kube, namespace: str, name: str) -> api.Json | None:
+async def get_request(
+    kube: api.Kube, namespace: str, name: str, *, group: str = GROUP
+) -> api.Json | None:
+    """A RemediationRequest (``group``: the benchmark's floor reads its copy of the CRD)."""
     try:
         return await api.call(
-            kube.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, REQUESTS, name
+            kube.custom.get_namespaced_custom_object, group, VERSION, namespace, REQUESTS, name
         )
     except errors.NotFound:
         return None
@@ -158,14 +161,20 @@ async def _patch_status(
 
 
 async def patch_request_status_at(
-    kube: api.Kube, namespace: str, name: str, resource_version: str, status: Mapping[str, Any]
+    kube: api.Kube,
+    namespace: str,
+    name: str,
+    resource_version: str,
+    status: Mapping[str, Any],
+    *,
+    group: str = GROUP,
 ) -> api.Json:
     """A merge patch of a request's ``status``, applied only while the object is still at
     ``resource_version`` (``errors.Conflict`` otherwise): a transition decided on a stale read
-    never lands."""
+    never lands. ``group`` as for :func:`get_request`."""
     return await api.call(
         kube.custom.patch_namespaced_custom_object_status,
-        GROUP,
+        group,
         VERSION,
         namespace,
         REQUESTS,
