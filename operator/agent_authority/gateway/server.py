@@ -334,15 +334,27 @@ class Gateway:
             if self.view.stopped(entry.uid):
                 return True
             try:
-                body = await resources.get_session(self.kube, entry.namespace, entry.name)
+                # The session (its count, read fresh) and its grant (the allowance) in one
+                # round trip: the grant is named by the watched spec, whose grantRef never
+                # changes; the fresh session is checked to name the same grant.
+                body, grant_body = await asyncio.gather(
+                    resources.get_session(self.kube, entry.namespace, entry.name),
+                    resources.get_grant(self.kube, entry.grant_name),
+                )
                 if (
                     body is None
                     or body["metadata"]["uid"] != entry.uid
                     or (body.get("status") or {}).get("phase") != view.ACTIVE
                 ):
                     return False
+                same_grant = body["spec"]["grantRef"]["name"] == entry.grant_name
                 denial = await deviations.count_denied(
-                    self.kube, body, what=what, actor=entry.username, source=source
+                    self.kube,
+                    body,
+                    what=what,
+                    actor=entry.username,
+                    source=source,
+                    allowed=deviations.allowance(grant_body) if same_grant else None,
                 )
             except Exception:
                 # Fail closed: a denial that cannot be counted stops the session here.
