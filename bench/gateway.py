@@ -29,8 +29,9 @@ with the gateway on), opens sessions under two grants with the same read scope, 
 median of the runs. The load average is recorded at the start and end of each run: the machine
 is shared, and a single-threaded Python gateway suffers more from CPU contention than the
 multi-threaded apiserver it is compared with. Prints a table; writes
-``bench/results/gateway-<time>.json``. Bounded: a few minutes per run; every request loop has a
-fixed count or deadline and targets 127.0.0.1 only.
+``bench/results/gateway-<time>.json`` (``--out DIR``: elsewhere, for exploratory runs). Bounded:
+a few minutes per run; every request loop has a fixed count or deadline and targets 127.0.0.1
+only.
 """
 
 from __future__ import annotations
@@ -574,6 +575,12 @@ def main() -> int:
     parser.add_argument("--direct-revocations", type=int, default=2)
     parser.add_argument("--forbidden", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="a smoke run (1 run, short phases)")
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=RESULTS,
+        help="directory of the result JSON (default bench/results; exploratory runs: /tmp)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seconds, args.seconds_at_1, args.ceiling_seconds = 1, 3, 5, 2
@@ -616,8 +623,8 @@ def main() -> int:
                 operator.stop()
             local.stop()
             if result.get("runs"):  # whatever was measured is kept, even if reporting fails
-                RESULTS.mkdir(parents=True, exist_ok=True)
-                out = RESULTS / f"gateway-{stamp}.json"
+                args.out.mkdir(parents=True, exist_ok=True)
+                out = args.out / f"gateway-{stamp}.json"
                 out.write_text(json.dumps(result, indent=2, default=str) + "\n")
                 say(f"results in {out}")
     print_table(result["median"])

@@ -227,9 +227,9 @@ class Receiver:
     async def _count(self, body: api.Json, event: dict[str, Any]) -> None:
         what = describe(event)
         actor = str((event.get("user") or {}).get("username", "unknown"))
-        details = {"auditID": str(event.get("auditID", ""))}
+        audit_id = str(event.get("auditID", ""))
         denial = await count_denied(
-            self.kube, body, what=what, actor=actor, source="audit", **details
+            self.kube, body, what=what, actor=actor, source="audit", auditID=audit_id
         )
         if denial.exceeded:
             await revoke_for_deviation(self.kube, body, denial)
@@ -248,34 +248,53 @@ class Denial:
         return session_policy.deviation_exceeded(self.denied, self.allowed)
 
 
+def allowance(grant_body: api.Json | None) -> int:
+    """The grant's ``maxDeniedRequests`` (0 when unset, or when the grant is gone: fail closed,
+    the first denial revokes)."""
+    spec = (grant_body or {}).get("spec") or {}
+    return int((spec.get("session") or {}).get("maxDeniedRequests", 0))
+
+
 async def count_denied(
-    kube: api.Kube, body: api.Json, *, what: str, actor: str, source: str, **details: Any
+    kube: api.Kube,
+    body: api.Json,
+    *,
+    what: str,
+    actor: str,
+    source: str,
+    allowed: int | None = None,
+    **details: Any,
 ) -> Denial:
     """Count one denied request of the active session ``body`` (read fresh, under the caller's
     lock): status, audit record, Event. When the result ``exceeded`` the grant's
     ``maxDeniedRequests``, the caller revokes with :func:`revoke_for_deviation`. Shared by the
-    audit webhook receiver (direct mode) and the session gateway."""
+    audit webhook receiver (direct mode) and the session gateway.
+
+    ``allowed`` is the grant's :func:`allowance` when the caller read the grant already (the
+    gateway reads it beside the session, in one round trip); None reads it here. The audit
+    record and the status patch are written concurrently: neither needs the other, and a
+    denial that revokes waits for both before the revocation starts."""
     status = body.get("status") or {}
     denied = int(status.get("deniedRequests") or 0) + 1
-    grant_body = await resources.get_grant(kube, body["spec"]["grantRef"]["name"])
-    allowed = int(
-        ((grant_body or {}).get("spec") or {}).get("session", {}).get("maxDeniedRequests", 0)
-    )
+    if allowed is None:
+        allowed = allowance(await resources.get_grant(kube, body["spec"]["grantRef"]["name"]))
     metrics.DEVIATIONS.labels(source).inc()
-    await trail.TRAIL.arecord(
-        trail.Event.DEVIATION_DETECTED,
-        body,
-        correlation_id=body["metadata"]["uid"],
-        actor=actor,
-        reason="RequestForbidden",
-        message=f"{what} was forbidden",
-        details={"deniedRequests": denied, "allowed": allowed, "source": source, **details},
-    )
-    await resources.patch_session_status(
-        kube,
-        body["metadata"]["namespace"],
-        body["metadata"]["name"],
-        {"deniedRequests": denied},
+    await asyncio.gather(
+        trail.TRAIL.arecord(
+            trail.Event.DEVIATION_DETECTED,
+            body,
+            correlation_id=body["metadata"]["uid"],
+            actor=actor,
+            reason="RequestForbidden",
+            message=f"{what} was forbidden",
+            details={"deniedRequests": denied, "allowed": allowed, "source": source, **details},
+        ),
+        resources.patch_session_status(
+            kube,
+            body["metadata"]["namespace"],
+            body["metadata"]["name"],
+            {"deniedRequests": denied},
+        ),
     )
     body.setdefault("status", {})["deniedRequests"] = denied
     handling.event(
