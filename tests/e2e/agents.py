@@ -393,6 +393,8 @@ def wait_request_phase(
         return body if (body.get("status") or {}).get("phase") in phases else None
 
     return wait_for(check, timeout, f"request {name} to reach {sorted(phases)}", every)
+
+
 @contextlib.contextmanager
 def without_policy_bindings(admin: Any, *policies: str) -> Iterator[None]:
     """The apiserver without the bindings of these admission policies (so what refuses is the
