@@ -747,7 +747,7 @@ def test_killed_after_the_write_that_approves_and_applies_records_the_approval_b
     log = pathlib.Path(operator.env.options.audit_trail)
     s = _session(w)
     deployment = agents.unique("approved")
-    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, _deployment(deployment, 3))
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
     name = _ask(w, s, _scale(w.shop, 6, deployment))
     waiting = _phase(w, name, {"AwaitingApproval"})
     uid = waiting["metadata"]["uid"]

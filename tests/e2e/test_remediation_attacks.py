@@ -553,7 +553,7 @@ def test_names_resembling_the_operators_are_not_exempt_from_the_status_webhooks(
     operator = dev.OPERATOR_USER
     users = [f"{operator}-2", operator.upper(), f"system:serviceaccount:{w.ns}:{operator}"]
     role = agents.unique("lookalike")
-    agents.cluster_role(w.admin, role, _status_rules(), users)
+    agents.cluster_role(w.admin, role, agents.request_status_rules(), users)
     for user in users:  # the binding reached the authorizer (it also grants status patch)
         agents.wait_allowed(w.admin, user, "get", GROUP, "remediationrequests", w.ns)
     as_operator = {"username": operator, "groups": ["system:authenticated"]}
