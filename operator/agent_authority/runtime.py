@@ -36,8 +36,8 @@ from agent_authority.controllers import (
     session_settings,
     sessions,
 )
-from agent_authority.gateway import running as gateway_running
 from agent_authority.gateway import server as gateway_server
+from agent_authority.gateway import watching as gateway_watching
 from agent_authority.kube import access, api, errors
 from agent_authority.notify import outbox, receivers
 from agent_authority.webhooks import configuration as webhook_configuration
@@ -350,11 +350,11 @@ async def _start_gateway(kube: api.Kube, options: Options, memo: Any, logger: An
             audience=options.gateway_audience,
         ),
     )
-    runner = gateway_running.Runner(gateway)  # its own loop: see gateway/running.py
-    await runner.start(GATEWAY_SYNC_SECONDS)
-    memo.gateway = runner
-    loop_alive = metrics.HEALTH.live  # /healthz: both loops must run
-    metrics.HEALTH.live = lambda: loop_alive() and runner.alive(LIVENESS_STALE)
+    await gateway.start()
+    synced = asyncio.Event()
+    memo.gateway_watch = asyncio.create_task(gateway_watching.run(gateway, synced))
+    await asyncio.wait_for(synced.wait(), GATEWAY_SYNC_SECONDS)
+    memo.gateway = gateway
     url = options.gateway_url or f"https://{options.webhook_host}:{gateway.port}"
     ca_pem = await asyncio.to_thread(pathlib.Path(ca).read_text)
     session_settings.SETTINGS.gateway = session_settings.GatewayTarget(
@@ -368,6 +368,9 @@ async def _cleanup(memo: Any, **_: Any) -> None:
     lifetimes = getattr(memo, "lifetimes", None)
     if lifetimes is not None:  # in-flight expiries and rotations finish first
         await lifetimes.stop()
+    watch = getattr(memo, "gateway_watch", None)
+    if watch is not None:
+        watch.cancel()
     gateway = getattr(memo, "gateway", None)
     if gateway is not None:
         await gateway.stop()

@@ -21,11 +21,9 @@ Memory: asyncio gives every TLS connection a 256 KiB read buffer, and a gateway 
 that buffer to :data:`TLS_READ_BUFFER` (a process-wide asyncio setting; reads then return at most
 that much at a time, two TLS records).
 
-Latency: the gateway runs on an event loop of its own, in a thread of its own (:mod:`running`),
-so it never waits for a controller's handler, timer or admission review to finish on kopf's
-loop. It still shares one interpreter with threads that hold the GIL for long stretches (the
-controllers' loop, the audit records of :mod:`recording` hashed and signed on a worker thread,
-JSON decoded on client threads). CPython hands the GIL back to a waiting
+Latency: the gateway shares one interpreter with threads that hold the GIL for long stretches
+(the audit records of :mod:`recording` are hashed and signed on a worker thread, the Kubernetes
+client of the controllers decodes JSON on its threads). CPython hands the GIL back to a waiting
 thread only every switch interval (5 ms by default), and the event loop gives it up at every
 ``select``: one request waits for it several times, so under load a GET gained tens of
 milliseconds doing nothing. The gateway lowers the interval to :data:`SWITCH_INTERVAL_SECONDS`
@@ -48,7 +46,7 @@ import sys
 import time
 import uuid
 from asyncio import sslproto
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import aiohttp
@@ -176,9 +174,6 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self.port = config.port
-        self.hand_over: Callable[[Coroutine[Any, Any, Any]], None] | None = None
-        """Runs work on the controllers' event loop when the gateway has a loop of its own
-        (:class:`running.Runner` sets it); None: the gateway runs on theirs."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -370,11 +365,7 @@ class Gateway:
                 return False
             reason = f"session {entry.namespace}/{entry.name} was revoked (Deviation)"
             metrics.GATEWAY_CUT_STREAMS.inc(view.cut_all(self.view.stop(entry.uid, reason)))
-            revocation = deviations.revoke_for_deviation(self.kube, body, denial)
-            if self.hand_over is not None:  # the controllers' locks live on their loop
-                self.hand_over(revocation)
-            else:
-                self._spawn(revocation)
+            self._spawn(deviations.revoke_for_deviation(self.kube, body, denial))
             return True
 
     async def _whole_body(self, up: aiohttp.ClientResponse, stream: view.Stream) -> bytes | None:
