@@ -137,6 +137,8 @@ class Resolver:
             for g in await resources.list_grants(self.kube)
             if (b := _binding_of(g)) is not None
         }
+        if not bindings:  # no grant binds sessions to alerts: no session to list (1,000 Active
+            return 0  # sessions are megabytes of JSON, for the apiserver and for this process)
         candidates = [
             (s, bindings[s["spec"]["grantRef"]["name"]])
             for s in await resources.list_sessions(self.kube)
