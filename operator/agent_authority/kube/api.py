@@ -92,6 +92,22 @@ def sync(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
     return body
 
 
+def unvalidated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An API method of the official client without its argument validation.
+
+    The generated methods are wrapped in pydantic's ``validate_call``, which turns a body given as
+    a dict into the client's model and back (about half of the 160 us the client spends building
+    one request, in a process that makes some twenty calls per session). The body of every call
+    here is already plain JSON, and the apiserver validates what it receives; the method itself
+    (path, query, headers) is unchanged. Anything else is returned as it is."""
+    func = getattr(fn, "__func__", None)
+    inner = getattr(func, "__wrapped__", None)
+    owner = getattr(fn, "__self__", None)
+    if inner is None or owner is None:
+        return fn
+    return functools.partial(inner, owner)
+
+
 async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
     """Call ``fn`` on the event loop (see the module docstring); the response body as JSON."""
     owner = getattr(getattr(fn, "__self__", None), "api_client", None)
@@ -100,7 +116,7 @@ async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
     kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     try:
         with transport.prepared():
-            fn(*args, _preload_content=False, **kwargs)
+            unvalidated(fn)(*args, _preload_content=False, **kwargs)
     except transport.Prepared as p:
         request = p.request
     except exceptions.ApiException as e:

@@ -162,6 +162,27 @@ def test_a_body_without_a_declared_content_type_is_sent_as_json(threads_forbidde
     run(test)
 
 
+def test_a_body_is_sent_as_given_not_rebuilt_through_the_clients_model(
+    threads_forbidden: None,
+) -> None:
+    # The generated methods validate their arguments into the client's models (a dict body
+    # becomes a V1Role and back, dropping what the model does not know); calls here skip that.
+    role = {
+        "metadata": {"name": "r", "namespace": "shop"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        "notInTheModel": {"kept": True},
+    }
+
+    async def test() -> None:
+        async with serving(_ok) as (server, kube):
+            await api.call(kube.rbac.create_namespaced_role, "shop", role)
+            [request] = server.requests
+            assert request["target"] == "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles"
+            assert json.loads(request["body"]) == role
+
+    run(test)
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [
