@@ -115,7 +115,7 @@ async def ensure_access(kube: api.Kube, body: api.Json, requests: list[str] | No
             for r in session_fields.status_of(fresh).get("effectiveRules", [])
         ]
         requester = spec.requester or base.UserInfo(username="unknown")
-        await session_access.ensure_access(kube, session_fields.ref_of(fresh), rules, requester)
-        if requests is not None:
-            await session_access.ensure_own_reads(kube, session_fields.ref_of(fresh), requests)
+        await session_access.ensure_access(
+            kube, session_fields.ref_of(fresh), rules, requester, requests=requests
+        )
         body.update(fresh)

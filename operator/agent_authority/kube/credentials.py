@@ -31,7 +31,7 @@ async def issue(
     (``audiences`` and ``extra`` as for ``mint``: gateway mode; ``on_bound`` as for
     :func:`ensure_bindings`: the controller confirms each binding there, the floor passes none).
 
-    Identity and every Role at once (the own-reads Role too, as :func:`ensure_own_reads` makes
+    Identity and every Role at once (the own Role too, as :func:`ensure_own_reads` makes
     it with no requests yet); then every binding while the token is minted (there is nothing to
     prune yet). Bindings need their Roles; the token needs the ServiceAccount and the Secret's
     uid. So the longest path is two rounds of writes plus the token's two calls, not a Role, then

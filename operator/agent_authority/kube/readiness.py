@@ -76,11 +76,9 @@ def checks(
     """One representative rule per RoleBinding the session gets, and the requester's Secret read.
 
     Mirrors :func:`session_access.ensure_roles`: one Role (and RoleBinding) per namespace of the
-    rules, the session's own namespace also holding the agent's rights."""
+    rules; and the own Role, whose first rule is the agent's right to ask for remediations."""
     sa = service_account_user(ref)
     by_ns = session_access.rules_by_namespace(rules)
-    by_ns.setdefault(ref.namespace, [])
-    by_ns[ref.namespace] = by_ns[ref.namespace] + session_access.agent_rules()
     out = []
     for namespace, ns_rules in by_ns.items():
         rule = ns_rules[0]
@@ -98,6 +96,17 @@ def checks(
                 binding=(namespace, ref.base_name),
             )
         )
+    own = session_access.agent_rules()[0]
+    out.append(
+        Check(
+            sa,
+            verb=str(own["verbs"][0]),
+            group=str(own["apiGroups"][0]),
+            resource=str(own["resources"][0]),
+            namespace=ref.namespace,
+            binding=(ref.namespace, session_access.own_name(ref)),
+        )
+    )
     out.append(
         Check(
             requester,

@@ -1,11 +1,19 @@
 """A session's access: its Roles and RoleBindings, one per namespace its rules reach.
 
-The session's ServiceAccount is bound to one Role per namespace (its compiled rules, plus, in its
-own namespace, ``create`` on RemediationRequests); the requester is bound to a Role that may
-``get`` the session's Secret by ``resourceNames`` only. What a session token may read of its own
-— ``get``, by name, of its IncidentSession and the requests naming it — is a separate Role
+The session's ServiceAccount is bound to one Role per namespace its compiled rules reach; the
+requester is bound to a Role that may ``get`` the session's Secret by ``resourceNames`` only.
+What a session token may do of its own in its own namespace — ``create`` RemediationRequests, and
+``get``, by name, of its IncidentSession and the requests naming it — is the session's own Role
 (:func:`ensure_own_reads`), kept up to date as requests appear. It never lists or watches
 requests, so it sees nothing of other sessions'.
+
+So a session whose rules read other namespaces only has three Roles and three RoleBindings (its
+namespace's access Role exists only when its rules reach that namespace). Every Role and
+RoleBinding the operator writes costs the apiserver an escalation check that lists every
+RoleBinding of the namespace (the operator holds neither ``escalate`` nor ``bind``), and every
+request in a namespace is authorized by scanning its RoleBindings: in the sessions' namespace,
+the fewer per session, the better (issue 8: a profile of the apiserver while 1,000 sessions were
+activated spent about a quarter of its CPU there).
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ def rules_by_namespace(rules: Iterable[grant.PolicyRule]) -> dict[str, list[dict
 
 def agent_rules() -> list[dict[str, Any]]:
     """What every session token may do in its own namespace: ask for remediations (reading them
-    back is :func:`own_read_rules`, by name)."""
+    back is :func:`own_read_rules`, by name). Part of the own Role (:func:`own_role`)."""
     return [{"apiGroups": [GROUP], "resources": ["remediationrequests"], "verbs": ["create"]}]
 
 
@@ -92,10 +100,16 @@ def _own(ref: session_refs.SessionRef) -> str:
     return f"{ref.base_name}-own"
 
 
+def own_name(ref: session_refs.SessionRef) -> str:
+    """Name of the session's own Role and RoleBinding."""
+    return _own(ref)
+
+
 async def ensure_own_reads(
     kube: api.Kube, ref: session_refs.SessionRef, requests: Iterable[str]
 ) -> None:
-    """Create or replace the Role (and its binding) letting the session read what is its own."""
+    """Create or replace the session's own Role (and its binding): ask for remediations, read
+    what is its own."""
     await apply_role(kube, ref.namespace, own_role(ref, requests))
     await apply_binding(kube, ref.namespace, own_binding(ref))
 
@@ -103,7 +117,7 @@ async def ensure_own_reads(
 def own_role(ref: session_refs.SessionRef, requests: Iterable[str]) -> dict[str, Any]:
     return {
         "metadata": session_refs.object_meta(ref, _own(ref), ref.namespace, "own"),
-        "rules": own_read_rules(ref, requests),
+        "rules": agent_rules() + own_read_rules(ref, requests),
     }
 
 
@@ -138,15 +152,21 @@ async def ensure_access(
     rules: Sequence[grant.PolicyRule],
     requester: base.UserInfo,
     *,
+    requests: Iterable[str] | None = None,
     prune: bool = True,
 ) -> None:
-    """Make the session's Roles/RoleBindings exactly ``rules`` (plus its own-namespace rights).
+    """Make the session's Roles/RoleBindings exactly ``rules``, and, given the names of its
+    ``requests``, its own Role too.
 
     Narrowing replaces Roles in place and deletes the RoleBindings of namespaces that dropped out.
-    The requester gets ``get`` on the session's Secret only, by ``resourceNames``.
+    The requester gets ``get`` on the session's Secret only, by ``resourceNames``. The own Role is
+    written before anything is pruned: a session made by an operator that kept the agent's rights
+    in its namespace's access Role gets them in its own Role first.
     """
     namespaces = await ensure_roles(kube, ref, rules)
     await ensure_bindings(kube, ref, namespaces, requester)
+    if requests is not None:
+        await ensure_own_reads(kube, ref, requests)
     if prune:  # a brand-new session has nothing to prune
         await _prune(kube, ref, keep=set(namespaces))
 
@@ -154,11 +174,10 @@ async def ensure_access(
 async def ensure_roles(
     kube: api.Kube, ref: session_refs.SessionRef, rules: Sequence[grant.PolicyRule]
 ) -> list[str]:
-    """Create or replace the session's Roles (one per namespace, and the requester's); the
-    namespaces that have one. Bindings come after: binding a Role needs the Role to exist."""
+    """Create or replace the session's Roles (one per namespace its rules reach, and the
+    requester's); the namespaces that have one. Bindings come after: binding a Role needs the
+    Role to exist. The own Role is :func:`ensure_own_reads`'s."""
     by_ns = rules_by_namespace(rules)
-    by_ns.setdefault(ref.namespace, [])
-    by_ns[ref.namespace] = by_ns[ref.namespace] + agent_rules()
     reader = {
         "metadata": session_refs.object_meta(ref, _reader(ref), ref.namespace, "requester"),
         "rules": [

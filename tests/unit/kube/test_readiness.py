@@ -61,8 +61,12 @@ CASES = [
     ),
     pytest.param(
         [rule("agents", ["pods"], ["list"])],
-        [f"{SA} list pods in agents", f"alice get secrets {REF.secret!r} in agents"],
-        id="grant-rule-in-own-namespace-represents-its-binding",
+        [
+            f"{SA} list pods in agents",
+            f"{SA} create remediationrequests in agents",
+            f"alice get secrets {REF.secret!r} in agents",
+        ],
+        id="grant-rule-in-own-namespace-has-its-binding-beside-the-own-one",
     ),
 ]
 
@@ -123,7 +127,7 @@ def test_each_check_names_the_binding_it_confirms() -> None:
     }
     assert found == {
         f"{SA} get pods in shop": ("shop", REF.base_name),
-        f"{SA} create remediationrequests in agents": ("agents", REF.base_name),
+        f"{SA} create remediationrequests in agents": ("agents", session_access.own_name(REF)),
         f"alice get secrets {REF.secret!r} in agents": ("agents", session_access.reader_name(REF)),
     }
 
