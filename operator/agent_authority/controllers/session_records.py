@@ -7,22 +7,22 @@ between a status write and its record is repaired by writing the record then.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from agent_authority import metrics
 from agent_authority.audit import trail
 from agent_authority.controllers import session_fields, session_state
 from agent_authority.kube import api
+from agent_authority.models import audit as audit_models
 from agent_authority.models import session
 
 
-@metrics.counts_failures(metrics.AUDIT_TRAIL_WRITE_FAILURES)
-async def record(
+def _entry(
     body: api.Json, event: trail.Event, reason: str, message: str, **details: Any
-) -> str | None:
-    """Append an audit record about the session; its hash (the session's audit digest)."""
+) -> audit_models.AuditEntry:
     requester = (body.get("spec") or {}).get("requester") or {}
-    written = await trail.TRAIL.arecord(
+    return trail.entry(
         event,
         body,
         correlation_id=body["metadata"]["uid"],
@@ -31,7 +31,24 @@ async def record(
         message=message,
         details={"grant": (body.get("spec") or {}).get("grantRef", {}).get("name"), **details},
     )
-    return written.hash if written else None
+
+
+@metrics.counts_failures(metrics.AUDIT_TRAIL_WRITE_FAILURES)
+async def record(
+    body: api.Json, event: trail.Event, reason: str, message: str, **details: Any
+) -> str | None:
+    """Append an audit record about the session; its hash (the session's audit digest)."""
+    return await record_all([_entry(body, event, reason, message, **details)])
+
+
+@metrics.counts_failures(metrics.AUDIT_TRAIL_WRITE_FAILURES)
+async def record_all(entries: list[audit_models.AuditEntry]) -> str | None:
+    """Append ``entries`` in order as one batch (one write, one fsync, off the event loop); the
+    hash of the last (the session's audit digest). None when the trail is disabled."""
+    if not trail.TRAIL.enabled:
+        return None
+    written = await asyncio.to_thread(trail.TRAIL.record_many, entries)
+    return written[-1].hash if written else None
 
 
 async def recorded(
@@ -51,7 +68,7 @@ async def record_opened(kube: api.Kube, body: api.Json) -> None:
         (c for c in status.get("conditions", []) if c.get("type") == "Ready"), {}
     )
     incident = (body.get("spec") or {}).get("incident") or {}
-    await record(
+    minted = _entry(
         body,
         trail.Event.TOKEN_MINTED,
         "TokenMinted",
@@ -59,7 +76,7 @@ async def record_opened(kube: api.Kube, body: api.Json) -> None:
         serviceAccount=status.get("serviceAccountName"),
         accessMode=status.get("accessMode"),
     )
-    digest = await record(
+    opened = _entry(
         body,
         trail.Event.SESSION_OPENED,
         "Active",
@@ -72,6 +89,7 @@ async def record_opened(kube: api.Kube, body: api.Json) -> None:
             for r in status.get("effectiveRules", [])
         ],
     )
+    digest = await record_all([minted, opened])  # one write and one fsync for both
     if not status.get("auditDigest"):
         await session_state.note_digest(kube, body, digest)
 
