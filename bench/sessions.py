@@ -997,14 +997,11 @@ def floor_many(
 LOG_MARKS = {
     "Webhook 'stamp-requester' succeeded.": "mutated",
     "Webhook 'admit-session' succeeded.": "admitted",
-    "Webhook 'guard-session-labels' succeeded.": "firstUpdate",
 }
 STAGES = (
     ("create", "mutated", "create call -> mutating webhook done"),
     ("mutated", "admitted", "-> validating webhook done (admission policy)"),
-    ("admitted", "firstUpdate", "-> operator's first write (kopf's finalizer patch)"),
-    ("firstUpdate", "active", "-> operator logs Active (the handler: facts, credentials, status)"),
-    ("active", "observed", "-> the agent's watch sees Active"),
+    ("admitted", "observed", "-> the agent's watch sees Active (reads, credentials, status)"),
     ("observed", "ready", "-> agent read the token and it read pods"),
 )
 
@@ -1012,10 +1009,9 @@ STAGES = (
 def operator_stages(log: pathlib.Path, samples: Sequence[ReadySample]) -> dict[str, Any]:
     """Where a session's time goes, from the operator's JSON log and the agent's clock.
 
-    Per session: the agent's create (wall clock), the end of each admission webhook, the first
-    UPDATE the operator makes (kopf adds its finalizer before any handler runs), the operator's
-    "active" log line (after the status patch), the agent seeing Active, the first 200. The
-    operator and the harness run on the same machine, so their wall clocks agree.
+    Per session: the agent's create (wall clock), the end of each admission webhook, the agent
+    seeing Active, the first 200 (``--trace`` splits the handler call by call). The operator and
+    the harness run on the same machine, so their wall clocks agree.
     """
     marks: dict[str, dict[str, float]] = {}
     for s in samples:
@@ -1036,8 +1032,6 @@ def operator_stages(log: pathlib.Path, samples: Sequence[ReadySample]) -> dict[s
         message = str(record.get("message", ""))
         name = str((record.get("object") or {}).get("name") or "")
         mark = LOG_MARKS.get(message)
-        if " active: " in message:
-            name, mark = message.split(" active: ")[0].rsplit("/", 1)[-1], "active"
         if mark is None or name not in marks or mark in marks[name]:
             continue
         stamp = datetime.datetime.fromisoformat(str(record["timestamp"])).timestamp()
@@ -1065,8 +1059,8 @@ def trace_profile(
 
     - per (phase, handler, call): how many, call time (HTTP and JSON decoding, in the worker
       thread) and time waiting for a worker thread;
-    - per ready-phase session: when kopf wrote its finalizer, when the ``opened`` handler made its
-      first and last call, relative to the agent's create;
+    - per ready-phase session: when the ``opened`` handler made its first call, relative to the
+      agent's create, and when its Active status write returned;
     - per revoked session: from the agent's patch to the ``ended`` handler's first call and to its
       RoleBindings being deleted.
     """
@@ -1091,16 +1085,13 @@ def trace_profile(
     stages: dict[str, list[float]] = collections.defaultdict(list)
     for sample in op:
         mine = sorted(by_object.get(sample.name, []), key=lambda r: r["s"])
-        patches = [r for r in mine if r["f"] == "kopf.patch"]
         opened = [r for r in mine if r["h"] == "opened" and r["f"] != "kopf.patch"]
-        if not sample.created_wall or not patches or not opened:
+        status = [r for r in opened if r["f"] == "patch_namespaced_custom_object_status"]
+        if not sample.created_wall or not opened:
             continue
-        first_patch, t0 = patches[0], sample.created_wall
-        stages["create -> kopf starts its finalizer patch"].append(first_patch["s"] - t0)
-        stages["finalizer patch (HTTP)"].append(first_patch["e"] - first_patch["s"])
-        stages["finalizer patched -> handler's first call"].append(
-            opened[0]["s"] - first_patch["e"]
-        )
+        stages["create -> handler's first call"].append(opened[0]["s"] - sample.created_wall)
+        if status:  # the first status write of the handler is the one that makes it Active
+            stages["handler: first call -> Active written"].append(status[0]["e"] - opened[0]["s"])
         stages["handler: first call -> last call done"].append(
             max(r["e"] for r in opened) - opened[0]["s"]
         )
