@@ -43,7 +43,7 @@ def free_port() -> int:
 
 
 def kube_for(kubeconfig: pathlib.Path) -> api.Kube:
-    """The operator's own client wrapper (a pool of 64 connections), for any identity."""
+    """The operator's own client wrapper (its pool of connections), for any identity."""
     return api.Kube.from_kubeconfig(str(kubeconfig))
 
 

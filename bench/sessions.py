@@ -674,7 +674,7 @@ def floor_batch(
     """The floor for ``refs``, all at once, with the client of ``identity`` (a kubeconfig)."""
 
     async def run() -> list[ReadySample]:
-        # As the operator: one shared client (pool of 64) and 64 worker threads for its calls.
+        # As the operator: one shared client (its pool of connections) on one event loop.
         asyncio.get_running_loop().set_default_executor(
             concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
         )

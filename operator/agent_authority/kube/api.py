@@ -27,7 +27,11 @@ from kubernetes.client import exceptions
 from agent_authority.kube import clients, errors, transport
 
 T = TypeVar("T")
-POOL_SIZE = 64
+POOL_SIZE = 256
+"""Connections to the apiserver (HTTP/1.1: one request in flight each). A session's activation
+makes up to four calls at once and 50 are activated at once in bench/sessions.py: with 64, calls
+waited for a connection (an SAR the apiserver answered in 6 ms took 80-190 ms in the operator's
+trace), and 1,000 sessions became Active at 11.0/s; with 256, 13.2/s (single runs, issue 8)."""
 REQUEST_TIMEOUT = (5.0, 30.0)
 """(connect, read) seconds for every call that does not pass its own ``_request_timeout``."""
 Json = dict[str, Any]
