@@ -12,7 +12,9 @@ Never twice: the phase is persisted as ``Applying`` before the change is made, a
 is idempotent, so an operator killed mid-apply finishes the same change on restart instead of
 making another one. Every status transition is conditional on the ``resourceVersion`` it was
 decided on (``request_status``), so expiry, cancellation, approval and apply cannot race, and
-each handler decides on a fresh read.
+each handler decides on a fresh read. No handler relies on kopf's diff base (there are no update
+handlers, and approvals arrive as watch events): whether a request was handled is read from its
+status (``persistence``), so kopf writes nothing to a request after its create handler.
 
 What was reviewed is recorded in the request's status at evaluation (written by the operator
 only): the target's uid, the dry-run diff, the blast radius, the inverse, and what the plan
