@@ -83,6 +83,7 @@ def fresh(monkeypatch: pytest.MonkeyPatch) -> Apiserver:
 
 def _request(approver: str = "alice") -> tuple[dict[str, Any], dict[str, Any]]:
     old = {
+        "metadata": {"labels": {"agentauthority.io/session-uid": "u1"}},
         "spec": {"sessionRef": {"name": "s1"}, "requester": REQUESTER},
         "status": {"phase": "AwaitingApproval", "approvals": []},
     }
@@ -132,6 +133,13 @@ def test_without_copies_it_reads_the_session_then_reviews_beside_the_grant_read(
 
 def test_a_copy_without_the_sessions_account_is_not_used(fresh: Apiserver) -> None:
     guard(session_body(account=None), grant_body())
+    assert fresh.calls[0] == "get session"
+
+
+def test_a_copy_of_another_session_of_that_name_is_not_used(fresh: Apiserver) -> None:
+    other = session_body()
+    other["metadata"]["uid"] = "u0"  # deleted and created again under the same name
+    guard(other, grant_body())
     assert fresh.calls[0] == "get session"
 
 

@@ -203,9 +203,17 @@ async def guard_approvals(
     name = session_name(spec)
     check = _Check(caller, userinfo, memo, ns, spec, entry, before, old_status)
     # The watched copies of the session and its grant: an approval they allow needs one round
-    # trip (the SubjectAccessReview, always made); a refusal is given only on fresh reads.
+    # trip (the SubjectAccessReview, always made); a refusal is given only on fresh reads. The
+    # copy is used only when it is the session the request was created under (its uid, stamped
+    # at creation) and was activated (it names its ServiceAccount); else it is read fresh.
     watched = indexes.session(sessions_by_name, ns, name) if name else None
-    if watched is not None and (watched.get("status") or {}).get("serviceAccountName"):
+    stamped = (((new or {}).get("metadata") or {}).get("labels") or {}).get(SESSION_UID_LABEL)
+    if (
+        watched is not None
+        and stamped
+        and watched["metadata"].get("uid") == stamped
+        and (watched.get("status") or {}).get("serviceAccountName")
+    ):
         grant_name = str(((watched.get("spec") or {}).get("grantRef") or {}).get("name") or "")
         watched_grant = indexes.grant(grants_by_name, grant_name)
         if watched_grant is not None and await check.refusal(watched, watched_grant) is None:
