@@ -21,6 +21,12 @@ itself (:func:`handled`):
   (and, the first time this process sees it, runs its resume handlers, as with a stored diff
   base).
 
+The annotations are inputs, not facts (only the operator may write ours on a session; a
+request's are guarded by nothing but RBAC on the request): a forged progress record only makes
+kopf run, or wait to run, the create handler again, which re-reads the object and does what its
+phase says, as on every resume; removing one only loses kopf's retry. Both are so with kopf's
+own annotation storage too, which reads the same records.
+
 It writes no diff base for these kinds, nor kopf's ``<prefix>/kopf-managed`` marker (which kopf
 would otherwise add with the first progress or diff-base write, in its own patch after the create
 handler even when no progress is left to keep: :class:`Progress`). The marker only tells other
