@@ -13,10 +13,17 @@ per-grant lock, so the concurrent-session cap is exact.
 ``requests_by_session``: ``<namespace>/<session>`` → name of every RemediationRequest naming that
 session (``spec.sessionRef.name``); the session's own-reads Role lists exactly these names.
 
-``grants_by_name``: grant name → the grant as last watched (name, resourceVersion, spec). Only the
-session admission webhooks read it, so a create does not GET the grant twice; it may lag a
-change by a watch round trip, which is why the webhook refuses only on a fresh read and the
-controller decides only on fresh reads (see :mod:`agent_authority.webhooks.sessions`).
+``sessions_by_name``: ``<namespace>/<name>`` → what the approval webhook needs of the session
+as last watched: its name and uid, ``spec.grantRef``, ``spec.requester``, ``spec.parentSession``
+(all immutable after creation) and ``status.phase`` / ``status.serviceAccountName``. The webhook
+admits an approval on it and refuses only on a fresh read (see
+:mod:`agent_authority.webhooks.requests`).
+
+``grants_by_name``: grant name → the grant as last watched (name, resourceVersion, spec). Only
+the admission webhooks read it (a session's create does not GET the grant twice; an approval
+does not GET it at all); it may lag a change by a watch round trip, which is why the webhooks
+refuse only on a fresh read and the controllers decide only on fresh reads (see
+:mod:`agent_authority.webhooks.sessions` and :mod:`agent_authority.webhooks.requests`).
 
 The index functions are ``async`` although they never await: kopf runs a sync handler in a worker
 thread, one hop per watch event, which under a burst of sessions kept dozens of threads (and
@@ -72,6 +79,45 @@ async def active_sessions_by_grant(
 def active_uids(index: Mapping[str, Iterable[str]] | None, grant: str) -> set[str]:
     """Uids of the grant's Active sessions as indexed (empty without an index)."""
     return set(index.get(grant, [])) if index is not None else set()
+
+
+SESSION_SPEC_FIELDS = ("grantRef", "requester", "parentSession")
+SESSION_STATUS_FIELDS = ("phase", "serviceAccountName")
+
+
+@kopf.index(GROUP, VERSION, "incidentsessions")
+async def sessions_by_name(
+    name: str,
+    namespace: str | None,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    **_: Any,
+) -> dict[str, Any]:
+    return {
+        f"{namespace or ''}/{name}": {
+            "metadata": {
+                "name": name,
+                "namespace": namespace or "",
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "spec": {k: copy.deepcopy(spec[k]) for k in SESSION_SPEC_FIELDS if k in spec},
+            "status": {k: copy.deepcopy(status[k]) for k in SESSION_STATUS_FIELDS if k in status},
+        }
+    }
+
+
+def session(
+    index: Mapping[str, Iterable[Any]] | None, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """The watched copy of session ``namespace/name`` (a fresh deep copy); None when not
+    indexed."""
+    if index is None:
+        return None
+    for body in index.get(f"{namespace}/{name}", []):
+        return copy.deepcopy(dict(body))
+    return None
 
 
 @kopf.index(GROUP, VERSION, "remediationrequests")

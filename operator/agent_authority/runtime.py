@@ -28,9 +28,9 @@ from agent_authority.controllers import (
     deviations,
     grants,
     handling,
+    persistence,
     requests,
     session_lifetime,
-    session_persistence,
     session_reads,
     session_revocation,
     session_settings,
@@ -182,9 +182,9 @@ def configure(
     configuration manager is always off.
     """
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = session_persistence.Progress(prefix=ANNOTATION_PREFIX)
-    # Sessions: no diff-base write after the create handler (session_persistence says why).
-    settings.persistence.diffbase_storage = session_persistence.DiffBase(
+    settings.persistence.progress_storage = persistence.Progress(prefix=ANNOTATION_PREFIX)
+    # Sessions and requests: no diff-base write after the create handler (persistence says why).
+    settings.persistence.diffbase_storage = persistence.DiffBase(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     _peering(settings, options)

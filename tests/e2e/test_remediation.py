@@ -309,6 +309,31 @@ def test_a_request_carries_the_finalizer_from_creation_until_it_is_applied(world
     )
 
 
+def test_kopf_writes_nothing_to_a_waiting_request_and_its_approval_still_applies(
+    world: World,
+) -> None:
+    """No diff-base annotation after the create handler (the request's status says it was
+    handled: controllers/persistence.py), so nothing lands while the approver's patch is in
+    admission; the approval event still drives the apply."""
+    w = world
+    s = _session(w)
+    deployment = agents.unique("nodiff")
+    client.AppsV1Api(w.admin).create_namespaced_deployment(w.shop, agents.deployment(deployment, 3))
+    name = _ask(w, s, _scale(w.shop, 6, deployment))
+    waiting = _phase(w, name, {"AwaitingApproval", "Succeeded", "Denied"})
+    assert waiting["status"]["phase"] == "AwaitingApproval", waiting["status"]
+    time.sleep(2)  # kopf's diff-base patch used to land right after the create handler
+    now = _request(w, name)
+    annotations = now["metadata"].get("annotations") or {}
+    assert [k for k in annotations if k.startswith("agentauthority.io/")] == [], annotations
+    assert now["metadata"]["resourceVersion"] == waiting["metadata"]["resourceVersion"]
+    approved = _approve(w, APPROVERS[0], name)
+    assert approved.returncode == 0, approved.stderr
+    done = _phase(w, name, {"Succeeded", "Failed"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert _replicas(w, w.shop, deployment) == 6
+
+
 def test_requests_made_at_once_are_each_readable_by_their_session(world: World) -> None:
     """The session's own-reads Role lists every one of its requests, also when many arrive at
     once and their events race for the session (none is dropped by an older write)."""

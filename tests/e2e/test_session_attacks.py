@@ -74,7 +74,7 @@ def _delete_grant(w: World, name: str) -> None:
 
 def _diff_base(w: World, name: str, key: str) -> str:
     """A diff base as kopf writes one (the session's essence: its spec), to forge with. kopf
-    keeps none of a session in its annotations (controllers/session_persistence.py), so the
+    keeps none of a session in its annotations (controllers/persistence.py), so the
     attack adds one instead of rewriting it; the annotation is refused all the same."""
     session = agents.get_session(w.admin, w.ns, name)
     assert key not in (session["metadata"].get("annotations") or {})

@@ -207,7 +207,7 @@ def test_kopf_writes_nothing_to_an_activated_session_and_its_end_is_still_seen(
     world: World,
 ) -> None:
     """No diff-base annotation after the create handler (the session's status says it was
-    handled: controllers/session_persistence.py), and ``spec.ended`` still ends it."""
+    handled: controllers/persistence.py), and ``spec.ended`` still ends it."""
     w = world
     body, _ = _active(w)
     name = body["metadata"]["name"]

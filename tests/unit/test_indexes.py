@@ -16,6 +16,7 @@ INDEXERS = (
     indexes.sessions_by_grant,
     indexes.active_sessions_by_grant,
     indexes.requests_by_session,
+    indexes.sessions_by_name,
 )
 
 
@@ -58,6 +59,31 @@ SESSION = {
             {"ns/s1": "s1"},
         ),
         (indexes.requests_by_session, {**SESSION, "spec": {"sessionRef": "x"}}, None),
+        (
+            indexes.sessions_by_name,
+            {
+                **SESSION,
+                "metadata": {**SESSION["metadata"], "resourceVersion": "7"},
+                "spec": {
+                    "grantRef": {"name": "g"},
+                    "requester": {"username": "bob"},
+                    "purpose": "not kept",
+                },
+                "status": {"phase": "Active", "serviceAccountName": "aa-s1", "token": "x"},
+            },
+            {
+                "ns/s1": {
+                    "metadata": {
+                        "name": "s1",
+                        "namespace": "ns",
+                        "uid": "u1",
+                        "resourceVersion": "7",
+                    },
+                    "spec": {"grantRef": {"name": "g"}, "requester": {"username": "bob"}},
+                    "status": {"phase": "Active", "serviceAccountName": "aa-s1"},
+                }
+            },
+        ),
     ],
     ids=[
         "a-session-is-indexed-under-its-grant",
@@ -65,7 +91,18 @@ SESSION = {
         "an-ended-session-does-not-count",
         "a-request-is-indexed-under-its-session",
         "a-malformed-session-ref-is-not-indexed",
+        "a-session-keeps-only-what-the-approval-guard-reads",
     ],
 )
 def test_what_is_indexed(fn: Callable[..., Any], raw: dict[str, Any], expected: object) -> None:
     assert asyncio.run(fn(**_kwargs(raw))) == expected
+
+
+def test_a_watched_session_is_a_copy() -> None:
+    index = {"ns/s1": [{"metadata": {"name": "s1"}, "spec": {"grantRef": {"name": "g"}}}]}
+    found = indexes.session(index, "ns", "s1")
+    assert found is not None
+    found["spec"]["grantRef"]["name"] = "changed"
+    assert index["ns/s1"][0]["spec"]["grantRef"]["name"] == "g"
+    assert indexes.session(index, "ns", "other") is None
+    assert indexes.session(None, "ns", "s1") is None

@@ -11,5 +11,6 @@ start-up sweep), ``session_rotation`` (token rotation, grant changes), ``session
 (TTL, ``spec.ended`` and rotation while Active), ``session_records`` (audit records and the
 digest), ``session_state`` (locks, slots, conditional transitions), ``session_fields`` (phases,
 times, conditions; no I/O), ``session_settings`` (operator-wide knobs) and ``session_reads``
-(what a session may read of its own).
+(what a session may read of its own). ``persistence`` tells kopf, for sessions and requests,
+whether one was handled from its status, so kopf writes no diff base to them.
 """

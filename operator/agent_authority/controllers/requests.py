@@ -12,7 +12,9 @@ Never twice: the phase is persisted as ``Applying`` before the change is made, a
 is idempotent, so an operator killed mid-apply finishes the same change on restart instead of
 making another one. Every status transition is conditional on the ``resourceVersion`` it was
 decided on (``request_status``), so expiry, cancellation, approval and apply cannot race, and
-each handler decides on a fresh read.
+each handler decides on a fresh read. No handler relies on kopf's diff base (there are no update
+handlers, and approvals arrive as watch events): whether a request was handled is read from its
+status (``persistence``), so kopf writes nothing to a request after its create handler.
 
 What was reviewed is recorded in the request's status at evaluation (written by the operator
 only): the target's uid, the dry-run diff, the blast radius, the inverse, and what the plan
@@ -179,10 +181,27 @@ def _unfinished(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") in (P.APPROVED.value, P.APPLYING.value)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=3.0, when=_unfinished)
+UNFINISHED_INTERVAL = 3.0
+
+
+@kopf.timer(
+    GROUP,
+    VERSION,
+    PLURAL,
+    interval=UNFINISHED_INTERVAL,
+    initial_delay=UNFINISHED_INTERVAL,
+    when=_unfinished,
+)
 @handling.translating
 async def unfinished(body: kopf.Body, memo: Any, **_: Any) -> None:
-    """An approved or applying request whose apply was interrupted is driven on until done."""
+    """An approved or applying request whose apply was interrupted is driven on until done.
+
+    First after one interval, not at once: kopf starts the timer on the event of the
+    ``Applying`` write, which it handles only once the drive that made it has returned, in the
+    normal case with the request ``Succeeded`` (its event then stops the timer). Driving at once
+    re-read the request, its session and its grant for nothing, on every apply, while the next
+    requests were being applied. An apply interrupted in this process is driven on within
+    the interval; one interrupted by a restart at once, by the resume handler."""
     await _drive(body, memo)
 
 

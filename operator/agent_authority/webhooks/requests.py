@@ -11,7 +11,11 @@
   not be the requester, the operator, or an identity acting for the request's session or any of
   its ancestor sessions (their requesters and ServiceAccounts, walked up ``spec.parentSession``
   and bounded by the grant's ``session.maxSubAgentDepth``; an ancestor that cannot be read refuses
-  the approval); each approver counts once.
+  the approval); each approver counts once. The session and its grant come from the operator's
+  watched copies (``indexes.sessions_by_name``, ``indexes.grants_by_name``), so an approval they
+  allow costs one round trip, the SubjectAccessReview, which is always made; a refusal is given
+  only after the same decision on fresh reads (a copy may lag by a watch round trip), and the
+  executor re-decides every approval on fresh reads before it applies anything.
 
 The mutating webhooks run before schema validation, so they read the object as sent: a field of
 the wrong type is left for the schema to refuse by name, never dereferenced here, and an empty or
@@ -22,6 +26,7 @@ whole collection).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import re
 from typing import Any
@@ -29,6 +34,7 @@ from typing import Any
 import kopf
 import pydantic
 
+from agent_authority import indexes
 from agent_authority.kube import access, api, lineage, resources
 from agent_authority.models import FINALIZER, GROUP, VERSION, base, grant, request
 from agent_authority.policy import approvals, invalid
@@ -167,7 +173,14 @@ def _refuse(message: str) -> kopf.AdmissionError:
 )
 @refusals.counted("RemediationRequest")
 async def guard_approvals(
-    userinfo: Any, memo: Any, namespace: str | None, old: Any = None, new: Any = None, **_: Any
+    userinfo: Any,
+    memo: Any,
+    namespace: str | None,
+    old: Any = None,
+    new: Any = None,
+    sessions_by_name: Any = None,
+    grants_by_name: Any = None,
+    **_: Any,
 ) -> None:
     if identity.is_operator(userinfo, memo):
         return
@@ -187,51 +200,97 @@ async def guard_approvals(
         raise _refuse("status.approvals[]: the approver must be the authenticated caller")
     spec = dict((new or {}).get("spec") or {})
     ns = namespace or ""
-    kube = api.default()
     name = session_name(spec)
+    check = _Check(caller, userinfo, memo, ns, spec, entry, before, old_status)
+    # The watched copies of the session and its grant: an approval they allow needs one round
+    # trip (the SubjectAccessReview, always made); a refusal is given only on fresh reads. The
+    # copy is used only when it is the session the request was created under (its uid, stamped
+    # at creation) and was activated (it names its ServiceAccount); else it is read fresh.
+    watched = indexes.session(sessions_by_name, ns, name) if name else None
+    stamped = (((new or {}).get("metadata") or {}).get("labels") or {}).get(SESSION_UID_LABEL)
+    if (
+        watched is not None
+        and stamped
+        and watched["metadata"].get("uid") == stamped
+        and (watched.get("status") or {}).get("serviceAccountName")
+    ):
+        grant_name = str(((watched.get("spec") or {}).get("grantRef") or {}).get("name") or "")
+        watched_grant = indexes.grant(grants_by_name, grant_name)
+        if watched_grant is not None and await check.refusal(watched, watched_grant) is None:
+            return
+    kube = api.default()
     session_body = await resources.get_session(kube, ns, name) if name else None
     if session_body is None:
         raise _refuse(f"spec.sessionRef: session {name!r} not found")
-    grant_name = str(session_body["spec"]["grantRef"]["name"])
-    # The review and the grant read are independent: one round trip instead of two.
-    allowed, grant_body = await asyncio.gather(
-        access.allowed(
+    refusal = await check.refusal(session_body, None)
+    if refusal is not None:
+        raise _refuse(refusal)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Check:
+    """One approval to decide: who appends what to which request."""
+
+    caller: base.UserInfo
+    userinfo: Any
+    memo: Any
+    namespace: str
+    spec: dict[str, Any]
+    entry: request.Approval
+    before: list[dict[str, Any]]
+    old_status: dict[str, Any]
+
+    async def refusal(self, session_body: api.Json, grant_body: api.Json | None) -> str | None:
+        """Why the approval is refused under ``session_body`` and ``grant_body`` (``None``: the
+        grant is read fresh, beside the review); ``None`` when it is allowed. The caller's RBAC
+        verb is always reviewed fresh."""
+        kube = api.default()
+        grant_name = str(session_body["spec"]["grantRef"]["name"])
+        review = access.allowed(
             kube,
-            caller,
+            self.caller,
             verb="approve",
             group=GROUP,
             resource="agentgrants",
             name=grant_name,
-            extra=identity.extra_of(userinfo),
-        ),
-        resources.get_grant(kube, grant_name),
-    )
-    if not allowed:
-        raise _refuse(
-            f"{caller.username} may not approve or deny requests under grant {grant_name!r}: "
-            f"RBAC verb 'approve' on agentgrants.{GROUP} with resourceName {grant_name!r} is "
-            "required"
+            extra=identity.extra_of(self.userinfo),
         )
-    if grant_body is None:
-        raise _refuse(f"grant {grant_name!r} of session {name!r} no longer exists")
-    depth = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session.max_sub_agent_depth
-    try:
-        chain = await lineage.chain(kube, ns, session_body, depth)
-    except lineage.LineageError as e:
-        raise _refuse(f"spec.sessionRef: {e}; the request cannot be decided") from e
-    # The request's session and every ancestor (lineage), and the caller when it is any session
-    # ServiceAccount of the namespace (approvals.session_identities, shared with the page).
-    session_identities = set(approvals.lineage_identities(lineage.identities(ns, chain)))
-    session_identities |= approvals.session_identities(ns, None, None, caller.username)
-    requester = spec.get("requester")
-    refusal = approvals.check_new_approval(
-        entry,
-        [request.Approval.model_validate(a) for a in before],
-        base.UserInfo.model_validate(requester) if requester else None,
-        session_identities,
-        getattr(getattr(memo, "operator", None), "username", ""),
-        already_decided=old_status.get("phase") not in (None, "Pending", "AwaitingApproval"),
-        phase=str(old_status.get("phase") or "") or None,
-    )
-    if refusal is not None:
-        raise _refuse(f"{refusal.reason.value}: {refusal.message}")
+        if grant_body is None:
+            # The review and the grant read are independent: one round trip instead of two.
+            allowed, grant_body = await asyncio.gather(
+                review, resources.get_grant(kube, grant_name)
+            )
+        else:
+            allowed = await review
+        name = session_body["metadata"]["name"]
+        if not allowed:
+            return (
+                f"{self.caller.username} may not approve or deny requests under grant "
+                f"{grant_name!r}: RBAC verb 'approve' on agentgrants.{GROUP} with resourceName "
+                f"{grant_name!r} is required"
+            )
+        if grant_body is None:
+            return f"grant {grant_name!r} of session {name!r} no longer exists"
+        depth = grant.AgentGrantSpec.model_validate(grant_body["spec"]).session.max_sub_agent_depth
+        ns = self.namespace
+        try:
+            chain = await lineage.chain(kube, ns, session_body, depth)
+        except lineage.LineageError as e:
+            return f"spec.sessionRef: {e}; the request cannot be decided"
+        # The request's session and every ancestor (lineage), and the caller when it is any
+        # session ServiceAccount of the namespace (approvals.session_identities, shared with the
+        # page).
+        session_identities = set(approvals.lineage_identities(lineage.identities(ns, chain)))
+        session_identities |= approvals.session_identities(ns, None, None, self.caller.username)
+        requester = self.spec.get("requester")
+        refusal = approvals.check_new_approval(
+            self.entry,
+            [request.Approval.model_validate(a) for a in self.before],
+            base.UserInfo.model_validate(requester) if requester else None,
+            session_identities,
+            getattr(getattr(self.memo, "operator", None), "username", ""),
+            already_decided=self.old_status.get("phase")
+            not in (None, "Pending", "AwaitingApproval"),
+            phase=str(self.old_status.get("phase") or "") or None,
+        )
+        return f"{refusal.reason.value}: {refusal.message}" if refusal is not None else None
