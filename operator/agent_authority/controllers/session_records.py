@@ -38,13 +38,17 @@ async def record(
     body: api.Json, event: trail.Event, reason: str, message: str, **details: Any
 ) -> str | None:
     """Append an audit record about the session; its hash (the session's audit digest)."""
-    return await record_all([_entry(body, event, reason, message, **details)])
+    return await _append([_entry(body, event, reason, message, **details)])
 
 
 @metrics.counts_failures(metrics.AUDIT_TRAIL_WRITE_FAILURES)
 async def record_all(entries: list[audit_models.AuditEntry]) -> str | None:
     """Append ``entries`` in order as one batch (one write, one fsync, off the event loop); the
     hash of the last (the session's audit digest). None when the trail is disabled."""
+    return await _append(entries)
+
+
+async def _append(entries: list[audit_models.AuditEntry]) -> str | None:
     if not trail.TRAIL.enabled:
         return None
     written = await asyncio.to_thread(trail.TRAIL.record_many, entries)
