@@ -67,6 +67,7 @@ from agent_authority.cli import dev  # noqa: E402
 from agent_authority.kube import clients, manifests  # noqa: E402
 from agent_authority.localcluster import cluster  # noqa: E402
 from agent_authority.models import GROUP, VERSION  # noqa: E402
+from bench import harness  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 AGENT, AGENT_GROUP = "bench-gw-agent", "bench-gw-agents"
@@ -247,7 +248,7 @@ async def ceiling(
     """Closed-loop throughput, and the operator's CPU time per request meanwhile."""
     deadline = time.perf_counter() + seconds
     done = 0
-    cpu_before = cpu_seconds(pid)
+    cpu_before = harness.cpu_seconds(pid)
 
     async def worker() -> None:
         nonlocal done
@@ -257,7 +258,7 @@ async def ceiling(
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
-    used = cpu_seconds(pid) - cpu_before
+    used = harness.cpu_seconds(pid) - cpu_before
     return {
         "rps": round(done / (time.perf_counter() - started), 1),
         "operatorCpuMsPerRequest": round(used * 1000 / max(1, done), 3),
@@ -273,19 +274,6 @@ async def poll_until(
             return time.perf_counter() - started
         await asyncio.sleep(every)
     return None
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 async def open_watch(caller: Caller, target: Target) -> aiohttp.ClientResponse:
@@ -330,10 +318,10 @@ async def run_once(
             for _ in range(20):
                 assert (await caller.get(target, OBJECT))[0] == 200, target.name
 
-        before = rss_kib(pid)
+        before = harness.status_kib(pid, "VmRSS")
         streams = [await open_watch(caller, streaming) for _ in range(args.streams)]
         await asyncio.sleep(1)
-        after = rss_kib(pid)
+        after = harness.status_kib(pid, "VmRSS")
         out["streams"] = {
             "open": len(streams),
             "rssBeforeMiB": round(before / 1024, 1),

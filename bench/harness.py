@@ -1,8 +1,9 @@
 """What every benchmark program shares: messages, ports, the machine it ran on, the operator
-child process, and the result file.
+child process, the CPU and memory of the processes from /proc, and the result file.
 
 Moved here from ``bench/sessions.py`` so that ``bench/faults.py`` runs the operator and writes its
-results exactly as the session benchmark does. No measurements live here.
+results exactly as the session benchmark does, and ``bench/remediation.py`` accounts CPU per
+process as it does. No latency is measured here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from tests.e2e.operator_process import OperatorProcess
 
 from agent_authority.kube import api
-from agent_authority.localcluster import assets
+from agent_authority.localcluster import assets, cluster
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -88,6 +89,74 @@ def status_meminfo(key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
+
+
+# -- processes: CPU and memory from /proc ---------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (0 when it is gone)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def status_kib(pid: int, key: str) -> int:
+    """A ``kB`` field (``VmRSS``, ``VmHWM``) or a count (``Threads``) of /proc/<pid>/status."""
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Processes:
+    """The processes whose CPU we account per phase: operator, control plane, this harness."""
+
+    def __init__(self, local: cluster.LocalCluster, operator_pid: int) -> None:
+        self.pids: dict[str, int] = {"operator": operator_pid, "harness": os.getpid()}
+        for pid in local.state()["pids"]:
+            comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+            self.pids[{"kube-controller": "kube-controller-manager"}.get(comm, comm)] = int(pid)
+
+    def cpu(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def rss_mib(self) -> dict[str, float]:
+        return {name: status_kib(pid, "VmRSS") / 1024 for name, pid in self.pids.items()}
+
+
+class Phase:
+    """Wall time, CPU seconds per process and load average over one phase of the benchmark."""
+
+    def __init__(self, procs: Processes, name: str) -> None:
+        self.procs = procs
+        self.name = name
+        self.started = time.monotonic()
+        self.cpu0 = procs.cpu()
+        self.load0 = os.getloadavg()
+        self.result: dict[str, Any] = {}
+
+    def end(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.started
+        cpu1 = self.procs.cpu()
+        used = {k: round(cpu1[k] - self.cpu0.get(k, 0.0), 2) for k in cpu1}
+        self.result = {
+            "wallSeconds": round(wall, 2),
+            "cpuSeconds": used,
+            "cpuCoresBusy": round(sum(used.values()) / wall, 2) if wall else 0.0,
+            "loadavgBefore": [round(x, 2) for x in self.load0],
+            "loadavgAfter": [round(x, 2) for x in os.getloadavg()],
+            "otherControlPlanesAtEnd": other_control_planes(self.procs.pids.values()),
+        }
+        return self.result
 
 
 class BenchOperator(OperatorProcess):

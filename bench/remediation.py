@@ -51,7 +51,6 @@ sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, watch  # noqa: E402
 from tests.e2e import agents  # noqa: E402
-from tests.e2e.operator_process import OperatorProcess  # noqa: E402
 
 from agent_authority.cli import dev  # noqa: E402
 from agent_authority.controllers import requests  # noqa: E402
@@ -551,7 +550,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
     result["loadavgAtStart"] = [round(x, 2) for x in os.getloadavg()]
     audit_port = harness.free_port()
     local = cluster.LocalCluster(cluster.Options(audit_url=f"https://127.0.0.1:{audit_port}/audit"))
-    operator: OperatorProcess | None = None
+    operator: harness.BenchOperator | None = None
     watcher: PhaseWatcher | None = None
     bench: Bench | None = None
     try:
@@ -562,7 +561,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
             webhook_port=harness.free_port(),
             audit_port=audit_port,
         )
-        operator = OperatorProcess(local, env, log)
+        operator = harness.BenchOperator(local, env, log)
         saved = dict(os.environ)
         if args.trace:  # only the operator process sees these (bench/operator_trace)
             os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -586,18 +585,27 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
                 f"{s.name}: {s.error}" for s in warm if s.error
             )
         samples: dict[str, list[Sample]] = {k: [] for k in KINDS}
+        procs = harness.Processes(local, operator.pid)
+        cpu: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in KINDS}
         per_round = math.ceil(args.requests / args.rounds)
         for r in range(args.rounds):
             for kind in KINDS[r % 4 :] + KINDS[: r % 4]:  # rotate who goes first
                 say(
                     f"round {r + 1}/{args.rounds}: {per_round} {kind}, {args.concurrency} in flight"
                 )
+                phase = harness.Phase(procs, kind)
                 samples[kind] += bench.batch(watcher, kind, f"r{r}", per_round)
+                cpu[kind].update(phase.end()["cpuSeconds"])
         result["kinds"] = {
             kind: {
                 **stats.summary([s.seconds for s in v if s.seconds is not None]),
                 "errors": [f"{s.name}: {s.error}" for s in v if s.error],
                 "samplesSeconds": [round(s.seconds, 4) for s in v if s.seconds is not None],
+                # CPU seconds of each process over this kind's batches, and per request
+                "cpuSeconds": {p: round(c, 2) for p, c in sorted(cpu[kind].items())},
+                "cpuMsPerRequest": {
+                    p: round(1000 * c / max(1, len(v)), 1) for p, c in sorted(cpu[kind].items())
+                },
             }
             for kind, v in samples.items()
         }
@@ -629,6 +637,10 @@ def print_run(result: dict[str, Any]) -> None:
         )
         for err in k["errors"][:10]:
             print(f"         ERROR {err}")
+    print("\n       CPU ms per request, by process (over each kind's batches)")
+    for kind, k in result["kinds"].items():
+        per = k.get("cpuMsPerRequest", {})
+        print(f"       {kind:<16}" + ", ".join(f"{p} {v:.1f}" for p, v in per.items()))
 
 
 def _p99(run: dict[str, Any], kind: str) -> float:

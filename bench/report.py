@@ -134,25 +134,38 @@ def sessions_tables(result: Result, path: str) -> list[str]:
     rss, active = s.get("rssWithSessionsMiB", []), s.get("rssActiveSessions", [])
     rate = s.get("activationPerSecond", [])
     floor = s.get("floorActivationPerSecond", [])
-    lines += [
-        "**Many sessions: operator memory and activation rate**",
-        "",
-        "| run | active sessions | operator RSS | sessions/s | floor issue/s | floor / operator |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    floor_op = s.get("floorOperatorIdentityActivationPerSecond", [])
+    header = (
+        "| run | active sessions | operator RSS | sessions/s | floor issue/s | floor / operator |"
+    )
+    rule = "|---|---:|---:|---:|---:|---:|"
+    if floor_op:
+        header += " floor (operator's id) issue/s |"
+        rule += "---:|"
+    lines += ["**Many sessions: operator memory and activation rate**", "", header, rule]
     for i in range(len(rss)):
         n = active[i] if i < len(active) else math.nan
         r = rate[i] if i < len(rate) else math.nan
         f = floor[i] if i < len(floor) else math.nan
-        lines.append(
+        row = (
             f"| {i + 1} | {_num(n, '.0f')} | {_num(rss[i], '.1f')} MiB | {_num(r, '.1f')} |"
             f" {_num(f, '.1f')} | {_ratio(f, r)} |"
         )
+        if floor_op:
+            row += f" {_num(floor_op[i] if i < len(floor_op) else math.nan, '.1f')} |"
+        lines.append(row)
     lines.append("")
     if floor:
         lines += [
             "The floor is the same number of `credentials.issue` calls (the operator's calls for"
-            " each session), as many in flight as sessions were, made directly in the same run.",
+            " each session), as many in flight as sessions were, made directly in the same run"
+            " with the admin client"
+            + (
+                "; the floor with the operator's id makes them as the operator's own user, so"
+                " each Role and RoleBinding write passes the apiserver's escalation check."
+                if floor_op
+                else "."
+            ),
             "",
         ]
     many = s.get("manySessions")

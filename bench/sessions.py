@@ -115,75 +115,13 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> api.Json:
     return api.sync(fn, *args, **kwargs)
 
 
-# -- processes: CPU and memory from /proc ----------------------------------------------------------
+# -- processes: CPU and memory from /proc (bench/harness.py) ------------------------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (0 when it is gone)."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def status_kib(pid: int, key: str) -> int:
-    """A ``kB`` field (``VmRSS``, ``VmHWM``) or a count (``Threads``) of /proc/<pid>/status."""
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
+cpu_seconds = harness.cpu_seconds
+status_kib = harness.status_kib
+Processes = harness.Processes
+Phase = harness.Phase
 other_control_planes = harness.other_control_planes
-
-
-class Processes:
-    """The processes whose CPU we account per phase: operator, control plane, this harness."""
-
-    def __init__(self, local: cluster.LocalCluster, operator_pid: int) -> None:
-        self.pids: dict[str, int] = {"operator": operator_pid, "harness": os.getpid()}
-        for pid in local.state()["pids"]:
-            comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
-            self.pids[{"kube-controller": "kube-controller-manager"}.get(comm, comm)] = int(pid)
-
-    def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-
-    def rss_mib(self) -> dict[str, float]:
-        return {name: status_kib(pid, "VmRSS") / 1024 for name, pid in self.pids.items()}
-
-
-class Phase:
-    """Wall time, CPU seconds per process and load average over one phase of the benchmark."""
-
-    def __init__(self, procs: Processes, name: str) -> None:
-        self.procs = procs
-        self.name = name
-        self.started = time.monotonic()
-        self.cpu0 = procs.cpu()
-        self.load0 = os.getloadavg()
-        self.result: dict[str, Any] = {}
-
-    def end(self) -> dict[str, Any]:
-        wall = time.monotonic() - self.started
-        cpu1 = self.procs.cpu()
-        used = {k: round(cpu1[k] - self.cpu0.get(k, 0.0), 2) for k in cpu1}
-        self.result = {
-            "wallSeconds": round(wall, 2),
-            "cpuSeconds": used,
-            "cpuCoresBusy": round(sum(used.values()) / wall, 2) if wall else 0.0,
-            "loadavgBefore": [round(x, 2) for x in self.load0],
-            "loadavgAfter": [round(x, 2) for x in os.getloadavg()],
-            "otherControlPlanesAtEnd": other_control_planes(self.procs.pids.values()),
-        }
-        return self.result
 
 
 class RssSampler(threading.Thread):
@@ -1400,6 +1338,13 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
         )
         for r in runs
     ]
+    floor_op_rates = [
+        stats.ratio(
+            _at(r, "rss", "floorOperatorIdentityCreation", "issued"),
+            _at(r, "rss", "floorOperatorIdentityCreation", "seconds"),
+        )
+        for r in runs
+    ]
     many = judge_many(
         [_at(r, "rss", "activeSessions") for r in runs],
         rates,
@@ -1418,6 +1363,7 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
         "floorOverOperatorRate": [
             stats.ratio(f, o) for o, f in zip(rates, floor_rates, strict=True)
         ],
+        "floorOperatorIdentityActivationPerSecond": floor_op_rates,
         "loadavg": [r.get("loadavg", [math.nan] * 3) for r in runs],
         "errorsPerRun": errors,
         "runErrors": [r.get("error") for r in runs],
@@ -1621,6 +1567,13 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         floor_rate = floor_many(b, many_refs, rules, local.kubeconfig, args.sessions)
         delete_floor(b, many_refs)
         time.sleep(2)
+        # ...and with the operator's own identity: every Role and RoleBinding write then goes
+        # through the apiserver's escalation check, as the operator's do.
+        say(f"floor (operator's id): {args.rss_sessions} credentials.issue calls")
+        many_refs = floor_owners(admin, "manyop", args.rss_sessions)
+        floor_rate_op = floor_many(b, many_refs, rules, env.kubeconfig, args.sessions)
+        delete_floor(b, many_refs)
+        time.sleep(2)
         say(f"creating {args.rss_sessions} sessions, {args.sessions} at a time")
         phase = Phase(procs, "rss")
         many = many_sessions(b, grants, args.rss_sessions, args.sessions, args.rss_timeout)
@@ -1635,7 +1588,12 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
             / max(1, many["active"])
         )
         result["phases"]["rss"] = phase.end()
-        result["rss"] = {**rss, "creation": many, "floorCreation": floor_rate}
+        result["rss"] = {
+            **rss,
+            "creation": many,
+            "floorCreation": floor_rate,
+            "floorOperatorIdentityCreation": floor_rate_op,
+        }
         result["controlPlaneRssAtEndMiB"] = procs.rss_mib()
         print_rss(result["rss"])
         if args.trace:
@@ -1678,11 +1636,16 @@ def print_rss(rss: dict[str, Any]) -> None:
         f"({creation['active'] / creation['seconds']:.1f} sessions/s); create -> Active "
         f"p50 {ms(c['p50'])}, p99 {ms(c['p99'])}, max {ms(c['max'])}"
     )
-    floor = rss.get("floorCreation")
-    if floor:
+    for label, key in (
+        ("floor", "floorCreation"),
+        ("floor (operator's id)", "floorOperatorIdentityCreation"),
+    ):
+        floor = rss.get(key)
+        if not floor:
+            continue
         f = floor["issueLatency"]
         print(
-            f"  floor: {floor['issued']}/{floor['requested']} credentials.issue in "
+            f"  {label}: {floor['issued']}/{floor['requested']} credentials.issue in "
             f"{floor['seconds']:.1f} s ({floor['perSecond']:.1f}/s, {floor['inFlight']} in "
             f"flight; operator/floor rate "
             f"{stats.ratio(creation['active'] / creation['seconds'], floor['perSecond']):.2f}); "

@@ -298,3 +298,13 @@ def test_a_sessions_result_without_the_rate_floor_still_renders(tmp_path: pathli
     text = report.render(tmp_path)
     assert "| 1 | 1000 | 150.0 MiB | 20.0 | n/a | n/a |" in text
     assert "same number of `credentials.issue` calls" not in text
+
+
+def test_the_operators_identity_rate_floor_gets_its_own_column(tmp_path: pathlib.Path) -> None:
+    result = sessions_result("2026-12-01T10", [2.0] * 3, [1.0] * 3)
+    result["summary"]["floorOperatorIdentityActivationPerSecond"] = [30.0, 31.0, math.nan]
+    write(tmp_path, "sessions-a.json", result)
+    text = report.render(tmp_path)
+    assert "floor (operator's id) issue/s |" in text
+    assert "| 1 | 1000 | 150.0 MiB | 20.0 | 60.0 | 3.00x | 30.0 |" in text
+    assert "| 3 | 998 | 149.5 MiB | n/a | 50.0 | n/a | n/a |" in text

@@ -87,3 +87,11 @@ def test_a_run_without_the_rate_floor_has_no_floor_number() -> None:
     s = sessions.summarize([run], 1)
     assert math.isnan(s["floorActivationPerSecond"][0])
     assert math.isnan(s["manySessions"]["floorOverOperator"])
+
+
+def test_the_rate_floor_with_the_operators_identity_is_summarized_per_run() -> None:
+    with_op = session_run(1.0, 1.0)
+    with_op["rss"]["floorOperatorIdentityCreation"] = {"issued": 1000, "seconds": 50.0}
+    s = sessions.summarize([with_op, session_run(1.0, 1.0)], 2)
+    assert s["floorOperatorIdentityActivationPerSecond"][0] == 20.0
+    assert math.isnan(s["floorOperatorIdentityActivationPerSecond"][1])  # an older run: none
