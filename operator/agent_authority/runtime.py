@@ -448,7 +448,7 @@ async def run(options: Options, stop_flag: asyncio.Event | None = None) -> None:
         verbose=options.verbose,
         log_format=kopf.LogFormat.JSON if options.json_logs else kopf.LogFormat.FULL,
     )
-    logs.install()
+    logs.install(verbose=options.verbose)
     memory.install_dump(asyncio.get_running_loop())  # off unless AGENT_AUTHORITY_TRACEMALLOC
     if options.metrics_port:
         metrics.serve(options.metrics_port, options.metrics_addr)

@@ -40,3 +40,15 @@ def test_the_filter_lowers_the_record_it_passes() -> None:
     record = logging.LogRecord("kopf.objects", logging.ERROR, __file__, 1, REFUSED, None, None)
     assert logs.ExpectedLevels().filter(record)
     assert (record.levelno, record.levelname) == (logging.INFO, "INFO")
+
+
+@pytest.mark.parametrize(("verbose", "logged"), [(False, False), (True, True)])
+def test_the_webhook_access_log_is_only_kept_when_verbose(verbose: bool, logged: bool) -> None:
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+    before = access.level
+    try:
+        logs.install(verbose=verbose)
+        assert access.isEnabledFor(logging.INFO) is logged
+        assert access.isEnabledFor(logging.WARNING)  # a failure to answer is still logged
+    finally:
+        access.setLevel(before)
