@@ -8,7 +8,8 @@ as one JSON line::
     {"h": handler id, "o": object name, "f": call, "s": submitted, "b": began, "e": ended}
 
 (wall-clock seconds; ``b - s`` was time waiting for a worker thread before calls moved onto the
-event loop, and is now 0; ``e - b`` is the HTTP call).
+event loop, and is now 0; ``e - b`` is the HTTP call); a kopf patch also has ``"p"``, the start
+of the patch it sent (what kopf wrote, e.g. a finalizer removed).
 No operator code is changed: module attributes are replaced before the operator starts, and the
 operator looks them up at call time. Without ``BENCH_TRACE_FILE`` this module does nothing.
 """
@@ -91,6 +92,7 @@ def _install(path: str) -> None:
                     "h": handler,
                     "o": str(kwargs.get("name") or ""),
                     "f": "kopf.patch",
+                    "p": json.dumps(kwargs.get("patch"), default=str)[:300],
                     "s": submitted,
                     "b": submitted,
                     "e": time.time(),
