@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import http.client
 import json
 import os
 import pathlib
 import platform
+import re
 import signal
 import socket
 import sys
@@ -133,12 +135,94 @@ class Processes:
         return {name: status_kib(pid, "VmRSS") / 1024 for name, pid in self.pids.items()}
 
 
-class Phase:
-    """Wall time, CPU seconds per process and load average over one phase of the benchmark."""
+# -- the apiserver's own account: how long reads waited for a fresh watch cache ------------------
 
-    def __init__(self, procs: Processes, name: str) -> None:
+READ_WAIT = "apiserver_watch_cache_read_wait_seconds"
+_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def read_waits(metrics_text: str) -> dict[str, dict[str, Any]]:
+    """``apiserver_watch_cache_read_wait_seconds`` by ``group/resource``: how many consistent
+    reads waited for the watch cache to become fresh, their total wait, and the cumulative
+    bucket counts (upper bound in seconds -> reads that waited at most that long)."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in metrics_text.splitlines():
+        if not line.startswith(READ_WAIT):
+            continue
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        name, labels, value = m.group(1), dict(_LABEL.findall(m.group(2))), float(m.group(3))
+        key = f"{labels.get('group') or 'core'}/{labels.get('resource', '')}"
+        entry = out.setdefault(key, {"count": 0.0, "sum": 0.0, "buckets": {}})
+        if name == READ_WAIT + "_count":
+            entry["count"] = value
+        elif name == READ_WAIT + "_sum":
+            entry["sum"] = value
+        elif name == READ_WAIT + "_bucket" and "le" in labels:
+            entry["buckets"][labels["le"]] = value
+    return out
+
+
+def waits_between(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The reads that waited between two :func:`read_waits` snapshots: count, mean wait, and
+    the bucket bound below which half and 99% of them stayed (resources with none left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, a in after.items():
+        b = before.get(key, {"count": 0.0, "sum": 0.0, "buckets": {}})
+        count = a["count"] - b["count"]
+        if count <= 0:
+            continue
+        cumulative = sorted(
+            ((float(le), n - b["buckets"].get(le, 0.0)) for le, n in a["buckets"].items()),
+            key=lambda x: x[0],
+        )
+        out[key] = {
+            "reads": int(count),
+            "meanSeconds": round((a["sum"] - b["sum"]) / count, 4),
+            "p50AtMostSeconds": _bound(cumulative, 0.5 * count),
+            "p99AtMostSeconds": _bound(cumulative, 0.99 * count),
+        }
+    return out
+
+
+def _bound(cumulative: list[tuple[float, float]], reads: float) -> float:
+    """The smallest bucket bound with at least ``reads`` reads at or below it."""
+    return next((le for le, n in cumulative if n >= reads), float("inf"))
+
+
+def apiserver_read_waits(local: cluster.LocalCluster) -> dict[str, dict[str, Any]]:
+    """:func:`read_waits` of the local apiserver now (its ``/metrics``, as the admin); empty when
+    it cannot be read (a benchmark never dies on its own instrumentation)."""
+    try:
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", local.apiserver_port, context=local.admin_ssl_context(), timeout=30
+        )
+        try:
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            text = response.read().decode()
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException):
+        return {}
+    return read_waits(text) if response.status == 200 else {}
+
+
+class Phase:
+    """Wall time, CPU seconds per process and load average over one phase of the benchmark;
+    with ``local``, also the apiserver's consistent reads that waited for its watch cache."""
+
+    def __init__(
+        self, procs: Processes, name: str, local: cluster.LocalCluster | None = None
+    ) -> None:
         self.procs = procs
         self.name = name
+        self.local = local
+        self.waits0 = apiserver_read_waits(local) if local is not None else {}
         self.started = time.monotonic()
         self.cpu0 = procs.cpu()
         self.load0 = os.getloadavg()
@@ -156,6 +240,10 @@ class Phase:
             "loadavgAfter": [round(x, 2) for x in os.getloadavg()],
             "otherControlPlanesAtEnd": other_control_planes(self.procs.pids.values()),
         }
+        if self.local is not None:
+            self.result["watchCacheReadWaits"] = waits_between(
+                self.waits0, apiserver_read_waits(self.local)
+            )
         return self.result
 
 

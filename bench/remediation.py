@@ -587,15 +587,21 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
         samples: dict[str, list[Sample]] = {k: [] for k in KINDS}
         procs = harness.Processes(local, operator.pid)
         cpu: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in KINDS}
+        waits: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in KINDS}
+        waited: dict[str, collections.Counter[str]] = {k: collections.Counter() for k in KINDS}
         per_round = math.ceil(args.requests / args.rounds)
         for r in range(args.rounds):
             for kind in KINDS[r % 4 :] + KINDS[: r % 4]:  # rotate who goes first
                 say(
                     f"round {r + 1}/{args.rounds}: {per_round} {kind}, {args.concurrency} in flight"
                 )
-                phase = harness.Phase(procs, kind)
+                phase = harness.Phase(procs, kind, local)
                 samples[kind] += bench.batch(watcher, kind, f"r{r}", per_round)
-                cpu[kind].update(phase.end()["cpuSeconds"])
+                ended = phase.end()
+                cpu[kind].update(ended["cpuSeconds"])
+                for resource, w in ended.get("watchCacheReadWaits", {}).items():
+                    waits[kind][resource] += w["reads"]
+                    waited[kind][resource] += w["reads"] * w["meanSeconds"]
         result["kinds"] = {
             kind: {
                 **stats.summary([s.seconds for s in v if s.seconds is not None]),
@@ -605,6 +611,12 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], log: pathlib.Path
                 "cpuSeconds": {p: round(c, 2) for p, c in sorted(cpu[kind].items())},
                 "cpuMsPerRequest": {
                     p: round(1000 * c / max(1, len(v)), 1) for p, c in sorted(cpu[kind].items())
+                },
+                # the apiserver's consistent reads that waited for a fresh watch cache
+                "watchCacheReadWaits": {
+                    r: {"reads": n, "meanSeconds": round(waited[kind][r] / n, 4)}
+                    for r, n in sorted(waits[kind].items())
+                    if n
                 },
             }
             for kind, v in samples.items()

@@ -1502,7 +1502,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
             delete_floor(b, refs)
 
         # 1. Session-ready latency, operator and floor batches alternating.
-        phase = Phase(procs, "ready")
+        phase = Phase(procs, "ready", local)
         kinds: dict[str, list[ReadySample]] = {
             "operator": [],
             "floor": [],
@@ -1546,7 +1546,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
 
         # 2. Revocation latency.
         say(f"revoking {args.revocations} sessions and {args.revocations} floor identities")
-        phase = Phase(procs, "revocation")
+        phase = Phase(procs, "revocation", local)
         live = [s.name for s in last_op if s.ready is not None]
         op_rev, fl_rev = revocations(
             b, live[: args.revocations], last_floor[: args.revocations], args.revoke_interval
@@ -1575,7 +1575,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         delete_floor(b, many_refs)
         time.sleep(2)
         say(f"creating {args.rss_sessions} sessions, {args.sessions} at a time")
-        phase = Phase(procs, "rss")
+        phase = Phase(procs, "rss", local)
         many = many_sessions(b, grants, args.rss_sessions, args.sessions, args.rss_timeout)
         time.sleep(5)
         rss["activeSessions"] = many["active"]
@@ -1688,6 +1688,13 @@ def print_phases(phases: dict[str, Any]) -> None:
             f"loadavg {p['loadavgBefore'][0]:.2f} -> {p['loadavgAfter'][0]:.2f}, "
             f"other control planes {p['otherControlPlanesAtEnd']}: {cpu}"
         )
+    print("\nReads that waited for a fresh watch cache (apiserver metrics; buckets: at most)")
+    for name, p in phases.items():
+        for resource, w in sorted(p.get("watchCacheReadWaits", {}).items()):
+            print(
+                f"  {name:<11} {resource:<40} {w['reads']:>6} reads, mean {ms(w['meanSeconds'])},"
+                f" p50 <= {ms(w['p50AtMostSeconds'])}, p99 <= {ms(w['p99AtMostSeconds'])}"
+            )
 
 
 if __name__ == "__main__":
