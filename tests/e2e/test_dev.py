@@ -109,7 +109,12 @@ def test_dev_prints_approvers_and_metrics_and_keeps_the_audit_trail_after_ctrl_c
                 check=False,
             )
             assert can.stdout.strip() == "yes", can.stdout + can.stderr
-        time.sleep(2)  # let the operator write its first records (the grant compiled)
+        # The operator's first records (the grant compiled) are written soon after start-up;
+        # wait for them (a busy machine takes longer than a fixed pause), then stop it.
+        written = time.monotonic() + 120
+        while not (trail.exists() and trail.stat().st_size > 0):
+            assert time.monotonic() < written, "the operator wrote no audit record in 120 s"
+            time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
         lines.append(rest)
