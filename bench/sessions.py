@@ -1564,14 +1564,18 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         # the same number of credentials.issue calls, the same number in flight.
         say(f"floor: {args.rss_sessions} credentials.issue calls, {args.sessions} at a time")
         many_refs = floor_owners(admin, "many", args.rss_sessions)
+        phase = Phase(procs, "rssFloor", local)
         floor_rate = floor_many(b, many_refs, rules, local.kubeconfig, args.sessions)
+        result["phases"]["rssFloor"] = phase.end()
         delete_floor(b, many_refs)
         time.sleep(2)
         # ...and with the operator's own identity: every Role and RoleBinding write then goes
         # through the apiserver's escalation check, as the operator's do.
         say(f"floor (operator's id): {args.rss_sessions} credentials.issue calls")
         many_refs = floor_owners(admin, "manyop", args.rss_sessions)
+        phase = Phase(procs, "rssFloorOperatorId", local)
         floor_rate_op = floor_many(b, many_refs, rules, env.kubeconfig, args.sessions)
+        result["phases"]["rssFloorOperatorId"] = phase.end()
         delete_floor(b, many_refs)
         time.sleep(2)
         say(f"creating {args.rss_sessions} sessions, {args.sessions} at a time")
