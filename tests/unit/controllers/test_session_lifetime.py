@@ -345,3 +345,28 @@ def test_a_standalone_replica_always_leads_without_asking() -> None:
     kube = _Kube({})
     assert asyncio.run(session_lifetime.Leadership(kube, None, 0)()) is True  # type: ignore[arg-type]
     assert kube.custom.reads == 0
+
+
+def test_the_index_handler_schedules_every_event_and_a_deletion_forgets() -> None:
+    """kopf calls ``lifetime_deadlines`` for every event but a deletion (it passes deletions to
+    no index handler), and ``deleted_from_schedule`` for deletions only."""
+
+    async def main() -> None:
+        schedule = session_lifetime.Schedule(Recorder(_ends), _leads())
+        memo = type("Memo", (), {"lifetimes": schedule})()
+        body = _session("a")
+        assert await session_lifetime.lifetime_deadlines(body=body, memo=memo) is None
+        assert set(schedule.entries) == {"a"}  # the schedule is the index: kopf's keeps nothing
+        await session_lifetime.lifetime_deadlines(
+            body={**body, "status": {"phase": "Ended"}}, memo=memo
+        )
+        assert schedule.entries == {}  # not Active any more
+        await session_lifetime.lifetime_deadlines(body=_session("b"), memo=memo)
+        assert session_lifetime._deleted(type="DELETED")
+        assert not session_lifetime._deleted(type="MODIFIED")
+        await session_lifetime.deleted_from_schedule(body=_session("b"), memo=memo)
+        assert schedule.entries == {}
+        # before the schedule exists (start-up), events change nothing and do not fail
+        await session_lifetime.lifetime_deadlines(body=body, memo=object())
+
+    _run(main)
