@@ -117,7 +117,6 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> api.Json:
 
 # -- processes: CPU and memory from /proc (bench/harness.py) ------------------------------------
 
-cpu_seconds = harness.cpu_seconds
 status_kib = harness.status_kib
 Processes = harness.Processes
 Phase = harness.Phase
