@@ -168,6 +168,7 @@ def sessions_tables(result: Result, path: str) -> list[str]:
             ),
             "",
         ]
+    lines += cpu_table(s.get("cpu"))
     many = s.get("manySessions")
     if many:
         verdict = "met" if many.get("goalMet") else "NOT met"
@@ -179,6 +180,51 @@ def sessions_tables(result: Result, path: str) -> list[str]:
             f" that size): **{verdict}**.",
             "",
         ]
+    return lines
+
+
+def cpu_table(cpu: dict[str, Any] | None) -> list[str]:
+    """CPU per session, all processes together, against what each goal leaves (the ``cpu``
+    block of the sessions summary); nothing for results without it."""
+    if not cpu:
+        return []
+    ready = cpu.get("readyCpuMsPerSession") or {}
+    operator = ready.get("operator") or []
+    if all(math.isnan(_number(v)) for v in operator):
+        return []
+
+    def cell(values: Sequence[Any], i: int) -> str:
+        text = _num(_number(values[i]) if i < len(values) else math.nan, ".0f")
+        return text if text == "n/a" else f"{text} ms"
+
+    lines = [
+        f"**CPU per session, every process together ({cpu.get('cores', '?')} cores), against"
+        " what the goals leave**",
+        "",
+        "| run | ready: operator | ready: floor | ready: floor (operator's id) | ready: left by"
+        " the goal | 1,000 sessions: operator | … without the operator's own | left by the"
+        " goal |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    budget = cell([cpu.get("manyBudgetMsPerSession")], 0)
+    for i in range(len(operator)):
+        lines.append(
+            f"| {i + 1} | {cell(operator, i)} | {cell(ready.get('floor') or [], i)}"
+            f" | {cell(ready.get('floorOperatorIdentity') or [], i)}"
+            f" | {cell(cpu.get('readyBudgetMsPerSession') or [], i)}"
+            f" | {cell(cpu.get('manyCpuMsPerSession') or [], i)}"
+            f" | {cell(cpu.get('manyCpuMsPerSessionWithoutOperator') or [], i)}"
+            f" | {budget} |"
+        )
+    lines += [
+        "",
+        "Ready: the CPU seconds of each batch (its sessions started at once; median of the run's"
+        " batches)"
+        " per session. A batch cannot end before its CPU seconds over the cores, so the ready"
+        " goal leaves the operator at most goal ratio x the floor's p99 x cores / sessions per"
+        " session; the 1,000-session phase's goal rate leaves cores / rate.",
+        "",
+    ]
     return lines
 
 

@@ -1289,12 +1289,68 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run["error"] = f"{type(e).__name__}: {e}"
                 say(f"run {i + 1} failed: {run['error']}")
     finally:
-        result["summary"] = summarize(result["runs"], args.runs)
+        result["summary"] = summarize(result["runs"], args.runs, result["machine"]["cpus"])
         result["loadavgAtEnd"] = [round(x, 2) for x in os.getloadavg()]
         print_summary(result["summary"])
         out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         say(f"results in {out}")
     return 0
+
+
+def batch_cpu_account(spent: dict[str, Any], sessions: int) -> dict[str, Any]:
+    """What one ready-phase batch of ``sessions`` cost: wall time, CPU seconds per process and
+    in total."""
+    return {
+        "sessions": sessions,
+        "wallSeconds": spent["wallSeconds"],
+        "cpuSeconds": spent["cpuSeconds"],
+        "cpuSecondsTotal": round(sum(spent["cpuSeconds"].values()), 2),
+        "cpuCoresBusy": spent["cpuCoresBusy"],
+    }
+
+
+def cpu_budgets(runs: Sequence[dict[str, Any]], cores: int) -> dict[str, Any]:
+    """Each run's CPU per session against the CPU a goal leaves, on this machine's ``cores``.
+
+    Every process of a run (control plane, operator, this harness) shares the same cores, so a
+    batch of sessions started at once cannot finish before its CPU seconds over ``cores``; the
+    ready goal (operator p99 at most :data:`GOAL_READY_RATIO` x the floor's) therefore leaves
+    an operator batch at most ``ratio x floor p99 x cores / sessions`` of CPU per session, and
+    :data:`GOAL_PER_SECOND` leaves ``cores / rate`` per session in the many-sessions phase.
+    Milliseconds per session; NaN where a run has no such number (older results, failed runs).
+    """
+    kinds = ("operator", "floor", "floorOperatorIdentity")
+    ready: dict[str, list[float]] = {k: [] for k in kinds}
+    ready_budget: list[float] = []
+    many: list[float] = []
+    many_without_operator: list[float] = []
+    for run in runs:
+        batches = (run.get("ready") or {}).get("batches") or []
+        for kind in kinds:
+            per = [
+                stats.ratio(1000 * b["cpuSecondsTotal"], b["sessions"])
+                for b in batches
+                if b.get("kind") == kind and "cpuSecondsTotal" in b
+            ]
+            ready[kind].append(stats.median(per) if per else math.nan)
+        sessions = _at(run, "ready", "sessionsPerBatch")
+        floor_p99 = _at(run, "ready", "floor", "p99")
+        ready_budget.append(stats.ratio(1000 * GOAL_READY_RATIO * floor_p99 * cores, sessions))
+        cpu = ((run.get("phases") or {}).get("rss") or {}).get("cpuSeconds") or {}
+        active = _at(run, "rss", "creation", "active")
+        total = sum(cpu.values()) if cpu else math.nan
+        many.append(stats.ratio(1000 * total, active))
+        many_without_operator.append(
+            stats.ratio(1000 * (total - cpu.get("operator", math.nan)), active)
+        )
+    return {
+        "cores": cores,
+        "readyCpuMsPerSession": ready,
+        "readyBudgetMsPerSession": ready_budget,
+        "manyCpuMsPerSession": many,
+        "manyCpuMsPerSessionWithoutOperator": many_without_operator,
+        "manyBudgetMsPerSession": 1000 * cores / GOAL_PER_SECOND,
+    }
 
 
 def _at(run: dict[str, Any], *path: str) -> float:
@@ -1307,7 +1363,7 @@ def _at(run: dict[str, Any], *path: str) -> float:
     return float(value) if isinstance(value, int | float) else math.nan
 
 
-def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
+def summarize(runs: Sequence[dict[str, Any]], wanted: int, cores: int = 2) -> dict[str, Any]:
     """Per-run numbers side by side, their medians, and the goals judged on those medians."""
     ready = stats.judge(
         [_at(r, "ready", "operator", "p99") for r in runs],
@@ -1366,6 +1422,7 @@ def summarize(runs: Sequence[dict[str, Any]], wanted: int) -> dict[str, Any]:
         "loadavg": [r.get("loadavg", [math.nan] * 3) for r in runs],
         "errorsPerRun": errors,
         "runErrors": [r.get("error") for r in runs],
+        "cpu": cpu_budgets(runs, cores),
         "goalMet": ready["goalMet"] and many["goalMet"],
     }
 
@@ -1515,23 +1572,33 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
             batch = f"r{r}"
             for kind in order[r % 3 :] + order[: r % 3]:  # rotate who goes first
                 say(f"round {r + 1}/{args.rounds}: {args.sessions} at once, {kind}")
+                batch_cpu = Phase(procs, f"{batch}-{kind}")  # the batch only, not its cleanup
                 if kind == "operator":
                     last_op = operator_batch(b, batch, args.sessions)
                     kinds[kind] += last_op
                     batch_samples = last_op
+                    spent = batch_cpu.end()
                     if r < args.rounds - 1:
                         delete_sessions(b, f"{ROUND_LABEL}={batch}")
                 else:
                     identity = local.kubeconfig if kind == "floor" else env.kubeconfig
                     refs = floor_owners(admin, f"{batch}-{kind[:7].lower()}", args.sessions)
                     batch_samples = floor_batch(b, refs, rules, identity)
+                    spent = batch_cpu.end()
                     kinds[kind] += batch_samples
                     if kind == "floor" and r == args.rounds - 1:
                         last_floor = refs  # kept for the revocation phase
                     else:
                         delete_floor(b, refs)
                 ready = [x.ready for x in batch_samples if x.ready is not None]
-                per_batch.append({"round": r, "kind": kind, **summary(ready)})
+                per_batch.append(
+                    {
+                        "round": r,
+                        "kind": kind,
+                        **summary(ready),
+                        **batch_cpu_account(spent, len(batch_samples)),
+                    }
+                )
                 time.sleep(1)
         result["phases"]["ready"] = phase.end()
         result["ready"] = ready_table(kinds)

@@ -308,3 +308,26 @@ def test_the_operators_identity_rate_floor_gets_its_own_column(tmp_path: pathlib
     assert "floor (operator's id) issue/s |" in text
     assert "| 1 | 1000 | 150.0 MiB | 20.0 | 60.0 | 3.00x | 30.0 |" in text
     assert "| 3 | 998 | 149.5 MiB | n/a | 50.0 | n/a | n/a |" in text
+
+
+def test_cpu_per_session_is_rendered_beside_what_the_goals_leave(tmp_path: pathlib.Path) -> None:
+    result = sessions_result("2026-12-01T10", [2.0] * 3, [1.0] * 3)
+    write(tmp_path, "sessions-a.json", result)
+    assert "CPU per session" not in report.render(tmp_path)  # older results have no such block
+    result["summary"]["cpu"] = {
+        "cores": 2,
+        "readyCpuMsPerSession": {
+            "operator": [90.4, math.nan],
+            "floor": [20.0, math.nan],
+            "floorOperatorIdentity": [40.0, math.nan],
+        },
+        "readyBudgetMsPerSession": [61.2, math.nan],
+        "manyCpuMsPerSession": [87.0, math.nan],
+        "manyCpuMsPerSessionWithoutOperator": [65.0, math.nan],
+        "manyBudgetMsPerSession": 50.0,
+    }
+    write(tmp_path, "sessions-a.json", result)
+    text = report.render(tmp_path)
+    assert "every process together (2 cores)" in text
+    assert "| 1 | 90 ms | 20 ms | 40 ms | 61 ms | 87 ms | 65 ms | 50 ms |" in text
+    assert "| 2 | n/a | n/a | n/a | n/a | n/a | n/a | 50 ms |" in text

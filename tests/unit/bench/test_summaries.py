@@ -95,3 +95,27 @@ def test_the_rate_floor_with_the_operators_identity_is_summarized_per_run() -> N
     s = sessions.summarize([with_op, session_run(1.0, 1.0)], 2)
     assert s["floorOperatorIdentityActivationPerSecond"][0] == 20.0
     assert math.isnan(s["floorOperatorIdentityActivationPerSecond"][1])  # an older run: none
+
+
+def test_cpu_per_session_against_what_each_goal_leaves() -> None:
+    run = session_run(2.0, 1.0)
+    run["ready"]["sessionsPerBatch"] = 50
+    run["ready"]["batches"] = [
+        {"kind": "operator", "sessions": 50, "cpuSecondsTotal": 4.0},
+        {"kind": "operator", "sessions": 50, "cpuSecondsTotal": 5.0},
+        {"kind": "operator", "sessions": 50, "cpuSecondsTotal": 6.0},
+        {"kind": "floor", "sessions": 50, "cpuSecondsTotal": 1.0},
+        {"kind": "floorOperatorIdentity", "sessions": 0, "cpuSecondsTotal": 1.0},
+        {"kind": "floor", "n": 50},  # a batch recorded before the CPU accounting: left out
+    ]
+    run["phases"] = {"rss": {"cpuSeconds": {"operator": 20.0, "kube-apiserver": 50.0}}}
+    cpu = sessions.summarize([run, {"error": "RuntimeError: boom"}], 2, cores=2)["cpu"]
+    assert cpu["readyCpuMsPerSession"]["operator"][0] == 100.0  # median of 80, 100, 120
+    assert cpu["readyCpuMsPerSession"]["floor"][0] == 20.0
+    assert math.isnan(cpu["readyCpuMsPerSession"]["floorOperatorIdentity"][0])  # no sessions
+    assert cpu["readyBudgetMsPerSession"][0] == 60.0  # 1.5 x 1 s x 2 cores / 50 sessions
+    assert cpu["manyCpuMsPerSession"][0] == 70.0  # 70 CPU seconds over 1,000 Active
+    assert cpu["manyCpuMsPerSessionWithoutOperator"][0] == 50.0
+    assert cpu["manyBudgetMsPerSession"] == 50.0  # 2 cores at 40 sessions/s
+    assert math.isnan(cpu["readyCpuMsPerSession"]["operator"][1])  # the failed run
+    assert math.isnan(cpu["manyCpuMsPerSession"][1])
