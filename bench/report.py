@@ -203,8 +203,8 @@ def cpu_table(cpu: dict[str, Any] | None) -> list[str]:
         "",
         "| run | ready: operator | ready: floor | ready: floor (operator's id) | ready: left by"
         " the goal | 1,000 sessions: operator | … without the operator's own | left by the"
-        " goal |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        " goal | 1,000 `issue` calls: floor (operator's id) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     budget = cell([cpu.get("manyBudgetMsPerSession")], 0)
     for i in range(len(operator)):
@@ -214,7 +214,7 @@ def cpu_table(cpu: dict[str, Any] | None) -> list[str]:
             f" | {cell(cpu.get('readyBudgetMsPerSession') or [], i)}"
             f" | {cell(cpu.get('manyCpuMsPerSession') or [], i)}"
             f" | {cell(cpu.get('manyCpuMsPerSessionWithoutOperator') or [], i)}"
-            f" | {budget} |"
+            f" | {budget} | {cell(cpu.get('manyFloorOperatorIdentityCpuMsPerIssue') or [], i)} |"
         )
     lines += [
         "",
@@ -222,7 +222,9 @@ def cpu_table(cpu: dict[str, Any] | None) -> list[str]:
         " batches)"
         " per session. A batch cannot end before its CPU seconds over the cores, so the ready"
         " goal leaves the operator at most goal ratio x the floor's p99 x cores / sessions per"
-        " session; the 1,000-session phase's goal rate leaves cores / rate.",
+        " session; the 1,000-session phase's goal rate leaves cores / rate. The last column is"
+        " the CPU of the same phase's floor with the operator's identity: the credential calls"
+        " alone, made as the operator's user, with no operator running.",
         "",
     ]
     return lines

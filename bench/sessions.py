@@ -1324,6 +1324,7 @@ def cpu_budgets(runs: Sequence[dict[str, Any]], cores: int) -> dict[str, Any]:
     ready_budget: list[float] = []
     many: list[float] = []
     many_without_operator: list[float] = []
+    many_floor_operator_id: list[float] = []
     for run in runs:
         batches = (run.get("ready") or {}).get("batches") or []
         for kind in kinds:
@@ -1343,12 +1344,20 @@ def cpu_budgets(runs: Sequence[dict[str, Any]], cores: int) -> dict[str, Any]:
         many_without_operator.append(
             stats.ratio(1000 * (total - cpu.get("operator", math.nan)), active)
         )
+        floor_cpu = ((run.get("phases") or {}).get("rssFloorOperatorId") or {}).get("cpuSeconds")
+        many_floor_operator_id.append(
+            stats.ratio(
+                1000 * sum((floor_cpu or {"": math.nan}).values()),
+                _at(run, "rss", "floorOperatorIdentityCreation", "issued"),
+            )
+        )
     return {
         "cores": cores,
         "readyCpuMsPerSession": ready,
         "readyBudgetMsPerSession": ready_budget,
         "manyCpuMsPerSession": many,
         "manyCpuMsPerSessionWithoutOperator": many_without_operator,
+        "manyFloorOperatorIdentityCpuMsPerIssue": many_floor_operator_id,
         "manyBudgetMsPerSession": 1000 * cores / GOAL_PER_SECOND,
     }
 

@@ -325,9 +325,10 @@ def test_cpu_per_session_is_rendered_beside_what_the_goals_leave(tmp_path: pathl
         "manyCpuMsPerSession": [87.0, math.nan],
         "manyCpuMsPerSessionWithoutOperator": [65.0, math.nan],
         "manyBudgetMsPerSession": 50.0,
+        "manyFloorOperatorIdentityCpuMsPerIssue": [55.5],
     }
     write(tmp_path, "sessions-a.json", result)
     text = report.render(tmp_path)
     assert "every process together (2 cores)" in text
-    assert "| 1 | 90 ms | 20 ms | 40 ms | 61 ms | 87 ms | 65 ms | 50 ms |" in text
-    assert "| 2 | n/a | n/a | n/a | n/a | n/a | n/a | 50 ms |" in text
+    assert "| 1 | 90 ms | 20 ms | 40 ms | 61 ms | 87 ms | 65 ms | 50 ms | 56 ms |" in text
+    assert "| 2 | n/a | n/a | n/a | n/a | n/a | n/a | 50 ms | n/a |" in text

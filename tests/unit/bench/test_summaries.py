@@ -108,7 +108,11 @@ def test_cpu_per_session_against_what_each_goal_leaves() -> None:
         {"kind": "floorOperatorIdentity", "sessions": 0, "cpuSecondsTotal": 1.0},
         {"kind": "floor", "n": 50},  # a batch recorded before the CPU accounting: left out
     ]
-    run["phases"] = {"rss": {"cpuSeconds": {"operator": 20.0, "kube-apiserver": 50.0}}}
+    run["phases"] = {
+        "rss": {"cpuSeconds": {"operator": 20.0, "kube-apiserver": 50.0}},
+        "rssFloorOperatorId": {"cpuSeconds": {"harness": 10.0, "kube-apiserver": 30.0}},
+    }
+    run["rss"]["floorOperatorIdentityCreation"] = {"issued": 1000, "seconds": 30.0}
     cpu = sessions.summarize([run, {"error": "RuntimeError: boom"}], 2, cores=2)["cpu"]
     assert cpu["readyCpuMsPerSession"]["operator"][0] == 100.0  # median of 80, 100, 120
     assert cpu["readyCpuMsPerSession"]["floor"][0] == 20.0
@@ -117,5 +121,7 @@ def test_cpu_per_session_against_what_each_goal_leaves() -> None:
     assert cpu["manyCpuMsPerSession"][0] == 70.0  # 70 CPU seconds over 1,000 Active
     assert cpu["manyCpuMsPerSessionWithoutOperator"][0] == 50.0
     assert cpu["manyBudgetMsPerSession"] == 50.0  # 2 cores at 40 sessions/s
+    assert cpu["manyFloorOperatorIdentityCpuMsPerIssue"][0] == 40.0
     assert math.isnan(cpu["readyCpuMsPerSession"]["operator"][1])  # the failed run
     assert math.isnan(cpu["manyCpuMsPerSession"][1])
+    assert math.isnan(cpu["manyFloorOperatorIdentityCpuMsPerIssue"][1])
