@@ -429,6 +429,7 @@ class Bench:
     shop_path: str = f"/api/v1/namespaces/{SHOP_NS}/pods"
     pod_path: str = f"/api/v1/namespaces/{SHOP_NS}/pods/{POD}"
     tokens: dict[str, str] = dataclasses.field(default_factory=dict)
+    floor: FloorClients = dataclasses.field(default_factory=lambda: FloorClients())
 
 
 def read_token(agent: api.Kube, secret: str) -> str:
@@ -610,21 +611,14 @@ def floor_batch(
 ) -> list[ReadySample]:
     """The floor for ``refs``, all at once, with the client of ``identity`` (a kubeconfig)."""
 
-    async def run() -> list[ReadySample]:
+    async def run(kube: api.Kube) -> list[ReadySample]:
         # As the operator: one shared client (its pool of connections) on one event loop.
-        asyncio.get_running_loop().set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
-        )
-        kube = api.Kube.from_kubeconfig(str(identity))
-        try:
-            with concurrent.futures.ThreadPoolExecutor(len(refs)) as probes:
-                return list(
-                    await asyncio.gather(*[floor_session(kube, b, r, rules, probes) for r in refs])
-                )
-        finally:
-            await kube.close()
+        with concurrent.futures.ThreadPoolExecutor(len(refs)) as probes:
+            return list(
+                await asyncio.gather(*[floor_session(kube, b, r, rules, probes) for r in refs])
+            )
 
-    return asyncio.run(run())
+    return b.floor.run(identity, run)
 
 
 def delete_floor(b: Bench, refs: Sequence[FloorRef]) -> None:
@@ -771,8 +765,38 @@ class FloorLoop:
         with cls._lock:
             if cls._loop is None:
                 cls._loop = asyncio.new_event_loop()
+                cls._loop.set_default_executor(
+                    concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
+                )
                 threading.Thread(target=cls._loop.run_forever, daemon=True).start()
         return asyncio.run_coroutine_threadsafe(coro, cls._loop).result()
+
+
+class FloorClients:
+    """The floors' clients, one per identity (a kubeconfig), on :class:`FloorLoop`'s event loop.
+    Like the operator's one client, each keeps its pool of warm connections from one batch to
+    the next; a client per batch would open, and TLS-handshake, every connection again (a
+    cost the operator, whose connections stay open, does not pay)."""
+
+    def __init__(self) -> None:
+        self._kubes: dict[str, api.Kube] = {}
+
+    def run(self, identity: pathlib.Path, work: Callable[[api.Kube], Coroutine[Any, Any, T]]) -> T:
+        async def with_client() -> T:
+            kube = self._kubes.get(str(identity))
+            if kube is None:
+                kube = self._kubes[str(identity)] = api.Kube.from_kubeconfig(str(identity))
+            return await work(kube)
+
+        return FloorLoop.run(with_client())
+
+    def close(self) -> None:
+        kubes, self._kubes = list(self._kubes.values()), {}
+
+        async def close_all() -> None:
+            await asyncio.gather(*(k.close() for k in kubes))
+
+        FloorLoop.run(close_all())
 
 
 def revocations(
@@ -890,11 +914,7 @@ def floor_many(
     the client of ``identity``; each counts once ``issue`` returns (the token in hand). The
     operator's rate over this one is the cost of everything it adds per session."""
 
-    async def run() -> tuple[float, list[tuple[float | None, str | None]]]:
-        asyncio.get_running_loop().set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(WORKER_THREADS)
-        )
-        kube = api.Kube.from_kubeconfig(str(identity))
+    async def run(kube: api.Kube) -> tuple[float, list[tuple[float | None, str | None]]]:
         slots = asyncio.Semaphore(concurrency)
         requester = base.UserInfo(username=AGENT, groups=[AGENT_GROUP])
 
@@ -907,14 +927,11 @@ def floor_many(
                     return None, f"{ref.name}: {type(e).__name__}: {e}"
                 return time.monotonic() - t0, None
 
-        try:
-            started = time.monotonic()
-            results = list(await asyncio.gather(*[one(r) for r in refs]))
-            return time.monotonic() - started, results
-        finally:
-            await kube.close()
+        started = time.monotonic()
+        results = list(await asyncio.gather(*[one(r) for r in refs]))
+        return time.monotonic() - started, results
 
-    seconds, results = asyncio.run(run())
+    seconds, results = b.floor.run(identity, run)
     latencies = [t for t, _ in results if t is not None]
     failures = [err for _, err in results if err]
     return {
@@ -1511,6 +1528,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
     operator: BenchOperator | None = None
     sampler: RssSampler | None = None
     watcher: ActiveWatcher | None = None
+    floor = FloorClients()
     try:
         local.start()
         say(f"control plane ready in {local.startup_seconds:.1f} s at {local.url}")
@@ -1548,7 +1566,9 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
             create_grant(admin, g, MAX_PER_GRANT)
         watcher = ActiveWatcher(kube_for(local.kubeconfig))
         watcher.start()
-        b = Bench(local, admin, agent, watcher, Prober(local, args.poll_ms / 1000), grants[0])
+        b = Bench(
+            local, admin, agent, watcher, Prober(local, args.poll_ms / 1000), grants[0], floor=floor
+        )
 
         # Warm-up, one unmeasured batch of each kind at full concurrency: thread and connection
         # pools, webhook TLS, informers (a first batch pays for growing them, every kind alike);
@@ -1681,6 +1701,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         print_phases(result["phases"])
         result["watchErrors"] = watcher.errors
     finally:
+        floor.close()
         if watcher is not None:
             watcher.stop()
         if sampler is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from agent_authority.kube import api, errors
+from agent_authority.kube import api, errors, transport
 
 Reply = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]] | None]]
 
@@ -273,3 +273,43 @@ def test_a_short_lived_loop_closes_its_connections_when_it_ends() -> None:
     run(test)
     [session] = sessions
     assert session.closed
+
+
+def test_idle_connections_are_kept_for_the_next_call_as_gos_client_keeps_them() -> None:
+    """A burst's connections stay open for the next burst (each new one costs a TLS handshake
+    on both sides): two calls share one connection, kept for :data:`transport.IDLE_SECONDS`."""
+    connections: list[int] = []
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:  # HTTP/1.1: answer every request on this connection until it is closed
+                await reader.readuntil(b"\r\n\r\n")
+                data = b'{"kind": "Secret", "metadata": {"name": "s"}}'
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                )
+                await writer.drain()
+        writer.close()
+
+    async def test() -> None:
+        server = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
+        configuration = client.Configuration()
+        configuration.host = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        kube = api.Kube(client.ApiClient(configuration))
+        try:
+            await api.call(kube.core.read_namespaced_secret, "s", "shop")
+            await asyncio.sleep(0.2)
+            await api.call(kube.core.read_namespaced_secret, "s", "shop")
+            [session] = kube.client.transport._sessions.values()
+            assert session.connector._keepalive_timeout == transport.IDLE_SECONDS >= 90
+        finally:
+            await kube.close()
+            server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+
+    run(test)
+    assert len(connections) == 1
