@@ -426,10 +426,10 @@ class Bench:
     watcher: ActiveWatcher
     prober: Prober
     grant: str
+    floor: FloorClients
     shop_path: str = f"/api/v1/namespaces/{SHOP_NS}/pods"
     pod_path: str = f"/api/v1/namespaces/{SHOP_NS}/pods/{POD}"
     tokens: dict[str, str] = dataclasses.field(default_factory=dict)
-    floor: FloorClients = dataclasses.field(default_factory=lambda: FloorClients())
 
 
 def read_token(agent: api.Kube, secret: str) -> str:
@@ -781,14 +781,15 @@ class FloorClients:
     def __init__(self) -> None:
         self._kubes: dict[str, api.Kube] = {}
 
-    def run(self, identity: pathlib.Path, work: Callable[[api.Kube], Coroutine[Any, Any, T]]) -> T:
-        async def with_client() -> T:
-            kube = self._kubes.get(str(identity))
-            if kube is None:
-                kube = self._kubes[str(identity)] = api.Kube.from_kubeconfig(str(identity))
-            return await work(kube)
+    def client(self, identity: pathlib.Path) -> api.Kube:
+        """The client of ``identity``; it sends on whichever loop calls it (``FloorLoop``'s)."""
+        kube = self._kubes.get(str(identity))
+        if kube is None:
+            kube = self._kubes[str(identity)] = api.Kube.from_kubeconfig(str(identity))
+        return kube
 
-        return FloorLoop.run(with_client())
+    def run(self, identity: pathlib.Path, work: Callable[[api.Kube], Coroutine[Any, Any, T]]) -> T:
+        return FloorLoop.run(work(self.client(identity)))
 
     def close(self) -> None:
         kubes, self._kubes = list(self._kubes.values()), {}
@@ -805,12 +806,10 @@ def revocations(
     floor_refs: Sequence[FloorRef],
     interval: float,
 ) -> tuple[list[RevocationSample], list[RevocationSample]]:
-    """Interleave operator and floor revocations, one every ``interval / 2`` s."""
-    kube = api.Kube.from_kubeconfig(str(b.local.kubeconfig))
-    try:
-        return _revocations(b, kube, operator_names, floor_refs, interval)
-    finally:
-        FloorLoop.run(kube.close())
+    """Interleave operator and floor revocations, one every ``interval / 2`` s (the floor's with
+    the admin floor's client, closed with the others at the end of the run)."""
+    kube = b.floor.client(b.local.kubeconfig)
+    return _revocations(b, kube, operator_names, floor_refs, interval)
 
 
 def _revocations(
@@ -1315,14 +1314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def batch_cpu_account(spent: dict[str, Any], sessions: int) -> dict[str, Any]:
-    """What one ready-phase batch of ``sessions`` cost: wall time, CPU seconds per process and
-    in total."""
+    """What one ready-phase batch of ``sessions`` cost: wall time and CPU seconds per process."""
     return {
         "sessions": sessions,
-        "wallSeconds": spent["wallSeconds"],
-        "cpuSeconds": spent["cpuSeconds"],
-        "cpuSecondsTotal": round(sum(spent["cpuSeconds"].values()), 2),
-        "cpuCoresBusy": spent["cpuCoresBusy"],
+        **{k: spent[k] for k in ("wallSeconds", "cpuSeconds", "cpuCoresBusy")},
     }
 
 
@@ -1346,9 +1341,9 @@ def cpu_budgets(runs: Sequence[dict[str, Any]], cores: int) -> dict[str, Any]:
         batches = (run.get("ready") or {}).get("batches") or []
         for kind in kinds:
             per = [
-                stats.ratio(1000 * b["cpuSecondsTotal"], b["sessions"])
+                stats.ratio(1000 * sum(b["cpuSeconds"].values()), b["sessions"])
                 for b in batches
-                if b.get("kind") == kind and "cpuSecondsTotal" in b
+                if b.get("kind") == kind and "cpuSeconds" in b
             ]
             ready[kind].append(stats.median(per) if per else math.nan)
         sessions = _at(run, "ready", "sessionsPerBatch")
@@ -1567,7 +1562,7 @@ def run_once(args: argparse.Namespace, result: dict[str, Any], base: pathlib.Pat
         watcher = ActiveWatcher(kube_for(local.kubeconfig))
         watcher.start()
         b = Bench(
-            local, admin, agent, watcher, Prober(local, args.poll_ms / 1000), grants[0], floor=floor
+            local, admin, agent, watcher, Prober(local, args.poll_ms / 1000), grants[0], floor
         )
 
         # Warm-up, one unmeasured batch of each kind at full concurrency: thread and connection

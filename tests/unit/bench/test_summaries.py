@@ -101,11 +101,11 @@ def test_cpu_per_session_against_what_each_goal_leaves() -> None:
     run = session_run(2.0, 1.0)
     run["ready"]["sessionsPerBatch"] = 50
     run["ready"]["batches"] = [
-        {"kind": "operator", "sessions": 50, "cpuSecondsTotal": 4.0},
-        {"kind": "operator", "sessions": 50, "cpuSecondsTotal": 5.0},
-        {"kind": "operator", "sessions": 50, "cpuSecondsTotal": 6.0},
-        {"kind": "floor", "sessions": 50, "cpuSecondsTotal": 1.0},
-        {"kind": "floorOperatorIdentity", "sessions": 0, "cpuSecondsTotal": 1.0},
+        {"kind": "operator", "sessions": 50, "cpuSeconds": {"operator": 1.5, "etcd": 2.5}},
+        {"kind": "operator", "sessions": 50, "cpuSeconds": {"kube-apiserver": 5.0}},
+        {"kind": "operator", "sessions": 50, "cpuSeconds": {"kube-apiserver": 6.0}},
+        {"kind": "floor", "sessions": 50, "cpuSeconds": {"kube-apiserver": 1.0}},
+        {"kind": "floorOperatorIdentity", "sessions": 0, "cpuSeconds": {"kube-apiserver": 1.0}},
         {"kind": "floor", "n": 50},  # a batch recorded before the CPU accounting: left out
     ]
     run["phases"] = {
